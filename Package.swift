@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Hot loops must vectorise with AVX2/FMA (Zen 3 and Zen 5 both have them); nothing newer is assumed,
+// so the same binary runs on every node. AVX-512 is reached at run time through OpenBLAS only.
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "haswell"]),
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "dtrain",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dtrain", targets: ["dtrain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, each found through pkg-config.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c"),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg"),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng"),
+
+        // The conv-net core: shapes, the flat parameter buffer, one file per layer, the network and its summary.
+        .target(name: "ConvNet", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        // The only code that calls MPI.
+        .target(name: "MPI", dependencies: ["CMPI"]),
+        // Datasets: scan, decode, augment, split across ranks, prefetch.
+        .target(name: "Shard", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fastMath),
+        // The training loop: data-parallel step, solver, checkpoints, logs.
+        .target(name: "Trainer", dependencies: ["ConvNet", "MPI", "Shard", "CPNG"], swiftSettings: fastMath),
+        // The command line only.
+        .executableTarget(name: "dtrain", dependencies: [
+            "ConvNet", "MPI", "Shard", "Trainer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "ConvNetTests", dependencies: ["ConvNet"]),
+        .testTarget(name: "MPITests", dependencies: ["MPI"]),
+        .testTarget(name: "ShardTests", dependencies: ["Shard"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ConvNet", "Shard", "MPI"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

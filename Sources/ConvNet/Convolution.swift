@@ -1,0 +1,263 @@
+import CBLAS
+
+/// 2-D convolution (cross-correlation, as in every framework) with stride, zero padding, groups and optional bias.
+/// Weight `[filters, channels/groups, kh, kw]`, bias `[filters]`; output size (W − K + 2P)/S + 1 on each axis.
+///
+/// forward:  im2col lays a chunk of images out as columns, then per group one sgemm: Y_g = W_g · col_g.
+/// backward: dW_g += dY_g · col_gᵀ,  db += Σ dY,  dcol_g = W_gᵀ · dY_g, then col2im adds dcol into dx.
+/// Chunks of several images make one wide GEMM out of many small ones (LeNet's 24×24 maps); a 1×1 stride-1
+/// convolution of one image needs no im2col at all: the image is already its column matrix.
+public final class Convolution: Layer {
+    public let name: String
+    public let type = "conv"
+    public let inputShapes: [Shape]
+    public let outputShape: Shape
+    public let filters: Int
+    public let groups: Int
+    public let kernel: (h: Int, w: Int)
+    public let stride: (h: Int, w: Int)
+    public let padding: (h: Int, w: Int)
+    public let hasBias: Bool
+    private var weight: ParameterSlot!
+    private var bias: ParameterSlot?
+
+    /// Rows of the column matrix (all groups): channels · kh · kw.
+    private var columnRows: Int { inputShape.channels * kernel.h * kernel.w }
+    /// Rows per group: the GEMM's inner dimension.
+    private var groupRows: Int { columnRows / groups }
+    private var isPointwise: Bool {
+        kernel == (1, 1) && stride == (1, 1) && padding == (0, 0)
+    }
+
+    /// Images per GEMM: enough columns to keep sgemm efficient, few enough to bound the scratch memory.
+    private var chunk: Int = 1
+    static let targetColumns = 4096
+    static let scratchLimit = 1 << 23  // floats (32 MiB)
+
+    public init(_ context: LayerBuildContext) throws {
+        try context.requireInputs(1)
+        let c = context.config
+        name = context.name
+        inputShapes = context.inputShapes
+        filters = try context.positive("filters")
+        let k = try c.pair("kernel")
+        let s = try c.pair("stride", default: (1, 1))
+        let p = try c.pair("padding", default: (0, 0))
+        kernel = k; stride = s; padding = p
+        groups = try c.int("groups", default: 1)
+        hasBias = try c.bool("bias", default: true)
+        let input = context.inputShapes[0]
+        guard groups > 0, input.channels % groups == 0, filters % groups == 0 else {
+            throw ConfigError("\(c.path): 'groups' \(groups) must divide both the input channels (\(input.channels)) and 'filters' (\(filters))")
+        }
+        let oh = try context.slide(input.height, kernel: k.0, stride: s.0, padding: p.0, axis: "height")
+        let ow = try context.slide(input.width, kernel: k.1, stride: s.1, padding: p.1, axis: "width")
+        outputShape = Shape(channels: filters, height: oh, width: ow)
+    }
+
+    public var parameterSpecs: [ParameterSpec] {
+        let fanIn = groupRows, fanOut = filters / groups * kernel.h * kernel.w
+        return [ParameterSpec("weight", [filters, inputShape.channels / groups, kernel.h, kernel.w], .weight(fanIn: fanIn, fanOut: fanOut))]
+            + (hasBias ? [ParameterSpec("bias", [filters], .bias(fanIn: fanIn))] : [])
+    }
+
+    public func bind(parameters: [ParameterSlot], state: [ParameterSlot]) {
+        weight = parameters[0]
+        bias = hasBias ? parameters[1] : nil
+    }
+
+    private func chunkSize(batch: Int) -> Int {
+        let plane = outputShape.plane
+        let perImage = (columnRows + filters) * plane
+        let wanted = max(1, (Convolution.targetColumns + plane - 1) / plane)
+        return max(1, min(batch, wanted, Convolution.scratchLimit / max(1, perImage)))
+    }
+
+    public func scratchCount(batch: Int) -> Int {
+        let images = chunkSize(batch: batch)
+        return (columnRows + filters) * outputShape.plane * images
+    }
+
+    public func reserve(batch: Int) { chunk = chunkSize(batch: batch) }
+
+    public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
+        let x = inputs[0], plane = outputShape.plane
+        var first = 0
+        while first < x.batch {
+            let count = min(chunk, x.batch - first)
+            let columns = count * plane
+            let direct = count == 1  // one image: the GEMM writes the output sample itself
+            let col = isPointwise && direct ? x.sample(first) : context.scratch
+            if !(isPointwise && direct) { im2col(x, first: first, count: count, into: col) }
+            let y = direct ? output.sample(first) : context.scratch + columnRows * columns
+            let fg = filters / groups
+            for g in 0..<groups {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(fg), Int32(columns), Int32(groupRows),
+                            1, weight.value + g * fg * groupRows, Int32(groupRows),
+                            col + g * groupRows * columns, Int32(columns), 0, y + g * fg * columns, Int32(columns))
+            }
+            // Scatter [filters, count·plane] into NCHW, adding the bias on the way.
+            for i in 0..<count {
+                let out = output.sample(first + i)
+                for f in 0..<filters {
+                    let src = direct ? out + f &* plane : y + f &* columns + i &* plane
+                    let dst = out + f &* plane
+                    let b = bias?.value[f] ?? 0
+                    if direct {
+                        if bias != nil { for j in 0..<plane { dst[j] += b } }
+                    } else {
+                        for j in 0..<plane { dst[j] = src[j] + b }
+                    }
+                }
+            }
+            first += count
+        }
+    }
+
+    public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
+                         _ context: LayerContext) {
+        let x = inputs[0], plane = outputShape.plane, fg = filters / groups
+        let dx = inputGradients[0]
+        let wantWeights = context.computeParameterGradients
+        if wantWeights, let bias {
+            for n in 0..<x.batch {
+                let dy = outputGradient.sample(n)
+                for f in 0..<filters {
+                    var sum: Float = 0
+                    let row = dy + f &* plane
+                    for j in 0..<plane { sum += row[j] }
+                    bias.gradient[f] += sum
+                }
+            }
+        }
+        guard wantWeights || dx != nil else { return }
+        var first = 0
+        while first < x.batch {
+            let count = min(chunk, x.batch - first)
+            let columns = count * plane
+            let direct = count == 1
+            let pointwise = isPointwise && direct
+            let col = pointwise ? x.sample(first) : context.scratch
+            let dy: UnsafeMutablePointer<Float>
+            if direct {
+                dy = outputGradient.sample(first)
+            } else {
+                dy = context.scratch + columnRows * columns
+                for i in 0..<count {
+                    let src = outputGradient.sample(first + i)
+                    for f in 0..<filters { (dy + f &* columns + i &* plane).update(from: src + f &* plane, count: plane) }
+                }
+            }
+            if wantWeights {
+                if !pointwise { im2col(x, first: first, count: count, into: col) }
+                for g in 0..<groups {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(fg), Int32(groupRows), Int32(columns),
+                                1, dy + g * fg * columns, Int32(columns), col + g * groupRows * columns, Int32(columns),
+                                1, weight.gradient + g * fg * groupRows, Int32(groupRows))
+                }
+            }
+            if let dx {
+                // dcol overwrites the column matrix (no longer needed), or for a pointwise conv goes straight into dx.
+                let dcol = pointwise ? dx.sample(first) : context.scratch
+                for g in 0..<groups {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(groupRows), Int32(columns), Int32(fg),
+                                1, weight.value + g * fg * groupRows, Int32(groupRows), dy + g * fg * columns, Int32(columns),
+                                pointwise ? 1 : 0, dcol + g * groupRows * columns, Int32(columns))
+                }
+                if !pointwise { col2im(dcol, first: first, count: count, into: dx) }
+            }
+            first += count
+        }
+    }
+
+    /// col[(c·kh + ki)·kw + kj][i·plane + oh·OW + ow] = x[first + i, c, oh·sh − ph + ki, ow·sw − pw + kj] (0 outside).
+    func im2col(_ x: Tensor, first: Int, count: Int, into col: UnsafeMutablePointer<Float>) {
+        let (c, h, w) = (inputShape.channels, inputShape.height, inputShape.width)
+        let (oh, ow) = (outputShape.height, outputShape.width)
+        let columns = count &* oh &* ow
+        for ch in 0..<c {
+            for ki in 0..<kernel.h {
+                for kj in 0..<kernel.w {
+                    let row = col + ((ch &* kernel.h &+ ki) &* kernel.w &+ kj) &* columns
+                    let (lo, hi) = validRange(kj, padding.w, stride.w, w, ow)
+                    for i in 0..<count {
+                        let plane = x.sample(first &+ i) + (ch &* h &* w)
+                        for y in 0..<oh {
+                            let dst = row + (i &* oh &+ y) &* ow
+                            let iy = y &* stride.h &- padding.h &+ ki
+                            if iy < 0 || iy >= h {
+                                dst.update(repeating: 0, count: ow)
+                                continue
+                            }
+                            let src = plane + (iy &* w &- padding.w &+ kj)
+                            if lo > 0 { dst.update(repeating: 0, count: lo) }
+                            if stride.w == 1 {
+                                if hi > lo { (dst + lo).update(from: src + lo, count: hi &- lo) }
+                            } else {
+                                var o = lo
+                                while o < hi { dst[o] = src[o &* stride.w]; o &+= 1 }
+                            }
+                            if hi < ow { (dst + hi).update(repeating: 0, count: ow &- hi) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: adds every column entry back onto the input position it was read from.
+    func col2im(_ col: UnsafeMutablePointer<Float>, first: Int, count: Int, into dx: Tensor) {
+        let (c, h, w) = (inputShape.channels, inputShape.height, inputShape.width)
+        let (oh, ow) = (outputShape.height, outputShape.width)
+        let columns = count &* oh &* ow
+        for ch in 0..<c {
+            for ki in 0..<kernel.h {
+                for kj in 0..<kernel.w {
+                    let row = col + ((ch &* kernel.h &+ ki) &* kernel.w &+ kj) &* columns
+                    let (lo, hi) = validRange(kj, padding.w, stride.w, w, ow)
+                    guard hi > lo else { continue }
+                    for i in 0..<count {
+                        let plane = dx.sample(first &+ i) + (ch &* h &* w)
+                        for y in 0..<oh {
+                            let iy = y &* stride.h &- padding.h &+ ki
+                            if iy < 0 || iy >= h { continue }
+                            let src = row + (i &* oh &+ y) &* ow
+                            let dst = plane + (iy &* w &- padding.w &+ kj)
+                            if stride.w == 1 {
+                                for o in lo..<hi { dst[o] += src[o] }
+                            } else {
+                                var o = lo
+                                while o < hi { dst[o &* stride.w] += src[o]; o &+= 1 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Output columns `lo..<hi` whose input column ow·s − p + k lies inside 0..<w.
+    @inline(__always)
+    private func validRange(_ k: Int, _ p: Int, _ s: Int, _ w: Int, _ ow: Int) -> (Int, Int) {
+        // ow·s − p + k ≥ 0  ⇔  ow ≥ ceil((p − k) / s);   ow·s − p + k ≤ w − 1  ⇔  ow ≤ floor((w − 1 + p − k) / s)
+        let lo = p - k > 0 ? (p - k + s - 1) / s : 0
+        let top = w - 1 + p - k
+        let hi = top < 0 ? 0 : min(ow, top / s + 1)
+        return (min(lo, ow), max(min(lo, ow), hi))
+    }
+
+    public var cost: LayerCost {
+        let macs = outputShape.count * groupRows
+        let weights = filters * groupRows + (hasBias ? filters : 0)
+        return LayerCost(units: outputShape.count, weights: weights,
+                         connections: macs + (hasBias ? outputShape.count : 0), flops: 2 * macs)
+    }
+
+    public var detail: String {
+        func pair(_ p: (Int, Int)) -> String { p.0 == p.1 ? "\(p.0)" : "\(p.0)×\(p.1)" }
+        var s = "\(kernel.h)×\(kernel.w)/\(pair(stride))"
+        if padding != (0, 0) { s += " pad \(pair(padding))" }
+        if groups > 1 { s += " groups \(groups)" }
+        return s
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+
+/// A network built from a `NetworkSpec`: its layers, the flat parameter and gradient buffers, and every activation
+/// and activation-gradient buffer, all allocated once for batches up to `maxBatch` and reused every step.
+public final class Network {
+    public let spec: NetworkSpec
+    public let layers: [Layer]
+    public let input: Shape
+    public let classes: Int
+    public let maxBatch: Int
+    /// Trainable parameters and their gradients, one contiguous buffer each.
+    public let parameters: ParameterBuffer
+    /// Running statistics and other non-trained state.
+    public let state: ParameterBuffer
+
+    /// Index into `tensors` of each layer's inputs; tensor 0 is the network input, tensor i + 1 layer i's output.
+    private let inputIndices: [[Int]]
+    private let activations: [UnsafeMutablePointer<Float>]
+    private let activationGradients: [UnsafeMutablePointer<Float>?]
+    private let shapes: [Shape]
+    private let scratch: UnsafeMutablePointer<Float>
+    private let scratchCount: Int
+    private var needsGradient: [Bool] = []
+    private var parameterSlotsOfLayer: [[ParameterSlot]] = []
+
+    /// Names of layers that are not trained (fine-tuning): no updates, and no weight-gradient work.
+    public var frozen: Set<String> = [] { didSet { planBackward() } }
+
+    /// When true, forward and backward add each layer's seconds to `forwardSeconds` and `backwardSeconds`.
+    public var profiling = false
+    public private(set) var forwardSeconds: [Double]
+    public private(set) var backwardSeconds: [Double]
+
+    /// The softmax cross-entropy head on the last layer's output.
+    public let loss: SoftmaxCrossEntropy
+
+    public init(spec: NetworkSpec, classes datasetClasses: Int? = nil, maxBatch: Int) throws {
+        guard maxBatch > 0 else { throw ConfigError("batch size must be positive, found \(maxBatch)") }
+        if let pinned = spec.classes, let found = datasetClasses, pinned != found {
+            throw ConfigError("network.classes is \(pinned) but the dataset has \(found) class folders: remove 'classes' or make them agree")
+        }
+        self.spec = spec
+        self.input = spec.input
+        self.maxBatch = maxBatch
+        let classCount = datasetClasses ?? spec.classes
+
+        var names = [NetworkSpec.inputName: 0]
+        var shapes = [spec.input]
+        var layers: [Layer] = []
+        var inputIndices: [[Int]] = []
+        for (i, layerSpec) in spec.layers.enumerated() {
+            let indices = layerSpec.inputs.isEmpty ? [i] : layerSpec.inputs.map { names[$0]! }
+            let context = LayerBuildContext(name: layerSpec.name, config: layerSpec.config,
+                                            inputShapes: indices.map { shapes[$0] }, classes: classCount)
+            let layer = try LayerRegistry.build(context, type: layerSpec.type)
+            layers.append(layer)
+            inputIndices.append(indices)
+            names[layerSpec.name] = i + 1
+            shapes.append(layer.outputShape)
+        }
+        let last = layers.last!
+        guard last.outputShape.plane == 1 else {
+            throw ConfigError("network: the last layer \"\(last.name)\" outputs \(last.outputShape); it must output one score per class (end with an fc layer)")
+        }
+        let outputs = last.outputShape.channels
+        if let classCount, classCount != outputs {
+            throw ConfigError("network: the last layer \"\(last.name)\" outputs \(outputs) scores but there are \(classCount) classes (set its outputs to \"classes\" or \(classCount))")
+        }
+        self.classes = outputs
+        self.layers = layers
+        self.inputIndices = inputIndices
+        self.shapes = shapes
+
+        parameters = ParameterBuffer(specs: layers.flatMap { l in l.parameterSpecs.map { (l.name, $0) } }, withGradients: true)
+        state = ParameterBuffer(specs: layers.flatMap { l in l.stateSpecs.map { (l.name, $0) } }, withGradients: false)
+        var p = 0, s = 0
+        for layer in layers {
+            let ps = Array(parameters.slots[p..<(p + layer.parameterSpecs.count)])
+            let ss = Array(state.slots[s..<(s + layer.stateSpecs.count)])
+            layer.bind(parameters: ps, state: ss)
+            parameterSlotsOfLayer.append(ps)
+            p += ps.count
+            s += ss.count
+        }
+
+        activations = shapes.map { Network.allocate(maxBatch * $0.count) }
+        activationGradients = shapes.indices.map { $0 == 0 ? nil : Network.allocate(maxBatch * shapes[$0].count) }
+        scratchCount = layers.map { $0.scratchCount(batch: maxBatch) }.max() ?? 0
+        scratch = Network.allocate(max(1, scratchCount))
+        for layer in layers { layer.reserve(batch: maxBatch) }
+        loss = SoftmaxCrossEntropy(classes: outputs, maxBatch: maxBatch)
+        forwardSeconds = Array(repeating: 0, count: layers.count)
+        backwardSeconds = Array(repeating: 0, count: layers.count)
+        initializeParameters(seed: 0)
+        planBackward()
+    }
+
+    deinit {
+        for a in activations { a.deallocate() }
+        for g in activationGradients { g?.deallocate() }
+        scratch.deallocate()
+    }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(1, count))
+        p.initialize(repeating: 0, count: max(1, count))  // touch every page now, not in the first step
+        return p
+    }
+
+    /// Fills every parameter from `seed` with the spec's scheme: the same seed gives the same weights on every rank.
+    public func initializeParameters(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        for slot in parameters.slots { spec.initScheme.fill(slot, using: &rng) }
+        for slot in state.slots { spec.initScheme.fill(slot, using: &rng) }
+    }
+
+    /// Re-initialises one layer's parameters (fine-tuning a new head), from a stream of its own.
+    public func reinitialize(layer name: String, seed: UInt64) {
+        var rng = SeededGenerator(seed: seed, stream: UInt64(truncatingIfNeeded: name.hashValueStable))
+        for slot in parameters.slots + state.slots where slot.name.hasPrefix(name + ".") {
+            spec.initScheme.fill(slot, using: &rng)
+        }
+    }
+
+    /// A tensor needs a gradient if some trainable, unfrozen parameter lies upstream of it.
+    private func planBackward() {
+        var needs = Array(repeating: false, count: shapes.count)
+        for (i, layer) in layers.enumerated() {
+            let trainsHere = !layer.parameterSpecs.isEmpty && !frozen.contains(layer.name)
+            needs[i + 1] = trainsHere || inputIndices[i].contains { needs[$0] }
+        }
+        needsGradient = needs
+    }
+
+    /// The buffer to fill with a batch (NCHW), sized for `maxBatch`.
+    public func inputTensor(batch: Int) -> Tensor { Tensor(data: activations[0], batch: batch, shape: input) }
+
+    /// The output of layer `index` (or of the input, index -1) from the last forward.
+    public func output(ofLayer index: Int, batch: Int) -> Tensor {
+        Tensor(data: activations[index + 1], batch: batch, shape: shapes[index + 1])
+    }
+
+    public var logitsShape: Shape { shapes.last! }
+
+    private func context(_ mode: Mode, _ seed: UInt64, layer: Int) -> LayerContext {
+        LayerContext(mode: mode, scratch: scratch, computeParameterGradients: !frozen.contains(layers[layer].name),
+                     seed: SeededGenerator.mix(seed ^ UInt64(layer)))
+    }
+
+    /// Runs every layer on the first `batch` samples of the input buffer; returns the logits.
+    @discardableResult
+    public func forward(batch: Int, mode: Mode, seed: UInt64 = 0) -> Tensor {
+        precondition(batch > 0 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        for (i, layer) in layers.enumerated() {
+            let start = profiling ? Network.now() : 0
+            layer.forward(inputIndices[i].map { tensor($0, batch) }, tensor(i + 1, batch), context(mode, seed, layer: i))
+            if profiling { forwardSeconds[i] += Network.now() - start }
+        }
+        return tensor(layers.count, batch)
+    }
+
+    /// Forward, checking each layer's output for NaN or infinity; throws naming the first layer that produced one.
+    @discardableResult
+    public func forwardCheckingFinite(batch: Int, mode: Mode, seed: UInt64 = 0) throws -> Tensor {
+        for index in 0..<layers.count {
+            let i = index
+            layers[i].forward(inputIndices[i].map { tensor($0, batch) }, tensor(i + 1, batch), context(mode, seed, layer: i))
+            let out = tensor(i + 1, batch).buffer
+            if let bad = out.firstIndex(where: { !$0.isFinite }) {
+                throw NonFiniteError(layer: layers[i].name, index: bad, value: out[bad])
+            }
+        }
+        return tensor(layers.count, batch)
+    }
+
+    /// Backpropagates `logitsGradient` (the loss head's output, or one given by a test) through every layer,
+    /// adding parameter gradients into `parameters.gradients` (zero them first with `parameters.zeroGradients()`).
+    public func backward(batch: Int, mode: Mode = .train, seed: UInt64 = 0, logitsGradient: Tensor? = nil) {
+        let top = layers.count
+        let dTop = tensor(top, batch, gradient: true)
+        if let given = logitsGradient {
+            dTop.data.update(from: given.data, count: dTop.count)
+        } else {
+            dTop.data.update(from: loss.logitsGradient, count: dTop.count)
+        }
+        for t in 1..<top where needsGradient[t] { tensorGradientZero(t, batch) }
+        for i in stride(from: layers.count - 1, through: 0, by: -1) where needsGradient[i + 1] {
+            let start = profiling ? Network.now() : 0
+            let ins = inputIndices[i]
+            layers[i].backward(ins.map { tensor($0, batch) }, tensor(i + 1, batch), tensor(i + 1, batch, gradient: true),
+                               ins.map { needsGradient[$0] ? tensor($0, batch, gradient: true) : nil },
+                               context(mode, seed, layer: i))
+            if profiling { backwardSeconds[i] += Network.now() - start }
+        }
+    }
+
+    /// Softmax cross-entropy of the last forward's logits; also prepares the gradient `backward` starts from.
+    /// Returns the mean loss over the batch.
+    @discardableResult
+    public func computeLoss(labels: UnsafePointer<Int32>, batch: Int) -> Float {
+        loss.forward(logits: tensor(layers.count, batch), labels: labels)
+    }
+
+    public func resetProfile() {
+        forwardSeconds = Array(repeating: 0, count: layers.count)
+        backwardSeconds = Array(repeating: 0, count: layers.count)
+    }
+
+    /// Parameter slots of each layer, in layer order.
+    public func parameterSlots(ofLayer index: Int) -> [ParameterSlot] { parameterSlotsOfLayer[index] }
+
+    /// Index of the tensor each input of layer `index` reads (0 = network input, i + 1 = layer i).
+    public func inputs(ofLayer index: Int) -> [Int] { inputIndices[index] }
+
+    private func tensor(_ index: Int, _ batch: Int, gradient: Bool = false) -> Tensor {
+        Tensor(data: gradient ? activationGradients[index]! : activations[index], batch: batch, shape: shapes[index])
+    }
+
+    private func tensorGradientZero(_ index: Int, _ batch: Int) {
+        activationGradients[index]!.update(repeating: 0, count: batch * shapes[index].count)
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+}
+
+/// A layer produced NaN or infinity (debug mode).
+public struct NonFiniteError: Error, CustomStringConvertible {
+    public let layer: String
+    public let index: Int
+    public let value: Float
+    public var description: String { "layer \"\(layer)\" produced \(value) at element \(index) of its output" }
+}
+
+extension String {
+    /// A hash that is the same in every process (Swift's `hashValue` is seeded per process).
+    var hashValueStable: UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return h
+    }
+}

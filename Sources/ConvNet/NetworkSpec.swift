@@ -1,0 +1,71 @@
+/// The network section of a config: input shape, class count, initialisation and the ordered list of layers.
+///
+/// ```json
+/// "network": {
+///   "name": "lenet5", "input": [1, 28, 28], "classes": 10, "init": "pytorch",
+///   "layers": [ {"name": "conv1", "type": "conv", "filters": 6, "kernel": 5}, {"type": "relu"}, … ]
+/// }
+/// ```
+/// Each layer takes the previous layer's output unless it names its `inputs` (`"input"` is the network's input).
+public struct NetworkSpec {
+    public var name: String
+    public var input: Shape
+    /// Pinned class count; nil means "from the dataset" (the trainer passes it to `Network.init`).
+    public var classes: Int?
+    public var initScheme: WeightInit
+    public var layers: [LayerSpec]
+    /// The section as written, kept for checkpoints and the resolved-config print.
+    public var json: JSONValue
+
+    public struct LayerSpec {
+        public var name: String
+        public var type: String
+        /// Names of the tensors this layer reads; empty means the previous layer's output.
+        public var inputs: [String]
+        public var config: ConfigObject
+    }
+
+    /// The tensor name of the network's input.
+    public static let inputName = "input"
+
+    public init(_ config: ConfigObject) throws {
+        json = .object(config.members)
+        name = try config.string("name", default: "network")
+        let dims = try config.ints("input")
+        guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else {
+            throw ConfigError("\(config.path): 'input' must be [channels, height, width] of positive integers, found \(dims)")
+        }
+        input = Shape(channels: dims[0], height: dims[1], width: dims[2])
+        classes = config.has("classes") ? try config.int("classes") : nil
+        if let c = classes, c < 1 { throw ConfigError("\(config.path): 'classes' must be positive, found \(c)") }
+        let scheme = try config.choice("init", WeightInit.allCases.map(\.rawValue), default: WeightInit.kaimingNormal.rawValue)
+        initScheme = WeightInit(rawValue: scheme)!
+        var seen: Set<String> = [NetworkSpec.inputName]
+        layers = []
+        for (index, layer) in try config.objects("layers").enumerated() {
+            let type = try layer.string("type")
+            let name = try layer.string("name", default: "\(type)\(index + 1)")
+            guard !seen.contains(name) else { throw ConfigError("\(layer.path): layer name \"\(name)\" is used twice") }
+            seen.insert(name)
+            let inputs = layer.has("inputs") ? try layer.strings("inputs") : []
+            for input in inputs where !seen.contains(input) || input == name {
+                throw ConfigError("\(layer.path) \"\(name)\": input \"\(input)\" is not the network input or an earlier layer")
+            }
+            layers.append(LayerSpec(name: name, type: type, inputs: inputs,
+                                    config: try ConfigObject(.object(layer.members), path: "\(layer.path) \"\(name)\"")))
+        }
+        guard !layers.isEmpty else { throw ConfigError("\(config.path): 'layers' is empty") }
+        try config.finish()
+    }
+
+    /// Reads the `network` section of a whole config file.
+    public static func load(file: String) throws -> NetworkSpec {
+        let root = try ConfigObject(try JSONValue.load(file: file), path: "")
+        guard root.has("network") else { throw ConfigError("\(file): no 'network' section") }
+        do {
+            return try NetworkSpec(try root.object("network"))
+        } catch let error as ConfigError {
+            throw ConfigError("\(file): \(error.message)")
+        }
+    }
+}

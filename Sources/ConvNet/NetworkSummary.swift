@@ -1,0 +1,69 @@
+/// The lecture's "size of a conv net": per layer and in total, units (activations), weights (parameters, biases
+/// included), connections (edges, each use of a tied weight counted) and forward FLOPs, for one sample.
+public struct NetworkSummary {
+    public struct Row {
+        public var name: String
+        public var type: String
+        public var detail: String
+        public var output: Shape
+        public var cost: LayerCost
+    }
+
+    public let name: String
+    public let input: Shape
+    public let rows: [Row]
+    public let total: LayerCost
+
+    public init(_ network: Network) {
+        name = network.spec.name
+        input = network.input
+        rows = network.layers.map { Row(name: $0.name, type: $0.type, detail: $0.detail, output: $0.outputShape, cost: $0.cost) }
+        total = rows.reduce(LayerCost(units: 0)) {
+            LayerCost(units: $0.units + $1.cost.units, weights: $0.weights + $1.cost.weights,
+                      connections: $0.connections + $1.cost.connections, flops: $0.flops + $1.cost.flops)
+        }
+    }
+
+    /// A plain-text table; numbers have thousands separators.
+    public func table() -> String {
+        let header = ["layer", "type", "", "output", "units", "weights", "connections", "FLOPs"]
+        var lines = [header]
+        lines.append(["input", "", "", input.description, group(input.count), "", "", ""])
+        for r in rows {
+            lines.append([r.name, r.type, r.detail, r.output.description, group(r.cost.units), group(r.cost.weights),
+                          group(r.cost.connections), group(r.cost.flops)])
+        }
+        lines.append(["total", "", "", "", group(total.units), group(total.weights), group(total.connections), group(total.flops)])
+        let widths = header.indices.map { c in lines.map { $0[c].count }.max()! }
+        let numeric: Set<Int> = [4, 5, 6, 7]
+        var out = "\(name): input \(input), \(group(total.weights)) parameters, \(String(format1: Double(total.flops) / 1e9)) GFLOP forward per image\n"
+        for (i, line) in lines.enumerated() {
+            let cells = line.enumerated().map { c, s in
+                numeric.contains(c) ? String(repeating: " ", count: widths[c] - s.count) + s
+                                    : s + String(repeating: " ", count: widths[c] - s.count)
+            }
+            out += cells.joined(separator: "  ") + "\n"
+            if i == 0 || i == lines.count - 2 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        }
+        return out
+    }
+}
+
+/// 1234567 → "1,234,567".
+public func group(_ n: Int) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, ch) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+        out.append(ch)
+    }
+    return n < 0 ? "-" + out : out
+}
+
+extension String {
+    /// Three significant decimals without Foundation's locale-dependent formatting.
+    init(format1 value: Double) {
+        let scaled = (value * 1000).rounded() / 1000
+        self = "\(scaled)"
+    }
+}

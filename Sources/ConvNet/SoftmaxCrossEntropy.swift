@@ -1,0 +1,78 @@
+import Foundation
+
+/// Softmax over class scores followed by cross-entropy with integer labels: the loss every network ends with.
+///
+/// forward:  p = softmax(z) per sample, computed as exp(z − max z) so logits of ±1e4 stay finite;
+///           loss = mean over the batch of log Σ exp(z) − z[label].
+/// backward: dL/dz = (p − onehot(label)) / batch.
+public final class SoftmaxCrossEntropy {
+    public let classes: Int
+    /// Probabilities from the last forward, `[batch, classes]`.
+    public let probabilities: UnsafeMutablePointer<Float>
+    /// dL/d(logits) from the last forward, `[batch, classes]`.
+    public let logitsGradient: UnsafeMutablePointer<Float>
+    /// Per-sample losses from the last forward (summed across ranks by the trainer, never averaged).
+    public let sampleLoss: UnsafeMutablePointer<Float>
+
+    public init(classes: Int, maxBatch: Int) {
+        self.classes = classes
+        probabilities = .allocate(capacity: classes * maxBatch)
+        probabilities.initialize(repeating: 0, count: classes * maxBatch)
+        logitsGradient = .allocate(capacity: classes * maxBatch)
+        logitsGradient.initialize(repeating: 0, count: classes * maxBatch)
+        sampleLoss = .allocate(capacity: maxBatch)
+        sampleLoss.initialize(repeating: 0, count: maxBatch)
+    }
+
+    deinit {
+        probabilities.deallocate()
+        logitsGradient.deallocate()
+        sampleLoss.deallocate()
+    }
+
+    /// Returns the mean loss; fills probabilities, per-sample losses and the logits gradient.
+    @discardableResult
+    public func forward(logits: Tensor, labels: UnsafePointer<Int32>) -> Float {
+        let n = logits.batch, k = classes
+        precondition(logits.shape.count == k, "logits have \(logits.shape.count) scores per sample, expected \(k)")
+        let scale = 1 / Float(n)
+        var total: Double = 0
+        for s in 0..<n {
+            let z = logits.data + s &* k, p = probabilities + s &* k, g = logitsGradient + s &* k
+            var top = -Float.infinity
+            for j in 0..<k { top = max(top, z[j]) }
+            var sum: Float = 0
+            for j in 0..<k {
+                let e = expf(z[j] - top)
+                p[j] = e
+                sum += e
+            }
+            let inverse = 1 / sum
+            for j in 0..<k { p[j] *= inverse }
+            let label = Int(labels[s])
+            precondition(label >= 0 && label < k, "label \(label) outside 0..<\(k)")
+            let loss = logf(sum) + top - z[label]
+            sampleLoss[s] = loss
+            total += Double(loss)
+            for j in 0..<k { g[j] = p[j] * scale }
+            g[label] -= scale
+        }
+        return Float(total / Double(n))
+    }
+}
+
+/// How many of `batch` samples have their label among the `k` highest scores (ties broken toward the label
+/// losing: a score equal to the label's, at a lower index, ranks ahead of it).
+public func topKCorrect(logits: Tensor, labels: UnsafePointer<Int32>, k: Int) -> Int {
+    let classes = logits.shape.count
+    var correct = 0
+    for s in 0..<logits.batch {
+        let z = logits.data + s * classes
+        let label = Int(labels[s])
+        let target = z[label]
+        var ahead = 0
+        for j in 0..<classes where z[j] > target || (z[j] == target && j < label) { ahead += 1 }
+        if ahead < k { correct += 1 }
+    }
+    return correct
+}

@@ -1,0 +1,1 @@
+// The Shard module: see docs/architecture.md. (Files arrive with the issue that builds it.)

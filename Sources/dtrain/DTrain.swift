@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct DTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dtrain",
+        abstract: "Data-parallel training of convolutional networks over MPI.",
+        discussion: """
+        Run `dtrain CONFIG.json` to train (under `mpirun -n N` for N ranks, or alone for one process).
+        """,
+        subcommands: [Summary.self],
+        defaultSubcommand: Summary.self
+    )
+}

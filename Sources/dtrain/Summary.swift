@@ -1,0 +1,20 @@
+import ArgumentParser
+import ConvNet
+
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print each layer's output shape, units, weights, connections and FLOPs, then the totals.")
+
+    @Argument(help: "A config file with a 'network' section.")
+    var config: String
+
+    func run() throws {
+        do {
+            let spec = try NetworkSpec.load(file: config)
+            let network = try Network(spec: spec, maxBatch: 1)
+            print(NetworkSummary(network).table())
+        } catch let error as ConfigError {
+            throw ValidationError(error.message)
+        }
+    }
+}
