@@ -261,3 +261,11 @@ public final class Convolution: Layer {
         return s
     }
 }
+
+extension Convolution {
+    /// The forward GEMM (per group) for a batch: M × N × K and how many such calls, for benchmarking against sgemm.
+    public func forwardGEMM(batch: Int) -> (m: Int, n: Int, k: Int, calls: Int) {
+        let images = chunkSize(batch: batch)
+        return (filters / groups, images * outputShape.plane, groupRows, groups * ((batch + images - 1) / images))
+    }
+}

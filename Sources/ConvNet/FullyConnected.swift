@@ -70,3 +70,8 @@ public final class FullyConnected: Layer {
 
     public var detail: String { "\(inputs) → \(outputs)" }
 }
+
+extension FullyConnected {
+    /// The forward GEMM for a batch: M × N × K, one call.
+    public func forwardGEMM(batch: Int) -> (m: Int, n: Int, k: Int, calls: Int) { (batch, outputs, inputs, 1) }
+}

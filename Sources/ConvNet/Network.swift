@@ -220,7 +220,8 @@ public final class Network {
         activationGradients[index]!.update(repeating: 0, count: batch * shapes[index].count)
     }
 
-    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+    /// Monotonic seconds, for timing.
+    public static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 }
 
 /// A layer produced NaN or infinity (debug mode).

@@ -1,0 +1,111 @@
+import ArgumentParser
+import ConvNet
+import Foundation
+import Trainer
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time forward and backward per layer and the whole training step on random data.",
+        discussion: """
+        Prints, per layer, forward and backward milliseconds and GFLOP/s, next to what OpenBLAS's sgemm reaches on \
+        the same GEMM shape; then the step breakdown (forward, loss, backward, update) and images/s. \
+        Reports the best and median over --steps timed steps after --warmup untimed ones.
+        """)
+
+    @Argument(help: "A config file with a 'network' section.")
+    var config: String
+
+    @Option(help: "Images per step.")
+    var batch = 64
+
+    @Option(help: "OpenBLAS threads.")
+    var threads = 1
+
+    @Option(help: "Timed steps.")
+    var steps = 20
+
+    @Option(help: "Untimed steps first.")
+    var warmup = 3
+
+    @Flag(help: "Skip the per-layer sgemm comparison.")
+    var noSgemm = false
+
+    func validate() throws {
+        guard batch > 0, threads > 0, steps > 0, warmup >= 0 else { throw ValidationError("--batch, --threads and --steps must be positive") }
+    }
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        let spec: NetworkSpec
+        let network: Network
+        do {
+            spec = try NetworkSpec.load(file: config)
+            network = try Network(spec: spec, maxBatch: batch)
+        } catch let error as ConfigError { throw ValidationError(error.message) }
+        network.initializeParameters(seed: 1)
+        var rng = SeededGenerator(seed: 7)
+        let input = network.inputTensor(batch: batch)
+        for i in 0..<input.count { input.data[i] = rng.nextNormal() }
+        let labels = (0..<batch).map { _ in Int32(rng.next() % UInt64(network.classes)) }
+        let sgd = SGD(parameterCount: network.parameters.count, momentum: 0.9, nesterov: false, weightDecay: 0)
+
+        var times: [(forward: Double, loss: Double, backward: Double, update: Double)] = []
+        for step in 0..<(warmup + steps) {
+            network.profiling = step >= warmup
+            let t0 = Network.now()
+            network.forward(batch: batch, mode: .train, seed: UInt64(step))
+            let t1 = Network.now()
+            labels.withUnsafeBufferPointer { _ = network.computeLoss(labels: $0.baseAddress!, batch: batch) }
+            let t2 = Network.now()
+            network.parameters.zeroGradients()
+            network.backward(batch: batch, seed: UInt64(step))
+            let t3 = Network.now()
+            sgd.step(network.parameters, lr: 1e-4)
+            let t4 = Network.now()
+            if step >= warmup { times.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3)) }
+        }
+
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") == true ? "AVX-512" : "AVX2 only"
+        print("dtrain bench \(config): \(spec.name), batch \(batch), OpenBLAS \(BLAS.coreName) kernels, \(threads) thread\(threads == 1 ? "" : "s"), CPU \(cpu)")
+        print("")
+        let n = Double(steps)
+        let header = ["layer", "type", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s", "sgemm GF/s", "fwd % sgemm"]
+        var rows = [header]
+        for (i, layer) in network.layers.enumerated() {
+            let f = network.forwardSeconds[i] / n, b = network.backwardSeconds[i] / n
+            let flops = Double(layer.cost.flops * batch)
+            var gemm: (m: Int, n: Int, k: Int, calls: Int)?
+            if let conv = layer as? Convolution { gemm = conv.forwardGEMM(batch: batch) }
+            if let fc = layer as? FullyConnected { gemm = fc.forwardGEMM(batch: batch) }
+            let ceiling = gemm.flatMap { noSgemm ? nil : sgemmGFLOPS(m: $0.m, n: $0.n, k: $0.k) }
+            let fwdRate = flops > 0 && f > 0 ? flops / f / 1e9 : nil
+            // Backward does two GEMMs of the forward's size (weights and inputs) where it needs both.
+            let bwdRate = flops > 0 && b > 0 ? 2 * flops / b / 1e9 : nil
+            rows.append([layer.name, layer.type, fmt(f * 1e3, 3), fmt(b * 1e3, 3), fwdRate.map { fmt($0, 1) } ?? "",
+                         bwdRate.map { fmt($0, 1) } ?? "", ceiling.map { fmt($0, 1) } ?? "",
+                         ceiling != nil && fwdRate != nil ? fmt(100 * fwdRate! / ceiling!, 0) + "%" : ""])
+        }
+        printTable(rows)
+        let totals = times.map { $0.forward + $0.loss + $0.backward + $0.update }.sorted()
+        let median = totals[totals.count / 2], best = totals[0]
+        func med(_ k: KeyPath<(forward: Double, loss: Double, backward: Double, update: Double), Double>) -> Double {
+            times.map { $0[keyPath: k] }.sorted()[times.count / 2]
+        }
+        let flops = 3 * Double(network.layers.reduce(0) { $0 + $1.cost.flops }) * Double(batch)
+        print("")
+        print("step (median of \(steps)): forward \(fmt(med(\.forward) * 1e3, 2)) ms, loss \(fmt(med(\.loss) * 1e3, 2)) ms, backward \(fmt(med(\.backward) * 1e3, 2)) ms, update \(fmt(med(\.update) * 1e3, 2)) ms")
+        print("images/s: best \(fmt(Double(batch) / best, 0)), median \(fmt(Double(batch) / median, 0));  effective GFLOP/s (3 × forward FLOPs): median \(fmt(flops / median / 1e9, 1))")
+    }
+}
+
+func fmt(_ x: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", x) }
+
+func printTable(_ rows: [[String]]) {
+    let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
+    for (i, row) in rows.enumerated() {
+        print(row.enumerated().map { c, s in
+            c < 2 ? s.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - s.count) + s
+        }.joined(separator: "  "))
+        if i == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
+    }
+}
