@@ -145,7 +145,10 @@ public final class Convolution: Layer {
                 dy = context.scratch + columnRows * columns
                 for i in 0..<count {
                     let src = outputGradient.sample(first + i)
-                    for f in 0..<filters { (dy + f &* columns + i &* plane).update(from: src + f &* plane, count: plane) }
+                    for f in 0..<filters {
+                        let from = src + f &* plane, to = dy + (f &* columns &+ i &* plane)
+                        for j in 0..<plane { to[j] = from[j] }
+                    }
                 }
             }
             if wantWeights {
@@ -186,18 +189,19 @@ public final class Convolution: Layer {
                             let dst = row + (i &* oh &+ y) &* ow
                             let iy = y &* stride.h &- padding.h &+ ki
                             if iy < 0 || iy >= h {
-                                dst.update(repeating: 0, count: ow)
+                                for o in 0..<ow { dst[o] = 0 }
                                 continue
                             }
+                            // Rows are short (LeNet: 8–24 floats): inline loops beat memcpy/memset calls.
                             let src = plane + (iy &* w &- padding.w &+ kj)
-                            if lo > 0 { dst.update(repeating: 0, count: lo) }
+                            for o in 0..<lo { dst[o] = 0 }
                             if stride.w == 1 {
-                                if hi > lo { (dst + lo).update(from: src + lo, count: hi &- lo) }
+                                for o in lo..<hi { dst[o] = src[o] }
                             } else {
                                 var o = lo
                                 while o < hi { dst[o] = src[o &* stride.w]; o &+= 1 }
                             }
-                            if hi < ow { (dst + hi).update(repeating: 0, count: ow &- hi) }
+                            for o in hi..<ow { dst[o] = 0 }
                         }
                     }
                 }
