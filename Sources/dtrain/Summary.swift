@@ -9,12 +9,10 @@ struct Summary: ParsableCommand {
     var config: String
 
     func run() throws {
-        do {
+        try reportingErrors("summary") {
             let spec = try NetworkSpec.load(file: config)
             let network = try Network(spec: spec, maxBatch: 1)
             print(NetworkSummary(network).table())
-        } catch let error as ConfigError {
-            throw ValidationError(error.message)
         }
     }
 }

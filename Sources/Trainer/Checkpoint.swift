@@ -1,0 +1,119 @@
+import ConvNet
+import Foundation
+
+/// Where a run is: the epoch in progress and the next step within it. A checkpoint taken at an epoch's end
+/// points at step 0 of the next epoch.
+public struct TrainingPosition: Equatable, Sendable {
+    public var epoch: Int
+    public var step: Int
+    /// Steps done since the run began (all epochs): the learning rate and dropout are functions of it.
+    public var globalStep: Int
+    public init(epoch: Int, step: Int, globalStep: Int) {
+        self.epoch = epoch
+        self.step = step
+        self.globalStep = globalStep
+    }
+}
+
+/// A checkpoint in safetensors format, readable by `safetensors.numpy.load_file`:
+/// - every parameter and running statistic under its PyTorch-style name (`conv1.weight`, `bn1.running_mean`),
+/// - the momentum buffers under `optimizer.momentum.<name>`,
+/// - metadata: format and version, position (epoch, step, global step), seed, world size, global batch, best
+///   validation top-1 error so far, class names (JSON list) and the resolved config (JSON).
+public enum Checkpoint {
+    public static let format = "dtrain-checkpoint"
+    public static let version = 1
+    public static let momentumPrefix = "optimizer.momentum."
+
+    public struct Info {
+        public var position: TrainingPosition
+        public var seed: UInt64
+        public var worldSize: Int
+        public var globalBatch: Int
+        public var bestTop1Error: Double
+        public var classes: [String]
+        public var config: JSONValue
+    }
+
+    /// Writes atomically (temporary file, fsync, rename): a crash or `kill -9` mid-write leaves the old file.
+    public static func write(to path: String, network: Network, sgd: SGD?, info: Info) throws {
+        var writer = SafeTensorsWriter(metadata: [
+            "format": format,
+            "version": String(version),
+            "network": network.spec.name,
+            "epoch": String(info.position.epoch),
+            "step": String(info.position.step),
+            "global_step": String(info.position.globalStep),
+            "seed": String(info.seed),
+            "world_size": String(info.worldSize),
+            "global_batch": String(info.globalBatch),
+            "best_top1_error": String(info.bestTop1Error),
+            "classes": JSONValue.array(info.classes.map { .string($0) }).serialized(),
+            "config": info.config.serialized(),
+        ])
+        for slot in network.parameters.slots + network.state.slots {
+            try writer.add(slot.name, shape: slot.dims, UnsafeBufferPointer(start: slot.value, count: slot.count))
+        }
+        if let sgd {
+            for slot in network.parameters.slots {
+                try writer.add(momentumPrefix + slot.name, shape: slot.dims,
+                               UnsafeBufferPointer(start: sgd.velocity.baseAddress! + slot.offset, count: slot.count))
+            }
+        }
+        try writer.write(to: path)
+    }
+
+    /// Reads `path`'s metadata, checking it is a dtrain checkpoint of a version this program reads.
+    public static func info(of reader: SafeTensorsReader) throws -> Info {
+        let m = reader.metadata
+        guard m["format"] == format else {
+            throw SafeTensorsError("\(reader.source): not a dtrain checkpoint (no \"format\": \"\(format)\" in its metadata); to start from plain weights use finetune.from")
+        }
+        guard let v = m["version"].flatMap(Int.init), v <= version else {
+            throw SafeTensorsError("\(reader.source): checkpoint version \(m["version"] ?? "?") is newer than this dtrain reads (\(version)); update dtrain")
+        }
+        func int(_ key: String) throws -> Int {
+            guard let text = m[key], let value = Int(text) else { throw SafeTensorsError("\(reader.source): metadata '\(key)' is missing or not an integer") }
+            return value
+        }
+        var classes: [String] = []
+        if let text = m["classes"], case .array(let items)? = try? JSONValue.parse(Data(text.utf8), source: reader.source) {
+            classes = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+        }
+        let config = m["config"].flatMap { try? JSONValue.parse(Data($0.utf8), source: reader.source) } ?? .null
+        return Info(position: TrainingPosition(epoch: try int("epoch"), step: try int("step"), globalStep: try int("global_step")),
+                    seed: UInt64(try int("seed")), worldSize: try int("world_size"), globalBatch: try int("global_batch"),
+                    bestTop1Error: Double(m["best_top1_error"] ?? "") ?? .infinity, classes: classes, config: config)
+    }
+
+    /// Copies the checkpoint's tensors into `network` (and momentum into `sgd`), after checking that every name
+    /// exists with the right shape. Layers in `skipping` (re-initialised for fine-tuning) are left alone.
+    public static func load(_ reader: SafeTensorsReader, into network: Network, sgd: SGD?, skipping: Set<String> = []) throws {
+        var problems: [String] = []
+        let slots = (network.parameters.slots + network.state.slots).filter { !skipping.contains(layerName($0.name)) }
+        for slot in slots {
+            guard let info = reader.info(slot.name) else { problems.append("\(slot.name) is missing"); continue }
+            if info.shape != slot.dims { problems.append("\(slot.name) has shape \(info.shape), the network needs \(slot.dims)") }
+            if sgd != nil, reader.info(momentumPrefix + slot.name) == nil, network.parameters.slot(named: slot.name) != nil {
+                problems.append("\(momentumPrefix + slot.name) is missing")
+            }
+        }
+        guard problems.isEmpty else {
+            let list = problems.prefix(8).joined(separator: "; ") + (problems.count > 8 ? "; and \(problems.count - 8) more" : "")
+            throw SafeTensorsError("\(reader.source) does not fit network \"\(network.spec.name)\": \(list). Is it from another config? For a new head, list the layer in finetune.reinit")
+        }
+        for slot in slots {
+            try reader.copyFloats(slot.name, into: UnsafeMutableBufferPointer(start: slot.value, count: slot.count))
+        }
+        if let sgd {
+            for slot in network.parameters.slots where !skipping.contains(layerName(slot.name)) {
+                try reader.copyFloats(momentumPrefix + slot.name,
+                                      into: UnsafeMutableBufferPointer(start: sgd.velocity.baseAddress! + slot.offset, count: slot.count))
+            }
+        }
+    }
+
+    static func layerName(_ tensorName: String) -> String {
+        tensorName.lastIndex(of: ".").map { String(tensorName[..<$0]) } ?? tensorName
+    }
+}

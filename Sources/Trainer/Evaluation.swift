@@ -1,0 +1,52 @@
+import Foundation
+import ConvNet
+import MPI
+import Shard
+
+/// Validation over a whole split: every image counted exactly once (the sampler pads nothing; a rank's last batch
+/// may hold fewer samples, or none), every rank running the same number of steps, and sums reduced across ranks —
+/// so the numbers are the same for any rank count.
+public enum Evaluation {
+    public static func run(network: Network, feed: DataFeed, communicator: Communicator) throws -> Sums {
+        try feed.begin(epoch: 0, step: 0)
+        var sums = Sums()
+        while let batch = try feed.next() {
+            guard batch.count > 0 else { continue }
+            network.inputTensor(batch: batch.count).data.update(from: batch.images, count: batch.count * network.input.count)
+            let logits = network.forward(batch: batch.count, mode: .eval)
+            network.computeLoss(labels: batch.labels, batch: batch.count)
+            sums.add(logits: logits, labels: batch.labels, losses: network.loss.sampleLoss)
+        }
+        communicator.collectiveLabel = "evaluation"
+        return try sums.reduced(communicator)
+    }
+}
+
+/// `dtrain eval`: a network from a config, weights from a checkpoint, loss and top-1/top-5 error on the val split.
+public enum CheckpointEvaluation {
+    public static func run(config: TrainConfig, checkpoint path: String, communicator: Communicator) throws -> Sums {
+        // Rank 0 reads the checkpoint; its class list fixes the labels so they match what the network learned.
+        var classBytes: [UInt8] = []
+        var reader: SafeTensorsReader?
+        if communicator.rank == 0 {
+            let r = try SafeTensorsReader(path: path)
+            let info = try Checkpoint.info(of: r)
+            classBytes = Array(JSONValue.array(info.classes.map { .string($0) }).serialized().utf8)
+            reader = r
+        }
+        classBytes = try communicator.broadcast(classBytes, root: 0)
+        let json = try JSONValue.parse(Data(classBytes), source: path)
+        guard case .array(let items) = json else { throw ConfigError("\(path): bad class list") }
+        let classes = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+        let batch = max(1, config.solver.batchSize / communicator.size)
+        let feed = try DataFeed(config: config, split: .val, batch: batch, communicator: communicator, cacheDirectory: nil,
+                                classes: classes.isEmpty ? nil : classes)
+        let network = try Network(spec: config.network, classes: feed.classes.count, maxBatch: batch)
+        if let reader { try Checkpoint.load(reader, into: network, sgd: nil) }
+        communicator.collectiveLabel = "checkpoint broadcast"
+        try communicator.broadcast(network.parameters.values, root: 0)
+        try communicator.broadcast(network.state.values, root: 0)
+        return try Evaluation.run(network: network, feed: feed, communicator: communicator)
+    }
+}
+

@@ -1,0 +1,93 @@
+import ConvNet
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything rank 0 writes, in one folder: `last.safetensors` and `best.safetensors` (and optionally the last K
+/// epoch checkpoints), `metrics.csv`, TensorBoard events, `filters.png` and `error.png`. Nothing outside it is
+/// written or deleted.
+final class OutputDirectory {
+    let path: String
+    let metrics: MetricsLog
+    let events: TensorBoardWriter
+
+    /// Creates the folder (rank 0, before the dataset index is cached in it) or says why it cannot.
+    static func create(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw FileWriteError("output directory '\(path)' cannot be created: \(error.localizedDescription); choose another with --output")
+        }
+        guard access(path, W_OK) == 0 else {
+            throw FileWriteError("output directory '\(path)' is not writable; choose another with --output")
+        }
+    }
+
+    init(path: String, resumingAtStep: Int?) throws {
+        self.path = path
+        try OutputDirectory.create(path)
+        metrics = try MetricsLog(path: path + "/metrics.csv", resumingAtStep: resumingAtStep)
+        events = try TensorBoardWriter(directory: path, resumingAtStep: resumingAtStep)
+    }
+
+    var lastCheckpoint: String { path + "/last.safetensors" }
+    var bestCheckpoint: String { path + "/best.safetensors" }
+
+    /// Writes `last` atomically; `best` and numbered epoch checkpoints are hard links to the same file, so a
+    /// 250 MB AlexNet checkpoint is written once. `keep` > 0 keeps that many `epoch-NNNN` links.
+    func writeCheckpoint(network: Network, sgd: SGD, info: Checkpoint.Info, best: Bool, keep: Int) throws {
+        try Checkpoint.write(to: lastCheckpoint, network: network, sgd: sgd, info: info)
+        if best { try linkAtomically(lastCheckpoint, to: bestCheckpoint) }
+        if keep > 0 && info.position.step == 0 {
+            try linkAtomically(lastCheckpoint, to: path + String(format: "/epoch-%04d.safetensors", info.position.epoch))
+            let old = info.position.epoch - keep
+            if old >= 1 { unlink(path + String(format: "/epoch-%04d.safetensors", old)) }
+        }
+    }
+
+    /// `target` becomes another name of `source` in one rename: it is the old file or the new one, never partial.
+    private func linkAtomically(_ source: String, to target: String) throws {
+        let temporary = target + ".tmp-\(getpid())"
+        unlink(temporary)
+        guard link(source, temporary) == 0 else { throw FileWriteError(path: temporary, operation: "link", errno: errno) }
+        guard rename(temporary, target) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw FileWriteError(path: target, operation: "rename", errno: code)
+        }
+    }
+
+    /// The per-epoch scalars for TensorBoard.
+    func recordEpoch(epoch: Int, step: Int, train: Sums, val: Sums) throws {
+        for (tag, value) in [("train/loss", train.meanLoss), ("train/top1_error", train.top1Error), ("train/top5_error", train.top5Error),
+                             ("val/loss", val.meanLoss), ("val/top1_error", val.top1Error), ("val/top5_error", val.top5Error),
+                             ("epoch", Double(epoch))] {
+            events.add(scalar: tag, value: value, step: step)
+        }
+        try events.flush()
+    }
+
+    /// A per-step point for TensorBoard (at the log interval).
+    func recordStep(step: Int, lr: Double, train: Sums, imagesPerSecond: Double) {
+        events.add(scalar: "train/step_loss", value: train.meanLoss, step: step)
+        events.add(scalar: "train/step_top1_error", value: train.top1Error, step: step)
+        events.add(scalar: "lr", value: lr, step: step)
+        events.add(scalar: "images_per_second", value: imagesPerSecond, step: step)
+    }
+
+    /// `filters.png` (the first convolution's filters) and `error.png` (top-1 error by epoch).
+    func drawPictures(network: Network, history: [(train: Double, val: Double)]) throws {
+        if let index = network.layers.firstIndex(where: { $0 is Convolution }),
+           let weight = network.parameterSlots(ofLayer: index).first {
+            try FilterGrid.write(weights: UnsafeBufferPointer(start: weight.value, count: weight.count), dims: weight.dims,
+                                 to: path + "/filters.png")
+        }
+        try ErrorPlot.write(train: history.map(\.train), val: history.map(\.val), to: path + "/error.png")
+    }
+
+    /// Train and val top-1 error of epochs 1…`epoch` from metrics.csv (to redraw the plot after a resume).
+    func history(upTo epoch: Int) -> [(train: Double, val: Double)] {
+        metrics.epochRows().filter { $0.epoch <= epoch }.map { ($0.trainTop1Error, $0.valTop1Error) }
+    }
+}

@@ -1,0 +1,154 @@
+import ConvNet
+import MPI
+
+/// One rank's copy of the model, and the step that keeps every copy identical: each rank runs forward and
+/// backward on its own share of the global batch, the gradients are averaged across ranks in one collective
+/// over the flat gradient buffer, and every rank applies the same SGD update to the same parameters.
+public final class Replica {
+    public let network: Network
+    public let communicator: Communicator
+    public let sgd: SGD
+    /// What to do when a loss or gradient is not finite: every rank takes the same decision.
+    public let stopOnNonFinite: Bool
+
+    public init(network: Network, communicator: Communicator, sgd: SGD, stopOnNonFinite: Bool) {
+        self.network = network
+        self.communicator = communicator
+        self.sgd = sgd
+        self.stopOnNonFinite = stopOnNonFinite
+    }
+
+    /// Makes every rank start from rank 0's parameters, running statistics and momentum (at start and after a
+    /// restore), so no rank can drift from a different initialisation or a different file.
+    public func synchronize() throws {
+        communicator.collectiveLabel = "initial broadcast"
+        try communicator.broadcast(network.parameters.values, root: 0)
+        try communicator.broadcast(network.state.values, root: 0)
+        try communicator.broadcast(sgd.velocity, root: 0)
+    }
+
+    /// Averages running statistics (batch norm) across ranks, so evaluation and checkpoints see one model.
+    public func averageState() throws {
+        guard network.state.count > 0 else { return }
+        try communicator.allreduce(network.state.values, op: .average)
+    }
+
+    /// The result of one training step on this rank's share.
+    public struct StepResult {
+        /// This rank's sums over its share: loss, top-1 and top-5 correct, samples.
+        public var sums: Sums
+        /// True when the step was skipped (non-finite values under the skip policy).
+        public var skipped: Bool
+        /// True when some rank asked to stop (a signal): every rank sees the same value.
+        public var stopRequested: Bool
+    }
+
+    /// forward → loss → backward → (agree on finiteness and stop requests) → average gradients → update.
+    /// `input` must already hold `count` samples; `step` names the step in messages and seeds dropout.
+    public func trainStep(count: Int, labels: UnsafePointer<Int32>, lr: Float, step: Int, seed: UInt64,
+                          stopRequested: Bool, timing: inout StepTiming) throws -> StepResult {
+        let clock = Network.now()
+        let dropoutSeed = SeededGenerator.mix(seed ^ SeededGenerator.mix(UInt64(step) &* 0x9E37_79B9 ^ UInt64(communicator.rank) << 40))
+        let logits = network.forward(batch: count, mode: .train, seed: dropoutSeed)
+        let loss = network.computeLoss(labels: labels, batch: count)
+        var sums = Sums()
+        sums.add(logits: logits, labels: labels, losses: network.loss.sampleLoss)
+        let forwardDone = Network.now()
+        timing.forward += forwardDone - clock
+
+        network.parameters.zeroGradients()
+        network.backward(batch: count, seed: dropoutSeed)
+        let localBad = !loss.isFinite || !Replica.allFinite(network.parameters.gradients, ranges: sgd.trainableRanges)
+        let backwardDone = Network.now()
+        timing.backward += backwardDone - forwardDone
+
+        // One tiny collective carries both agreements: the first bad rank (+1, 0 if none) and any stop request.
+        communicator.collectiveLabel = "step \(step)"
+        let flags = try communicator.allreduce([localBad ? Double(communicator.rank + 1) : 0, stopRequested ? 1 : 0], op: .max)
+        let stop = flags[1] > 0
+        if flags[0] > 0 {
+            let rank = Int(flags[0]) - 1
+            if stopOnNonFinite {
+                throw TrainingError.nonFinite(step: step, rank: rank, loss: rank == communicator.rank ? loss : nil)
+            }
+            timing.sync += Network.now() - backwardDone
+            return StepResult(sums: sums, skipped: true, stopRequested: stop)
+        }
+        for range in sgd.trainableRanges {
+            try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: network.parameters.gradients[range]), op: .average)
+        }
+        let syncDone = Network.now()
+        timing.sync += syncDone - backwardDone
+        sgd.step(network.parameters, lr: lr)
+        timing.update += Network.now() - syncDone
+        return StepResult(sums: sums, skipped: false, stopRequested: stop)
+    }
+
+    /// True if every value in `ranges` is finite (a NaN or infinity anywhere makes the sum non-finite).
+    static func allFinite(_ buffer: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) -> Bool {
+        let p = buffer.baseAddress!
+        for range in ranges {
+            var sum: Float = 0
+            for i in range { sum += p[i] * 0 }  // 0·x is 0 for finite x and NaN for NaN or ±∞
+            if sum.isNaN { return false }
+        }
+        return true
+    }
+}
+
+/// Sums over samples that reduce exactly across ranks (never averages of averages).
+public struct Sums: Equatable {
+    public var loss: Double = 0
+    public var top1: Double = 0
+    public var top5: Double = 0
+    public var count: Double = 0
+
+    public init() {}
+
+    mutating func add(logits: Tensor, labels: UnsafePointer<Int32>, losses: UnsafePointer<Float>) {
+        for i in 0..<logits.batch { loss += Double(losses[i]) }
+        top1 += Double(topKCorrect(logits: logits, labels: labels, k: 1))
+        top5 += Double(topKCorrect(logits: logits, labels: labels, k: min(5, logits.shape.count)))
+        count += Double(logits.batch)
+    }
+
+    public static func += (a: inout Sums, b: Sums) {
+        a.loss += b.loss; a.top1 += b.top1; a.top5 += b.top5; a.count += b.count
+    }
+
+    /// The sums over all ranks.
+    public func reduced(_ communicator: Communicator) throws -> Sums {
+        let r = try communicator.allreduce([loss, top1, top5, count], op: .sum)
+        var s = Sums()
+        s.loss = r[0]; s.top1 = r[1]; s.top5 = r[2]; s.count = r[3]
+        return s
+    }
+
+    public var meanLoss: Double { count > 0 ? loss / count : .nan }
+    public var top1Error: Double { count > 0 ? 1 - top1 / count : .nan }
+    public var top5Error: Double { count > 0 ? 1 - top5 / count : .nan }
+}
+
+/// Seconds spent in each phase of the step, summed over the steps since the last reset.
+public struct StepTiming {
+    public var data: Double = 0
+    public var forward: Double = 0
+    public var backward: Double = 0
+    public var sync: Double = 0
+    public var update: Double = 0
+    public init() {}
+    public var total: Double { data + forward + backward + sync + update }
+}
+
+/// Why training stopped early.
+public enum TrainingError: Error, CustomStringConvertible {
+    case nonFinite(step: Int, rank: Int, loss: Float?)
+
+    public var description: String {
+        switch self {
+        case .nonFinite(let step, let rank, let loss):
+            let what = loss.map { $0.isFinite ? "gradients" : "loss \($0)" } ?? "loss or gradients"
+            return "step \(step): rank \(rank) saw a non-finite \(what); stopping (set solver.non_finite to \"skip\" to skip such steps, or lower the learning rate)"
+        }
+    }
+}

@@ -1,0 +1,269 @@
+import ConvNet
+import Foundation
+import MPI
+import Shard
+
+/// Options that come from the command line rather than the config.
+public struct RunOptions {
+    /// Resume from this checkpoint (a path), or from OUTPUT/last.safetensors when "last".
+    public var resume: String?
+    /// Print progress as plain lines even on a terminal.
+    public var plainProgress = false
+    public init(resume: String? = nil) { self.resume = resume }
+}
+
+/// One rank's part of a training run: builds the data feeds, the network and its replica, restores or
+/// fine-tunes, then trains epoch by epoch with evaluation, logs and checkpoints. Only rank 0 writes files;
+/// every rank calls every collective in the same order.
+public final class TrainingRun {
+    public let config: TrainConfig
+    public let communicator: Communicator
+    public let network: Network
+    public let replica: Replica
+    public let train: DataFeed
+    public let val: DataFeed
+    public let classes: [String]
+    public let perRankBatch: Int
+    public let schedule: LearningRateSchedule
+    public private(set) var position = TrainingPosition(epoch: 0, step: 0, globalStep: 0)
+    private var bestTop1Error = Double.infinity
+    private var output: OutputDirectory?
+    private var epochHistory: [(train: Double, val: Double)] = []
+    var isRoot: Bool { communicator.rank == 0 }
+
+    public init(config: TrainConfig, options: RunOptions, communicator: Communicator) throws {
+        self.config = config
+        self.communicator = communicator
+        let ranks = communicator.size
+        let solver = config.solver
+        guard solver.batchSize % ranks == 0 else {
+            throw ConfigError("solver.batch_size \(solver.batchSize) is the global batch and must divide evenly among \(ranks) ranks; use a multiple of \(ranks) (e.g. \(solver.batchSize / ranks * ranks + ranks))")
+        }
+        perRankBatch = solver.batchSize / ranks
+        if communicator.rank == 0 { try OutputDirectory.create(config.output) }
+
+        // Rank 0 scans the folders (or reads its cached index in the output directory) and the others receive it.
+        let cache = communicator.rank == 0 ? config.output : nil
+        train = try DataFeed(config: config, split: .train, batch: perRankBatch, communicator: communicator, cacheDirectory: cache)
+        val = try DataFeed(config: config, split: .val, batch: perRankBatch, communicator: communicator, cacheDirectory: cache,
+                           classes: train.classes)
+        classes = train.classes
+        guard train.stepsPerEpoch > 0 else {
+            throw ConfigError("\(config.data.root)/\(config.data.trainFolder) has \(train.sampleCount) images, fewer than one global batch of \(solver.batchSize): lower solver.batch_size")
+        }
+
+        network = try Network(spec: config.network, classes: classes.count, maxBatch: perRankBatch)
+        network.initializeParameters(seed: config.seed)
+        let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(solver.momentum),
+                      nesterov: solver.nesterov, weightDecay: Float(solver.weightDecay))
+        replica = Replica(network: network, communicator: communicator, sgd: sgd, stopOnNonFinite: solver.nonFinite == "stop")
+        schedule = LearningRateSchedule(base: solver.effectiveLR(), decay: solver.decay, warmupEpochs: solver.warmupEpochs,
+                                        stepsPerEpoch: train.stepsPerEpoch, totalEpochs: solver.epochs)
+
+        try applyFineTune(sgd: sgd)
+        if let resume = options.resume { try restore(from: resume == "last" ? "\(config.output)/last.safetensors" : resume) }
+        if isRoot {
+            output = try OutputDirectory(path: config.output, resumingAtStep: options.resume == nil ? nil : position.globalStep)
+            epochHistory = output!.history(upTo: position.epoch)
+        }
+        try replica.synchronize()
+    }
+
+    // MARK: Start
+
+    private func applyFineTune(sgd: SGD) throws {
+        guard let finetune = config.finetune else { return }
+        let names = Set(network.layers.map(\.name))
+        for name in finetune.reinitialize + finetune.freeze where !names.contains(name) {
+            throw ConfigError("finetune: no layer named \"\(name)\" in network \"\(network.spec.name)\" (layers: \(network.layers.map(\.name).joined(separator: ", ")))")
+        }
+        // Rank 0 reads the weights; synchronize() then broadcasts them.
+        if isRoot {
+            let reader = try SafeTensorsReader(path: finetune.from)
+            try Checkpoint.load(reader, into: network, sgd: nil, skipping: Set(finetune.reinitialize))
+        }
+        for name in finetune.reinitialize { network.reinitialize(layer: name, seed: config.seed) }
+        network.frozen = Set(finetune.freeze)
+        sgd.trainableRanges = TrainingRun.trainableRanges(network)
+    }
+
+    /// The parts of the flat buffer that belong to layers that are not frozen, merged where adjacent.
+    static func trainableRanges(_ network: Network) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        for (i, layer) in network.layers.enumerated() where !network.frozen.contains(layer.name) {
+            for slot in network.parameterSlots(ofLayer: i) {
+                let r = slot.offset..<(slot.offset + slot.count)
+                if let last = ranges.last, last.upperBound == r.lowerBound { ranges[ranges.count - 1] = last.lowerBound..<r.upperBound }
+                else { ranges.append(r) }
+            }
+        }
+        return ranges
+    }
+
+    /// Rank 0 reads the checkpoint and its position; all ranks then agree on the position (the weights follow in
+    /// `synchronize`). A different rank count keeps the global batch, so the data order continues unchanged.
+    private func restore(from path: String) throws {
+        var numbers = [Double](repeating: 0, count: 4)
+        if isRoot {
+            let reader = try SafeTensorsReader(path: path)
+            let info = try Checkpoint.info(of: reader)
+            guard info.globalBatch == config.solver.batchSize else {
+                throw ConfigError("\(path) was trained with global batch \(info.globalBatch), this run has solver.batch_size \(config.solver.batchSize): resume with the same global batch (the rank count may differ)")
+            }
+            if !info.classes.isEmpty && info.classes != classes {
+                throw ConfigError("\(path) was trained on classes \(info.classes.prefix(5))…, the dataset has \(classes.prefix(5))…: the class folders must match")
+            }
+            try Checkpoint.load(reader, into: network, sgd: replica.sgd)
+            numbers = [Double(info.position.epoch), Double(info.position.step), Double(info.position.globalStep), info.bestTop1Error]
+            if info.worldSize != communicator.size {
+                print("note: \(path) was written by \(info.worldSize) ranks, resuming on \(communicator.size) with the same global batch \(info.globalBatch)")
+            }
+            print("resuming from \(path) at epoch \(info.position.epoch + 1), step \(info.position.step) (global step \(info.position.globalStep))")
+        }
+        communicator.collectiveLabel = "resume"
+        numbers = try communicator.allreduce(numbers, op: .sum)
+        position = TrainingPosition(epoch: Int(numbers[0]), step: Int(numbers[1]), globalStep: Int(numbers[2]))
+        bestTop1Error = numbers[3]
+    }
+
+    // MARK: Train
+
+    /// How the run ended.
+    public enum Outcome: Equatable { case finished, stoppedBySignal, reachedMaxSteps }
+
+    public func run() throws -> Outcome {
+        if isRoot { printStart() }
+        let solver = config.solver
+        let progress = isRoot ? Progress(interval: config.log.everySteps) : nil
+        var stepsThisRun = 0
+        while position.epoch < solver.epochs {
+            let epoch = position.epoch
+            let total = train.stepsPerEpoch
+            try train.begin(epoch: epoch, step: position.step)
+            var sums = Sums(), logSums = Sums()
+            var timing = StepTiming(), logTiming = StepTiming()
+            var logStart = Network.now()
+            let epochStart = Network.now()
+            var stop = false
+            while position.step < total {
+                let waitStart = Network.now()
+                guard let batch = try train.next() else { break }
+                let input = network.inputTensor(batch: batch.count)
+                input.data.update(from: batch.images, count: input.count)
+                let dataWait = Network.now() - waitStart
+                timing.data += dataWait
+                logTiming.data += dataWait
+                let lr = Float(schedule.rate(atStep: position.globalStep))
+                var stepTiming = StepTiming()
+                let result = try replica.trainStep(count: batch.count, labels: batch.labels, lr: lr, step: position.globalStep,
+                                                   seed: config.seed, stopRequested: StopSignal.requested, timing: &stepTiming)
+                timing.forward += stepTiming.forward; timing.backward += stepTiming.backward
+                timing.sync += stepTiming.sync; timing.update += stepTiming.update
+                logTiming.forward += stepTiming.forward; logTiming.backward += stepTiming.backward
+                logTiming.sync += stepTiming.sync; logTiming.update += stepTiming.update
+                sums += result.sums
+                logSums += result.sums
+                if result.skipped, isRoot { progress?.line("step \(position.globalStep): non-finite loss or gradients on some rank; step skipped (solver.non_finite = skip)") }
+                position.step += 1
+                position.globalStep += 1
+                stepsThisRun += 1
+
+                let atLog = position.step % config.log.everySteps == 0 || position.step == total
+                if atLog {
+                    let reduced = try logSums.reduced(communicator)
+                    let elapsed = Network.now() - logStart
+                    if let progress {
+                        let rate = reduced.count / max(elapsed, 1e-9)
+                        progress.step(epoch: epoch, epochs: solver.epochs, step: position.step, total: total,
+                                      loss: reduced.meanLoss, top1Error: reduced.top1Error, lr: Double(lr), imagesPerSecond: rate,
+                                      dataWaitShare: logTiming.data / max(logTiming.total, 1e-9),
+                                      secondsLeft: Double(total - position.step) * elapsed / Double(config.log.everySteps))
+                        try output?.metrics.append(epoch: epoch + 1, step: position.globalStep, lr: Double(lr), train: reduced, val: nil,
+                                                   imagesPerSecond: rate, seconds: elapsed)
+                        output?.recordStep(step: position.globalStep, lr: Double(lr), train: reduced, imagesPerSecond: rate)
+                    }
+                    logSums = Sums(); logTiming = StepTiming(); logStart = Network.now()
+                }
+                if config.checkpoint.everySteps > 0 && position.globalStep % config.checkpoint.everySteps == 0 && position.step < total {
+                    try saveCheckpoint(kind: .last)
+                }
+                if result.stopRequested {
+                    stop = true
+                    break
+                }
+                if solver.maxSteps > 0 && position.globalStep >= solver.maxSteps { break }
+            }
+            if stop {
+                try saveCheckpoint(kind: .last)
+                if isRoot { progress?.line("\(StopSignal.name) received: stopped at epoch \(epoch + 1), step \(position.step); checkpoint written to \(config.output)/last.safetensors (resume with --resume)") }
+                return .stoppedBySignal
+            }
+            let reachedMax = solver.maxSteps > 0 && position.globalStep >= solver.maxSteps && position.step < total
+            let trainTotals = try sums.reduced(communicator)
+            let seconds = Network.now() - epochStart
+            if reachedMax {
+                try saveCheckpoint(kind: .last)
+                if isRoot { progress?.line("reached solver.max_steps (\(solver.maxSteps)) at epoch \(epoch + 1), step \(position.step); checkpoint written") }
+                return .reachedMaxSteps
+            }
+            // Epoch end: evaluate on the whole val split, log, checkpoint.
+            let valTotals = try evaluate()
+            position = TrainingPosition(epoch: epoch + 1, step: 0, globalStep: position.globalStep)
+            let improved = valTotals.top1Error < bestTopOrInfinity
+            if improved { bestTop1Error = valTotals.top1Error }
+            if isRoot, let output, let progress {
+                let rate = trainTotals.count / max(seconds, 1e-9)
+                progress.line("epoch \(epoch + 1)/\(solver.epochs)  train loss \(f(trainTotals.meanLoss, 4)) top-1 err \(pct(trainTotals.top1Error))  |  val loss \(f(valTotals.meanLoss, 4)) top-1 err \(pct(valTotals.top1Error)) top-5 err \(pct(valTotals.top5Error))  |  \(f(seconds, 1)) s, \(f(rate, 0)) img/s, data wait \(pct(timing.data / max(timing.total, 1e-9))), sync \(pct(timing.sync / max(timing.total, 1e-9)))\(train.skippedThisEpoch > 0 ? "  |  \(train.skippedThisEpoch) unreadable files replaced" : "")")
+                try output.metrics.append(epoch: epoch + 1, step: position.globalStep, lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
+                                          train: trainTotals, val: valTotals, imagesPerSecond: rate, seconds: seconds)
+                try output.recordEpoch(epoch: epoch + 1, step: position.globalStep, train: trainTotals, val: valTotals)
+                epochHistory.append((trainTotals.top1Error, valTotals.top1Error))
+                try output.drawPictures(network: network, history: epochHistory)
+            }
+            try saveCheckpoint(kind: improved ? .lastAndBest : .last)
+            if solver.maxSteps > 0 && position.globalStep >= solver.maxSteps {
+                if isRoot { progress?.line("reached solver.max_steps (\(solver.maxSteps))") }
+                return .reachedMaxSteps
+            }
+            _ = stepsThisRun
+        }
+        return .finished
+    }
+
+    private var bestTopOrInfinity: Double { bestTop1Error.isFinite ? bestTop1Error : .infinity }
+
+    /// Validation loss and top-1/top-5 over the whole val split (running statistics averaged over ranks first).
+    public func evaluate() throws -> Sums {
+        try replica.averageState()
+        return try Evaluation.run(network: network, feed: val, communicator: communicator)
+    }
+
+    enum CheckpointKind { case last, lastAndBest }
+
+    /// Rank 0 writes; every rank meets at the barrier after it, so none runs ahead of (or exits before) a checkpoint.
+    private func saveCheckpoint(kind: CheckpointKind) throws {
+        try replica.averageState()
+        if isRoot, let output {
+            let info = Checkpoint.Info(position: position, seed: config.seed, worldSize: communicator.size,
+                                       globalBatch: config.solver.batchSize, bestTop1Error: bestTop1Error,
+                                       classes: classes, config: config.json)
+            try output.writeCheckpoint(network: network, sgd: replica.sgd, info: info, best: kind == .lastAndBest,
+                                       keep: config.checkpoint.keepLast)
+        }
+        communicator.collectiveLabel = "checkpoint barrier"
+        try communicator.barrier()
+    }
+
+    private func printStart() {
+        let s = config.solver
+        print("dtrain: \(config.file)")
+        print("resolved configuration:")
+        print(config.json.serialized(pretty: true))
+        print("world size \(communicator.size); global batch \(s.batchSize) = \(communicator.size) ranks × \(perRankBatch) per rank")
+        print("learning rate \(sci(s.effectiveLR()))\(s.scaleLR ? " (linear scaling rule: \(sci(s.lr)) × \(s.batchSize)/256)" : "")\(s.warmupEpochs > 0 ? ", warm-up \(f(s.warmupEpochs, 2)) epochs" : "")")
+        print("data: \(config.data.synthetic ? "synthetic" : config.data.root), \(classes.count) classes, \(train.sampleCount) train images (\(train.stepsPerEpoch) steps per epoch, \(train.droppedPerEpoch) dropped per epoch), \(val.sampleCount) val images")
+        print("network: \(network.spec.name), \(group(network.parameters.count)) parameters\(network.frozen.isEmpty ? "" : ", frozen: \(network.frozen.sorted().joined(separator: ", "))")")
+        print("output: \(config.output)")
+        fflush(stdout)
+    }
+}

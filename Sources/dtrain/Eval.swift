@@ -1,0 +1,59 @@
+import ArgumentParser
+import ConvNet
+import Foundation
+import MPI
+import Trainer
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Loss, top-1 and top-5 error of a checkpoint on the validation split.",
+        discussion: "Distributed when run under mpirun; every image counts once, so the numbers are the same for any rank count.")
+
+    @Argument(help: "The config the checkpoint was trained with (its network and data sections).")
+    var config: String
+
+    @Option(help: "The checkpoint (.safetensors) to evaluate.")
+    var checkpoint: String
+
+    @Option(help: "Dataset root (overrides data.root).")
+    var data: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config value (repeatable).", valueName: "key.path=value"))
+    var assignments: [String] = []
+
+    func run() throws {
+        let communicator = try Communicator.initialize()
+        Communicator.runOrAbort {
+            let overrides = (data.map { ["data.root=\(JSONValue.string($0).serialized())"] } ?? []) + assignments
+            let config = try TrainConfig.load(file: self.config, overrides: overrides)
+            let sums = try CheckpointEvaluation.run(config: config, checkpoint: checkpoint, communicator: communicator)
+            if communicator.rank == 0 {
+                print("\(checkpoint) on \(config.data.root)/\(config.data.valFolder): \(Int(sums.count)) images, loss \(String(format: "%.4f", sums.meanLoss)), top-1 error \(String(format: "%.2f%%", 100 * sums.top1Error)), top-5 error \(String(format: "%.2f%%", 100 * sums.top5Error))")
+            }
+        }
+        try communicator.finalize()
+    }
+}
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the top-5 classes of images, with probabilities, from a checkpoint.")
+
+    @Option(help: "The checkpoint (.safetensors); its stored config gives the network and preprocessing.")
+    var checkpoint: String
+
+    @Option(help: "How many classes to print per image.")
+    var top = 5
+
+    @Argument(help: "Image files (JPEG or PNG).")
+    var images: [String]
+
+    func run() throws {
+        try reportingErrors("predict") {
+            for result in try Prediction.run(checkpoint: checkpoint, images: images, top: top) {
+                print(result.path)
+                for (label, p) in result.top { print(String(format: "  %6.2f%%  ", 100 * p) + label) }
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import ConvNet
+import Foundation
+import MPI
+import Trainer
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a network from a config (the default subcommand: `dtrain CONFIG.json`).",
+        discussion: """
+        Run alone for one process, or under `mpirun -n N` (see launch/dtrain-mpirun) for N data-parallel ranks. \
+        solver.batch_size is the GLOBAL batch: each rank takes batch_size / N. Rank 0 prints progress and writes \
+        OUTPUT/metrics.csv, TensorBoard events, pictures and checkpoints (last.safetensors, best.safetensors). \
+        SIGTERM, SIGUSR1 or Ctrl-C: every rank finishes its step, rank 0 writes last.safetensors, exit 0.
+        """)
+
+    @Argument(help: "The run's config (JSON: network, data, solver, …; see docs/config.md).")
+    var config: String
+
+    @Option(help: "Dataset root (overrides data.root).")
+    var data: String?
+
+    @Option(help: "Epochs (overrides solver.epochs).")
+    var epochs: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Global batch size over all ranks (overrides solver.batch_size).")
+    var batchSize: Int?
+
+    @Option(help: "Base learning rate (overrides solver.lr).")
+    var lr: Double?
+
+    @Option(help: "Output directory (overrides output).")
+    var output: String?
+
+    @Option(help: "Random seed (overrides seed).")
+    var seed: Int?
+
+    @Option(name: .customLong("max-steps"), help: "Stop after this many steps in all (overrides solver.max_steps).")
+    var maxSteps: Int?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override any config value, e.g. --set solver.momentum=0.95 (repeatable).", valueName: "key.path=value"))
+    var assignments: [String] = []
+
+    @Flag(help: "Resume from OUTPUT/last.safetensors.")
+    var resume = false
+
+    @Option(name: .customLong("resume-from"), help: "Resume from this checkpoint file.")
+    var resumeFrom: String?
+
+    @Flag(help: "Debug mode: one process on a small subset; checks every layer's output for NaN/Inf, gradient-checks the first batch, prints per-layer times; deterministic.")
+    var debug = false
+
+    func validate() throws {
+        if resume && resumeFrom != nil { throw ValidationError("use either --resume or --resume-from FILE, not both") }
+    }
+
+    /// Flags become `--set` assignments so the config is checked in one place.
+    var overrides: [String] {
+        var list: [String] = []
+        if let data { list.append("data.root=\(JSONValue.string(data).serialized())") }
+        if let epochs { list.append("solver.epochs=\(epochs)") }
+        if let batchSize { list.append("solver.batch_size=\(batchSize)") }
+        if let lr { list.append("solver.lr=\(lr)") }
+        if let output { list.append("output=\(JSONValue.string(output).serialized())") }
+        if let seed { list.append("seed=\(seed)") }
+        if let maxSteps { list.append("solver.max_steps=\(maxSteps)") }
+        return list + assignments
+    }
+
+    func run() throws {
+        StopSignal.install()
+        if debug {
+            try runDebug()
+            return
+        }
+        let communicator = try Communicator.initialize()
+        var outcome = TrainingRun.Outcome.finished
+        Communicator.runOrAbort {
+            let config = try TrainConfig.load(file: self.config, overrides: overrides)
+            var options = RunOptions(resume: resumeFrom ?? (resume ? "last" : nil))
+            options.plainProgress = false
+            let run = try TrainingRun(config: config, options: options, communicator: communicator)
+            outcome = try run.run()
+        }
+        try communicator.finalize()
+        _ = outcome
+    }
+
+    private func runDebug() throws {
+        try reportingErrors("--debug") {
+            let config = try TrainConfig.load(file: self.config, overrides: overrides)
+            try DebugRun(config: config).run()
+        }
+    }
+}
