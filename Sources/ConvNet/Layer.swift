@@ -119,7 +119,9 @@ public struct LayerBuildContext {
             throw ConfigError("\(config.path): kernel and stride must be positive and padding non-negative (kernel \(kernel), stride \(stride), padding \(padding))")
         }
         let span = size - kernel + 2 * padding
-        let out = span < 0 ? 0 : (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
+        var out = span < 0 ? 0 : (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
+        // Ceil mode (pooling) as PyTorch and Caffe: the last window must start inside the input or its left padding.
+        if ceilMode, out > 1, (out - 1) * stride >= size + padding { out -= 1 }
         guard out > 0 else {
             throw ConfigError("\(config.path): output \(axis) is (\(size) − \(kernel) + 2·\(padding))/\(stride) + 1 ≤ 0: the \(axis) \(size) is too small for kernel \(kernel); shrink the kernel, add padding, or remove a downsampling layer before it")
         }

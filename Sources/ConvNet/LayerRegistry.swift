@@ -7,6 +7,13 @@ public enum LayerRegistry {
         "fc": FullyConnected.init,
         "relu": ReLU.init,
         "flatten": Flatten.init,
+        "maxpool": MaxPooling.init,
+        "avgpool": AveragePooling.init,
+        "global_avgpool": GlobalAveragePooling.init,
+        "lrn": LocalResponseNorm.init,
+        "dropout": Dropout.init,
+        "batchnorm": BatchNorm.init,
+        "concat": Concat.init,
     ]
 
     public static var typeNames: [String] { builders.keys.sorted() }

@@ -1,0 +1,170 @@
+/// Batch normalisation (Ioffe and Szegedy 2015) per channel over (N, H, W), with PyTorch's `BatchNorm2d`/`BatchNorm1d`
+/// names and semantics, so it works after a convolution (C×H×W) and after a fully connected layer (C×1×1).
+///
+/// forward (train): μ = mean, σ² = biased variance of channel c over the batch (M = N·H·W values);
+///                  x̂ = (x − μ)/√(σ² + ε),  y = γ·x̂ + β;
+///                  running_mean ← (1 − m)·running_mean + m·μ,  running_var ← (1 − m)·running_var + m·σ²·M/(M − 1)
+///                  (the unbiased variance, as PyTorch; with M = 1 the biased one, as there is no other).
+/// forward (eval):  y = γ·(x − running_mean)/√(running_var + ε) + β.
+/// backward (train): dβ += Σ dy,  dγ += Σ dy·x̂,  dx += γ/√(σ² + ε) · (dy − Σdy/M − x̂·Σ(dy·x̂)/M);
+///          (eval):  the same dβ, dγ with the running x̂, and dx += γ/√(running_var + ε) · dy.
+/// Parameters `weight` γ [C] (init 1), `bias` β [C] (init 0); state `running_mean` [C] (0), `running_var` [C] (1).
+/// Keys: `momentum` m (0.1), `eps` ε (1e-5).
+public final class BatchNorm: Layer {
+    public let name: String
+    public let type = "batchnorm"
+    public let inputShapes: [Shape]
+    public var outputShape: Shape { inputShapes[0] }
+    public let momentum: Float
+    public let epsilon: Float
+    private var weight: ParameterSlot!
+    private var bias: ParameterSlot!
+    private var runningMean: ParameterSlot!
+    private var runningVariance: ParameterSlot!
+    /// μ and 1/√(σ² + ε) of the last train-mode forward, per channel, for backward.
+    private let batchMean: UnsafeMutablePointer<Float>
+    private let batchInverseStd: UnsafeMutablePointer<Float>
+
+    public init(_ context: LayerBuildContext) throws {
+        try context.requireInputs(1)
+        let c = context.config
+        name = context.name
+        inputShapes = context.inputShapes
+        momentum = try c.float("momentum", default: 0.1)
+        epsilon = try c.float("eps", default: 1e-5)
+        guard momentum >= 0, momentum <= 1 else {
+            throw ConfigError("\(c.path): 'momentum' weighs the new batch in the running statistics and must be in [0, 1], found \(momentum)")
+        }
+        guard epsilon > 0, epsilon.isFinite else { throw ConfigError("\(c.path): 'eps' must be positive, found \(epsilon)") }
+        let channels = context.inputShapes[0].channels
+        batchMean = .allocate(capacity: channels)
+        batchMean.initialize(repeating: 0, count: channels)
+        batchInverseStd = .allocate(capacity: channels)
+        batchInverseStd.initialize(repeating: 1, count: channels)
+    }
+
+    deinit {
+        batchMean.deallocate()
+        batchInverseStd.deallocate()
+    }
+
+    private var channels: Int { inputShape.channels }
+
+    public var parameterSpecs: [ParameterSpec] {
+        [ParameterSpec("weight", [channels], .constant(1)), ParameterSpec("bias", [channels], .constant(0))]
+    }
+
+    public var stateSpecs: [ParameterSpec] {
+        [ParameterSpec("running_mean", [channels], .constant(0)), ParameterSpec("running_var", [channels], .constant(1))]
+    }
+
+    public func bind(parameters: [ParameterSlot], state: [ParameterSlot]) {
+        weight = parameters[0]
+        bias = parameters[1]
+        runningMean = state[0]
+        runningVariance = state[1]
+    }
+
+    public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
+        let x = inputs[0], plane = inputShape.plane, stride = inputShape.count, batch = output.batch
+        let values = batch * plane
+        for c in 0..<channels {
+            let mean: Float, inverseStd: Float
+            if context.mode == .train {
+                // Two passes in Float64: exact enough for any batch, and the variance cannot go negative.
+                var sum: Double = 0
+                for n in 0..<batch {
+                    let src = x.data + (n &* stride &+ c &* plane)
+                    var s: Float = 0
+                    for p in 0..<plane { s += src[p] }
+                    sum += Double(s)
+                }
+                let mu = sum / Double(values)
+                var squares: Double = 0
+                let muF = Float(mu)
+                for n in 0..<batch {
+                    let src = x.data + (n &* stride &+ c &* plane)
+                    var s: Float = 0
+                    for p in 0..<plane {
+                        let d = src[p] - muF
+                        s += d * d
+                    }
+                    squares += Double(s)
+                }
+                let variance = squares / Double(values)
+                mean = muF
+                inverseStd = Float(1 / (variance + Double(epsilon)).squareRoot())
+                batchMean[c] = mean
+                batchInverseStd[c] = inverseStd
+                let unbiased = values > 1 ? variance * Double(values) / Double(values - 1) : variance
+                runningMean.value[c] = (1 - momentum) * runningMean.value[c] + momentum * mean
+                runningVariance.value[c] = (1 - momentum) * runningVariance.value[c] + momentum * Float(unbiased)
+            } else {
+                mean = runningMean.value[c]
+                inverseStd = 1 / (runningVariance.value[c] + epsilon).squareRoot()
+            }
+            let scale = weight.value[c] * inverseStd
+            let shift = bias.value[c] - mean * scale
+            for n in 0..<batch {
+                let src = x.data + (n &* stride &+ c &* plane)
+                let dst = output.data + (n &* stride &+ c &* plane)
+                for p in 0..<plane { dst[p] = src[p] * scale + shift }
+            }
+        }
+    }
+
+    public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
+                         _ context: LayerContext) {
+        let x = inputs[0], dy = outputGradient, plane = inputShape.plane, stride = inputShape.count, batch = output.batch
+        let dx = inputGradients[0]
+        let train = context.mode == .train
+        for c in 0..<channels {
+            let mean = train ? batchMean[c] : runningMean.value[c]
+            let inverseStd = train ? batchInverseStd[c] : 1 / (runningVariance.value[c] + epsilon).squareRoot()
+            var sumDy: Double = 0, sumDyXhat: Double = 0
+            for n in 0..<batch {
+                let src = x.data + (n &* stride &+ c &* plane)
+                let g = dy.data + (n &* stride &+ c &* plane)
+                var s: Float = 0, sx: Float = 0
+                for p in 0..<plane {
+                    s += g[p]
+                    sx += g[p] * (src[p] - mean)
+                }
+                sumDy += Double(s)
+                sumDyXhat += Double(sx) * Double(inverseStd)
+            }
+            if context.computeParameterGradients {
+                weight.gradient[c] += Float(sumDyXhat)
+                bias.gradient[c] += Float(sumDy)
+            }
+            guard let dx else { continue }
+            let gain = weight.value[c] * inverseStd
+            if train {
+                let count = Double(batch * plane)
+                let meanDy = Float(sumDy / count), meanDyXhat = Float(sumDyXhat / count)
+                for n in 0..<batch {
+                    let src = x.data + (n &* stride &+ c &* plane)
+                    let g = dy.data + (n &* stride &+ c &* plane)
+                    let d = dx.data + (n &* stride &+ c &* plane)
+                    for p in 0..<plane {
+                        let xhat = (src[p] - mean) * inverseStd
+                        d[p] += gain * (g[p] - meanDy - xhat * meanDyXhat)
+                    }
+                }
+            } else {
+                for n in 0..<batch {
+                    let g = dy.data + (n &* stride &+ c &* plane)
+                    let d = dx.data + (n &* stride &+ c &* plane)
+                    for p in 0..<plane { d[p] += gain * g[p] }
+                }
+            }
+        }
+    }
+
+    public var cost: LayerCost {
+        // At evaluation it is one multiply-add per unit (scale and shift folded): 2 FLOPs.
+        LayerCost(units: outputShape.count, weights: 2 * channels, connections: outputShape.count, flops: 2 * outputShape.count)
+    }
+
+    public var detail: String { "momentum \(momentum) eps \(epsilon)" }
+}
