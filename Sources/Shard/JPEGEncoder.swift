@@ -17,11 +17,13 @@ public final class JPEGEncoder {
 
     /// JPEG bytes for `image` at `quality` (1…100). Gray images give one-component (grayscale) JPEGs. `.cmyk` takes an
     /// RGB image, converts it to inverted CMYK (K = 255 − max(R,G,B) inverted, the Adobe convention) and stores four
-    /// components. Chroma is not subsampled (4:4:4) so test values stay predictable.
-    public func encode(_ image: Image, quality: Int = 95, kind: Kind = .baseline) throws -> [UInt8] {
+    /// components. Chroma is not subsampled (4:4:4, test values stay predictable) unless `subsampledChroma` asks
+    /// for 4:2:0, as most photographs are stored.
+    public func encode(_ image: Image, quality: Int = 95, kind: Kind = .baseline,
+                       subsampledChroma: Bool = false) throws -> [UInt8] {
         var source = image.pixels
         var format = image.channels == 1 ? TJPF_GRAY : TJPF_RGB
-        var subsampling = image.channels == 1 ? TJSAMP_GRAY : TJSAMP_444
+        var subsampling = image.channels == 1 ? TJSAMP_GRAY : (subsampledChroma ? TJSAMP_420 : TJSAMP_444)
         var flags: Int32 = 0
         if kind == .progressive { flags |= TJFLAG_PROGRESSIVE }
         if kind == .cmyk {

@@ -8,7 +8,7 @@ struct DTrain: ParsableCommand {
         discussion: """
         Run `dtrain CONFIG.json` to train (under `mpirun -n N` for N ranks, or alone for one process).
         """,
-        subcommands: [Summary.self],
+        subcommands: [Summary.self, Prepare.self, BenchData.self],
         defaultSubcommand: Summary.self
     )
 }
