@@ -1,0 +1,301 @@
+import Foundation
+
+/// Prefetching batch pipeline: decode threads fill a ring of batch buffers ahead of the trainer, which takes them
+/// in step order with `next()`. The time `next()` spends waiting is measured, so a loader stall shows up as data
+/// time and not as compute time. Which samples a batch holds comes from the `EpochSampler`; each sample's crop and
+/// flip from (seed, epoch, sample index): the result does not depend on the number of threads or on timing.
+///
+/// A file that cannot be read or decoded is reported once on stderr, naming it, and its place in the batch is taken
+/// by another sample chosen deterministically, so every rank still runs the same number of full batches. The count
+/// of replaced samples is kept per epoch; above `maxBadFraction` of the rank's epoch, `next()` throws.
+public final class BatchLoader {
+    public let sampler: EpochSampler
+    public let preprocess: PreprocessOptions
+    public let options: LoaderOptions
+    private let state: LoaderState
+    private var threadsStarted = false
+
+    /// A loader for `source`, cut into batches by `sampler` (whose batch size must match `options.batchSize`).
+    /// Training or evaluation preprocessing follows `sampler.mode`. Call `start(epoch:step:)`, then `next()`.
+    public init(source: BatchSource, preprocess: PreprocessOptions, sampler: EpochSampler, options: LoaderOptions) throws {
+        try options.validate()
+        guard sampler.batchSize == options.batchSize else {
+            throw DataError("loader batch size \(options.batchSize) differs from the sampler's \(sampler.batchSize)")
+        }
+        let preprocessor = try Preprocessor(preprocess)
+        switch source {
+        case .dataset(let index):
+            guard index.count == sampler.count else {
+                throw DataError("sampler counts \(sampler.count) samples, the index of '\(index.splitPath)' has \(index.count)")
+            }
+        case .synthetic(let count, let classes):
+            guard count == sampler.count, classes > 0 else {
+                throw DataError("synthetic data: \(count) samples and \(classes) classes do not fit the sampler (\(sampler.count))")
+            }
+        }
+        self.sampler = sampler
+        self.preprocess = preprocess
+        self.options = options
+        state = LoaderState(source: source, preprocessor: preprocessor, sampler: sampler, options: options)
+    }
+
+    deinit { state.shutDown() }
+
+    /// Begins `epoch` at `step` (0, or the step to resume from): prefetching starts now. Any batches of a previous
+    /// epoch still in flight are discarded.
+    public func start(epoch: Int, step: Int = 0) {
+        state.start(epoch: epoch, step: min(max(step, 0), sampler.stepsPerEpoch))
+        if !threadsStarted, case .dataset = state.source {
+            threadsStarted = true
+            for i in 0..<options.threads {
+                let state = self.state
+                let thread = Thread { state.work() }
+                thread.name = "shard-decode-\(i)"
+                thread.start()
+            }
+        }
+    }
+
+    /// The next batch of the epoch, or nil when the epoch is over. The returned batch stays valid until the next
+    /// call. Throws when too many files were bad or no readable replacement exists.
+    public func next() throws -> Batch? { try state.next() }
+
+    /// Steps in each epoch (the same on every rank).
+    public var stepsPerEpoch: Int { sampler.stepsPerEpoch }
+
+    /// Seconds `next()` waited for data since the epoch started.
+    public var waitSeconds: Double { state.locked { state.waitSeconds } }
+
+    /// Samples replaced this epoch because their file was bad.
+    public var skippedThisEpoch: Int { state.locked { state.skipped } }
+
+    /// Distinct bad files found so far (over all epochs).
+    public var badFiles: [String] { state.locked { state.badFileNames } }
+}
+
+/// The loader's shared state: everything here is read and written under `condition`'s lock, except the slot
+/// buffers, where each sample's floats are written by exactly one worker while the slot is not held by the
+/// consumer (the protocol below guarantees it). Safe to share between threads for that reason.
+final class LoaderState: @unchecked Sendable {
+    let source: BatchSource
+    let preprocessor: Preprocessor
+    let sampler: EpochSampler
+    let options: LoaderOptions
+    let slots: Int
+    let imageSize: Int
+    let images: UnsafeMutablePointer<Float>
+    let labels: UnsafeMutablePointer<Int32>
+    let condition = NSCondition()
+
+    // Protected by `condition`.
+    var generation = 0
+    var epoch = 0
+    var order: [Int32] = []
+    var endStep = 0
+    var taskStep = 0, taskItem = 0
+    var consumeStep = 0
+    var held: Int? = nil
+    var stepOfSlot: [Int]
+    var remaining: [Int]
+    var inFlight = 0
+    var failure: DataError? = nil
+    var stopping = false
+    var skipped = 0
+    var waitSeconds = 0.0
+    var bad = Set<Int32>()
+    var badFileNames: [String] = []
+    var decodedCache: [Image?]
+
+    init(source: BatchSource, preprocessor: Preprocessor, sampler: EpochSampler, options: LoaderOptions) {
+        self.source = source
+        self.preprocessor = preprocessor
+        self.sampler = sampler
+        self.options = options
+        slots = options.prefetch + 1
+        imageSize = preprocessor.options.imageSize
+        images = .allocate(capacity: slots * options.batchSize * imageSize)
+        images.initialize(repeating: 0, count: slots * options.batchSize * imageSize)
+        labels = .allocate(capacity: slots * options.batchSize)
+        labels.initialize(repeating: 0, count: slots * options.batchSize)
+        stepOfSlot = [Int](repeating: -1, count: slots)
+        remaining = [Int](repeating: 0, count: slots)
+        decodedCache = options.cacheDecoded ? [Image?](repeating: nil, count: sampler.count) : []
+        if case .synthetic = source {
+            // One fixed set of random images (normal, mean 0, std 1); labels are drawn per step.
+            var random = SampleRandom(options.seed, 0x5359_4E54)   // "SYNT"
+            for i in 0..<(slots * options.batchSize * imageSize) {
+                let u1 = max(random.uniform(), 1e-300), u2 = random.uniform()
+                images[i] = Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+            }
+        }
+    }
+
+    deinit {
+        images.deallocate()
+        labels.deallocate()
+    }
+
+    func locked<T>(_ body: () -> T) -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return body()
+    }
+
+    func shutDown() {
+        locked { stopping = true; condition.broadcast() }
+    }
+
+    /// Valid samples of `step` on this rank.
+    func itemCount(_ step: Int) -> Int { sampler.positions(step: step).count }
+
+    func start(epoch: Int, step: Int) {
+        condition.lock()
+        generation += 1
+        while inFlight > 0 { condition.wait() }   // no worker may still write into a slot we are about to reuse
+        self.epoch = epoch
+        order = sampler.order(epoch: epoch)
+        endStep = sampler.stepsPerEpoch
+        taskStep = step; taskItem = 0
+        consumeStep = step
+        held = nil
+        for s in 0..<slots { stepOfSlot[s] = -1; remaining[s] = 0 }
+        failure = nil
+        skipped = 0
+        waitSeconds = 0
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func next() throws -> Batch? {
+        condition.lock()
+        defer { condition.unlock() }
+        if held != nil { held = nil; condition.broadcast() }   // the previous batch's slot is free again
+        if let failure { throw failure }
+        guard consumeStep < endStep else { return nil }
+        let step = consumeStep, slot = step % slots, count = itemCount(step), capacity = options.batchSize
+        let imageBase = images + slot * capacity * imageSize, labelBase = labels + slot * capacity
+
+        if case .synthetic(_, let classes) = source {
+            var random = SampleRandom(options.seed, 0x4C41_4245, UInt64(epoch), UInt64(step))   // "LABE"
+            for i in 0..<capacity { labelBase[i] = i < count ? Int32(random.next(upperBound: UInt64(classes))) : 0 }
+        } else if count > 0 {
+            let began = monotonicSeconds()
+            while !(stepOfSlot[slot] == step && remaining[slot] == 0) && failure == nil && !stopping {
+                condition.wait()
+            }
+            waitSeconds += monotonicSeconds() - began
+            if let failure { throw failure }
+        }
+        if count < capacity {   // a short evaluation batch: zero the unused tail
+            (imageBase + count * imageSize).update(repeating: 0, count: (capacity - count) * imageSize)
+            (labelBase + count).update(repeating: 0, count: capacity - count)
+        }
+        held = step
+        consumeStep += 1
+        return Batch(images: imageBase, labels: labelBase, count: count, capacity: capacity, epoch: epoch, step: step)
+    }
+
+    /// A decode thread: take the next sample of the prefetch window, prepare it into its slot, repeat.
+    func work() {
+        let reader: ImageReader
+        do { reader = try ImageReader() } catch {
+            locked { failure = error as? DataError ?? DataError("\(error)"); condition.broadcast() }
+            return
+        }
+        guard case .dataset(let index) = source else { return }
+        let training = sampler.mode == .training
+        let minimumSide = preprocessor.minimumDecodeShorterSide(training: training)
+        let gray = preprocessor.options.channels == 1
+
+        condition.lock()
+        while true {
+            if stopping { condition.unlock(); return }
+            let windowStart = held ?? consumeStep
+            guard failure == nil, taskStep < endStep, taskStep < windowStart + slots, itemCount(taskStep) > 0 else {
+                condition.wait()
+                continue
+            }
+            let step = taskStep, item = taskItem, slot = step % slots, n = itemCount(step)
+            if item == 0 { stepOfSlot[slot] = step; remaining[slot] = n }
+            taskItem += 1
+            if taskItem == n { taskStep += 1; taskItem = 0 }
+            let myGeneration = generation, myEpoch = epoch
+            let sample = order[sampler.positions(step: step).lowerBound + item]
+            inFlight += 1
+            condition.unlock()
+
+            let output = images + (slot * options.batchSize + item) * imageSize
+            let outcome = prepare(sample: sample, index: index, epoch: myEpoch, reader: reader, training: training,
+                                  minimumSide: minimumSide, gray: gray, into: output)
+
+            condition.lock()
+            inFlight -= 1
+            if myGeneration == generation {
+                switch outcome {
+                case .prepared(let label, let newlyBad, let replaced):
+                    labels[slot * options.batchSize + item] = label
+                    for (sampleIndex, message) in newlyBad where bad.insert(sampleIndex).inserted {
+                        badFileNames.append(index.path(Int(sampleIndex)))
+                        FileHandle.standardError.write(Data("warning: skipping bad image \(message)\n".utf8))
+                    }
+                    if replaced {
+                        skipped += 1
+                        let limit = options.maxBadFraction * Double(epochSamples)
+                        if Double(skipped) > limit && failure == nil {
+                            failure = DataError("\(skipped) bad images replaced this epoch, more than the limit of \(options.maxBadFraction * 100)% of this rank's \(epochSamples) samples (last: \(badFileNames.last ?? "?")): repair or remove the files, or raise the bad-file limit")
+                        }
+                    }
+                case .failed(let error):
+                    if failure == nil { failure = error }
+                }
+                remaining[slot] -= 1
+            }
+            condition.broadcast()
+        }
+    }
+
+    /// This rank's samples in one epoch.
+    var epochSamples: Int {
+        sampler.mode == .training ? sampler.stepsPerEpoch * sampler.batchSize
+            : (0..<sampler.stepsPerEpoch).reduce(0) { $0 + itemCount($1) }
+    }
+
+    enum Outcome {
+        case prepared(label: Int32, newlyBad: [(Int32, String)], replaced: Bool)
+        case failed(DataError)
+    }
+
+    /// Decodes `sample` (or, if its file is bad, a deterministic replacement) and preprocesses it into `output`.
+    /// Runs without the lock, except for short reads of the shared bad-file set and cache.
+    private func prepare(sample: Int32, index: DatasetIndex, epoch: Int, reader: ImageReader, training: Bool,
+                         minimumSide: Int, gray: Bool, into output: UnsafeMutablePointer<Float>) -> Outcome {
+        var candidate = sample
+        var newlyBad: [(Int32, String)] = []
+        for attempt in 0...100 {
+            if attempt > 0 {
+                var pick = SampleRandom(options.seed, 0x5355_4253, UInt64(sample), UInt64(attempt))   // "SUBS"
+                candidate = Int32(pick.next(upperBound: UInt64(index.count)))
+            }
+            let (knownBad, cached): (Bool, Image?) = locked {
+                (bad.contains(candidate), options.cacheDecoded ? decodedCache[Int(candidate)] : nil)
+            }
+            if knownBad { continue }
+            let image: Image
+            if let cached {
+                image = cached
+            } else {
+                do {
+                    image = try reader.read(path: index.path(Int(candidate)), minimumShorterSide: minimumSide, gray: gray)
+                } catch {
+                    newlyBad.append((candidate, (error as? DataError)?.message ?? "\(index.path(Int(candidate))): \(error)"))
+                    continue
+                }
+                if options.cacheDecoded { locked { decodedCache[Int(candidate)] = image } }
+            }
+            var random = SampleRandom(options.seed, 0x4155_474D, UInt64(epoch), UInt64(candidate))   // "AUGM"
+            preprocessor.apply(image, training: training, random: &random, into: output)
+            return .prepared(label: index.labels[Int(candidate)], newlyBad: newlyBad, replaced: candidate != sample)
+        }
+        return .failed(DataError("no readable image found to replace '\(index.path(Int(sample)))' after 100 tries: is '\(index.splitPath)' full of damaged files?"))
+    }
+}
