@@ -38,6 +38,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Runs multi-rank scenarios for MPITests (under mpirun) and the allreduce benchmark.
+        .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
+
         .testTarget(name: "ConvNetTests", dependencies: ["ConvNet"]),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
         .testTarget(name: "ShardTests", dependencies: ["Shard"]),

@@ -1,0 +1,111 @@
+import CMPI
+import Foundation
+
+/// A non-blocking allreduce started with `Communicator.startAllreduce`. The buffer belongs to the reduction until
+/// `wait()` returns.
+public final class AllreduceRequest: @unchecked Sendable {
+    // Safety of @unchecked Sendable: `done` and `failure` are only touched under `condition`.
+    private let condition = NSCondition()
+    private var done = false
+    private var failure: Error?
+
+    init() {}
+
+    /// Blocks until the reduction has finished; throws its MPI error if it failed.
+    public func wait() throws {
+        condition.lock()
+        while !done { condition.wait() }
+        let failure = self.failure
+        condition.unlock()
+        if let failure { throw failure }
+    }
+
+    /// True once the reduction has finished (successfully or not).
+    public var isComplete: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return done
+    }
+
+    func complete(error: Error?) {
+        condition.lock()
+        failure = error
+        done = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// Runs non-blocking reductions one after another on a thread of its own, with blocking chunked `MPI_Allreduce` on a
+/// duplicate of the world communicator. A thread makes real progress while the program computes; OpenMPI's
+/// `MPI_Iallreduce` only progresses when the program calls into MPI, and leaves the chunked fast path.
+final class BackgroundReducer: @unchecked Sendable {
+    // Safety of @unchecked Sendable: `queue`, `stopping` and `running` are only touched under `condition`; a job's
+    // buffer is owned by the reduction until its request completes.
+
+    private struct Job {
+        let base: UnsafeMutablePointer<Float>
+        let count: Int
+        let op: ReductionOp
+        let elementsPerCall: Int
+        let request: AllreduceRequest
+    }
+
+    let comm: MPI_Comm
+    private let size: Int
+    private let watchdog: CollectiveWatchdog
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var stopping = false
+    private var running = true
+
+    init(comm: MPI_Comm, size: Int, watchdog: CollectiveWatchdog) {
+        self.comm = comm
+        self.size = size
+        self.watchdog = watchdog
+        let thread = Thread { [self] in work() }
+        thread.name = "background allreduce"
+        thread.start()
+    }
+
+    func submit(base: UnsafeMutablePointer<Float>, count: Int, op: ReductionOp, elementsPerCall: Int,
+                request: AllreduceRequest) {
+        condition.lock()
+        queue.append(Job(base: base, count: count, op: op, elementsPerCall: elementsPerCall, request: request))
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Finishes the queued reductions, then stops the thread.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while running { condition.wait() }
+        condition.unlock()
+    }
+
+    private func work() {
+        condition.lock()
+        while true {
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty { break }
+            let job = queue.removeFirst()
+            condition.unlock()
+            watchdog.begin(.allreduceInBackground, in: .background)
+            var failure: Error?
+            do {
+                try reduceFloatsInPlace(job.base, count: job.count, op: job.op, ranks: size,
+                                        elementsPerCall: job.elementsPerCall, comm: comm)
+            } catch {
+                failure = error
+            }
+            watchdog.end(in: .background)
+            job.request.complete(error: failure)
+            condition.lock()
+        }
+        running = false
+        condition.broadcast()
+        condition.unlock()
+    }
+}

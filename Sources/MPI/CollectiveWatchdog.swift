@@ -1,0 +1,132 @@
+import CMPI
+import Foundation
+
+/// The collectives a communicator can be waiting in; the watchdog names them in its message.
+enum Collective: UInt64 {
+    case allreduce = 1
+    case allreduceInBackground
+    case allreduceScalars
+    case broadcast
+    case barrier
+
+    init?(word: UInt64) { self.init(rawValue: word) }
+
+    var name: String {
+        switch self {
+        case .allreduce: return "allreduce"
+        case .allreduceInBackground: return "allreduce (non-blocking)"
+        case .allreduceScalars: return "allreduce of scalars"
+        case .broadcast: return "broadcast"
+        case .barrier: return "barrier"
+        }
+    }
+}
+
+/// Ends the job when a collective stays in flight too long: a rank that died without MPI noticing, or a rank that
+/// skipped a collective, otherwise leaves every other rank waiting forever.
+///
+/// Each thread that runs collectives owns a slot of two words (which collective, and its start time in monotonic
+/// nanoseconds, 0 when idle). Starting and ending a collective is two atomic stores and a clock read: no lock, no
+/// allocation. A background thread looks at the slots a few times per timeout and, when one has been busy longer than
+/// the timeout, prints `rank R: collective NAME (LABEL) stalled for N s; aborting` and ends the job.
+final class CollectiveWatchdog: @unchecked Sendable {
+    // Safety of @unchecked Sendable: `words` is only touched through atomic loads and stores; `label` and the thread
+    // state are guarded by `condition`.
+
+    /// Which thread's collectives a slot tracks.
+    enum Slot: Int {
+        /// The program's own thread (blocking collectives).
+        case caller = 0
+        /// The communicator's background reduction thread.
+        case background = 1
+    }
+
+    private static let slotCount = 2
+    /// [collective, start] per slot, then the timeout in nanoseconds (0: off).
+    private let words: UnsafeMutablePointer<UInt64>
+    private var timeoutWord: UnsafeMutablePointer<UInt64> { words + 2 * Self.slotCount }
+    private let condition = NSCondition()
+    private var currentLabel = ""
+    private var stopping = false
+    private var running = false
+    private let stall: @Sendable (String) -> Void
+
+    /// `stall` receives the message (without the rank prefix) and must end the job.
+    init(timeoutSeconds: Double, stall: @escaping @Sendable (String) -> Void) {
+        words = .allocate(capacity: 2 * Self.slotCount + 1)
+        words.initialize(repeating: 0, count: 2 * Self.slotCount + 1)
+        self.stall = stall
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    deinit { words.deallocate() }
+
+    /// Seconds a collective may stay in flight; 0 turns the watchdog off.
+    var timeoutSeconds: Double {
+        get { Double(cmpi_atomic_load_u64(timeoutWord)) / 1e9 }
+        set { cmpi_atomic_store_u64(timeoutWord, UInt64(Swift.max(0, newValue) * 1e9)) }
+    }
+
+    /// A caller-chosen description of where the program is ("step 1234"), printed with a stall.
+    var label: String {
+        get { condition.lock(); defer { condition.unlock() }; return currentLabel }
+        set { condition.lock(); currentLabel = newValue; condition.unlock() }
+    }
+
+    @inline(__always)
+    func begin(_ collective: Collective, in slot: Slot = .caller) {
+        let base = words + 2 &* slot.rawValue
+        cmpi_atomic_store_u64(base, collective.rawValue)
+        cmpi_atomic_store_u64(base + 1, cmpi_monotonic_nanoseconds())
+    }
+
+    @inline(__always)
+    func end(in slot: Slot = .caller) {
+        cmpi_atomic_store_u64(words + (2 &* slot.rawValue &+ 1), 0)
+    }
+
+    func start() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !running else { return }
+        running = true
+        stopping = false
+        let thread = Thread { [self] in watch() }
+        thread.name = "collectives watchdog"
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it to leave, so nothing looks at MPI after finalisation.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while running { condition.wait() }
+        condition.unlock()
+    }
+
+    private func watch() {
+        condition.lock()
+        while !stopping {
+            let timeout = cmpi_atomic_load_u64(timeoutWord)
+            // Look a few times per timeout (at least once a second), so a stall is caught within ~25% of it.
+            let period = timeout == 0 ? 1.0 : Swift.min(1.0, Swift.max(0.05, Double(timeout) / 4e9))
+            _ = condition.wait(until: Date(timeIntervalSinceNow: period))
+            if stopping || timeout == 0 { continue }
+            let now = cmpi_monotonic_nanoseconds()
+            for slot in 0..<Self.slotCount {
+                let started = cmpi_atomic_load_u64(words + 2 * slot + 1)
+                guard started != 0, now > started, now - started > timeout else { continue }
+                let collective = Collective(word: cmpi_atomic_load_u64(words + 2 * slot))?.name ?? "unknown"
+                let label = currentLabel.isEmpty ? "" : " (\(currentLabel))"
+                let seconds = Double(now - started) / 1e9
+                condition.unlock()
+                stall("collective \(collective)\(label) stalled for \(String(format: "%.1f", seconds)) s; aborting")
+                condition.lock()
+            }
+        }
+        running = false
+        condition.broadcast()
+        condition.unlock()
+    }
+}

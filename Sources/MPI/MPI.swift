@@ -1,1 +1,0 @@
-// The MPI module: see docs/architecture.md. (Files arrive with the issue that builds it.)

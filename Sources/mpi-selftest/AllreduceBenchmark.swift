@@ -1,0 +1,61 @@
+import CMPI
+import Foundation
+import MPI
+
+/// Times in-place float sum allreduce through the communicator and through a plain C `MPI_Allreduce` loop on the
+/// same buffer in the same process, from 4 KiB to `--max-bytes` in ×4 steps, and prints bus bandwidth
+/// (2(n−1)/n × bytes / time, the figure NCCL's tests report) side by side. Each figure is the best of three rounds,
+/// the slowest rank's time in each; the two loops alternate so drift hits both alike.
+func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOptions, report: SelfTestReport) throws {
+    let maxCount = options.maxBytes / 4
+    let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: maxCount)
+    defer { buffer.deallocate() }
+    buffer.initialize(repeating: 0)   // zeros stay zeros under sums: no overflow, no denormals
+    let world: MPI_Comm = cmpi_comm_world()  // the communicator's own world communicator
+    let ranks = Double(communicator.size)
+    let busFactor = 2 * (ranks - 1) / Swift.max(ranks, 1)
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") == true ? "AVX-512 (Zen 5 class)" : "AVX2 only (Zen 3 class)"
+    if communicator.rank == 0 {
+        report.note("allreduce benchmark: \(communicator.size) ranks, \(communicator.threadLevel), chunks of "
+                    + "\(communicator.chunkBytes >> 20) MiB, CPU \(cpu)")
+        report.note("      bytes  iters   shim ms  shim GB/s   plain C ms  C GB/s   shim/C")
+        report.flush()
+    }
+
+    func slowestRank(_ seconds: Double) throws -> Double { try communicator.allreduce(seconds, op: .max) }
+
+    var bytes = 4096
+    while bytes <= options.maxBytes {
+        let count = bytes / 4
+        let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
+        let iterations = Swift.max(3, Swift.min(2000, (512 << 20) / bytes))
+        // Warm-up: first touch of OpenMPI's buffers and ours.
+        try communicator.allreduce(part, op: .sum)
+        try check(cmpi_reference_allreduce_loop(part.baseAddress, Int32(count), 1, world))
+        var bestShim = Double.infinity, bestC = Double.infinity
+        for _ in 0..<3 {
+            try communicator.barrier()
+            var start = cmpi_monotonic_nanoseconds()
+            for _ in 0..<iterations { try communicator.allreduce(part, op: .sum) }
+            bestShim = Swift.min(bestShim, try slowestRank(Double(cmpi_monotonic_nanoseconds() - start) / 1e9 / Double(iterations)))
+            try communicator.barrier()
+            start = cmpi_monotonic_nanoseconds()
+            try check(cmpi_reference_allreduce_loop(part.baseAddress, Int32(count), Int32(iterations), world))
+            bestC = Swift.min(bestC, try slowestRank(Double(cmpi_monotonic_nanoseconds() - start) / 1e9 / Double(iterations)))
+        }
+        if communicator.rank == 0 {
+            let shimBandwidth = busFactor * Double(bytes) / bestShim / 1e9
+            let cBandwidth = busFactor * Double(bytes) / bestC / 1e9
+            report.note(String(format: "%11d  %5d  %8.3f  %9.2f   %10.3f  %6.2f   %5.1f%%", bytes, iterations,
+                               bestShim * 1e3, shimBandwidth, bestC * 1e3, cBandwidth, 100 * bestC / bestShim))
+            report.flush()
+        }
+        bytes *= 4
+    }
+}
+
+private struct ReferenceLoopFailed: Error, CustomStringConvertible { let description: String }
+
+private func check(_ code: Int32) throws {
+    if code != 0 { throw ReferenceLoopFailed(description: "the plain C MPI_Allreduce loop failed with MPI error \(code)") }
+}
