@@ -22,7 +22,8 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         self.init(seed: h)
     }
 
-    @inline(__always) static func mix(_ v: UInt64) -> UInt64 {
+    /// SplitMix64 finaliser: a well-mixed 64-bit hash of `v`.
+    @inline(__always) public static func mix(_ v: UInt64) -> UInt64 {
         var z = v &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB

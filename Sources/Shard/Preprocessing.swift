@@ -16,6 +16,8 @@ public struct PreprocessOptions: Sendable, Equatable {
         /// Resize so the shorter side is `shorterSide` (nil: just large enough to cover the output), then take a
         /// random crop of the output size (the AlexNet/VGG recipe: 256 then random 224).
         case resizeThenRandomCrop(shorterSide: Int?)
+        /// No random crop: the evaluation transform (shorter side to `evalShorterSide`, centre crop), flips aside.
+        case centre
 
         /// PyTorch's defaults for `randomResized`.
         public static let inception = TrainCrop.randomResized(scale: 0.08...1, ratio: (3.0 / 4)...(4.0 / 3))
@@ -74,6 +76,8 @@ public struct PreprocessOptions: Sendable, Equatable {
             guard ratio.lowerBound > 0 else { throw DataError("preprocessing: crop ratio \(ratio) must be positive") }
         case .resizeThenRandomCrop(let s):
             if let s, s <= 0 { throw DataError("preprocessing: train resize \(s) must be positive") }
+        case .centre:
+            break
         }
     }
 }
@@ -117,6 +121,8 @@ public struct Preprocessor: Sendable {
                 return Int((Double(out) / scale.lowerBound.squareRoot()).rounded(.up))
             case .resizeThenRandomCrop(let s):
                 return max(s ?? out, out)
+            case .centre:
+                break
             }
         }
         return max(options.evalShorterSide ?? out, out)
@@ -133,13 +139,16 @@ public struct Preprocessor: Sendable {
     /// The crop box for a `w`×`h` image: random in training (drawn from `random`), the centre in evaluation.
     public func cropBox(width w: Int, height h: Int, training: Bool, random: inout SampleRandom) -> CropBox {
         let outW = Double(options.width), outH = Double(options.height)
-        guard training else {
+        func centreBox() -> CropBox {
             let f = resizeFactor(width: w, height: h, shorterSide: options.evalShorterSide)
             let bw = outW / f, bh = outH / f
             return CropBox(x: (Double(w) - bw) / 2, y: (Double(h) - bh) / 2, width: bw, height: bh, flip: false)
         }
+        guard training else { return centreBox() }
         var box: CropBox
         switch options.trainCrop {
+        case .centre:
+            box = centreBox()
         case .resizeThenRandomCrop(let s):
             let f = resizeFactor(width: w, height: h, shorterSide: s)
             let spareX = max(0, Int((Double(w) * f).rounded(.down)) - options.width)

@@ -7,8 +7,8 @@ import Shard
 public struct RunOptions {
     /// Resume from this checkpoint (a path), or from OUTPUT/last.safetensors when "last".
     public var resume: String?
-    /// Print progress as plain lines even on a terminal.
-    public var plainProgress = false
+    /// Live progress line or plain lines (auto: live only when the output is a terminal).
+    public var progress = ProgressReport.Style.auto
     public init(resume: String? = nil) { self.resume = resume }
 }
 
@@ -25,6 +25,7 @@ public final class TrainingRun {
     public let classes: [String]
     public let perRankBatch: Int
     public let schedule: LearningRateSchedule
+    let options: RunOptions
     public private(set) var position = TrainingPosition(epoch: 0, step: 0, globalStep: 0)
     private var bestTop1Error = Double.infinity
     private var output: OutputDirectory?
@@ -34,6 +35,7 @@ public final class TrainingRun {
     public init(config: TrainConfig, options: RunOptions, communicator: Communicator) throws {
         self.config = config
         self.communicator = communicator
+        self.options = options
         let ranks = communicator.size
         let solver = config.solver
         guard solver.batchSize % ranks == 0 else {
@@ -134,7 +136,7 @@ public final class TrainingRun {
     public func run() throws -> Outcome {
         if isRoot { printStart() }
         let solver = config.solver
-        let progress = isRoot ? Progress(interval: config.log.everySteps) : nil
+        let progress = isRoot ? ProgressReport(interval: config.log.everySteps, style: options.progress) : nil
         var stepsThisRun = 0
         while position.epoch < solver.epochs {
             let epoch = position.epoch

@@ -47,6 +47,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("resume-from"), help: "Resume from this checkpoint file.")
     var resumeFrom: String?
 
+    @Option(help: "ProgressReport display: auto (a live line on a terminal, plain lines in logs), live, or plain.")
+    var progress: ProgressReport.Style = .auto
+
     @Flag(help: "Debug mode: one process on a small subset; checks every layer's output for NaN/Inf, gradient-checks the first batch, prints per-layer times; deterministic.")
     var debug = false
 
@@ -78,7 +81,7 @@ struct Train: ParsableCommand {
         Communicator.runOrAbort {
             let config = try TrainConfig.load(file: self.config, overrides: overrides)
             var options = RunOptions(resume: resumeFrom ?? (resume ? "last" : nil))
-            options.plainProgress = false
+            options.progress = progress
             let run = try TrainingRun(config: config, options: options, communicator: communicator)
             outcome = try run.run()
         }
@@ -93,3 +96,5 @@ struct Train: ParsableCommand {
         }
     }
 }
+
+extension ProgressReport.Style: ExpressibleByArgument {}

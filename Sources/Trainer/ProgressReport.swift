@@ -5,14 +5,29 @@ import Glibc
 
 /// Rank 0's progress report. On a terminal: one live line per epoch, redrawn in place. Otherwise (a batch job's
 /// log file): plain lines at a fixed step interval, no control characters.
-public final class Progress {
+public final class ProgressReport {
     let live: Bool
     let interval: Int
     private var lastDraw = 0.0
 
-    public init(interval: Int, forcePlain: Bool = false) {
-        live = !forcePlain && isatty(STDOUT_FILENO) == 1
+    public enum Style: String, CaseIterable, Sendable { case auto, live, plain }
+
+    public init(interval: Int, style: Style = .auto) {
+        switch style {
+        case .live: live = true
+        case .plain: live = false
+        case .auto: live = ProgressReport.stdoutIsTerminal()
+        }
         self.interval = interval
+    }
+
+    /// OpenMPI gives every rank a pseudo-terminal for stdout, even when mpirun writes to a log file; so under
+    /// mpirun the answer is what mpirun's own stdout (the parent process's) is.
+    static func stdoutIsTerminal() -> Bool {
+        guard isatty(STDOUT_FILENO) == 1 else { return false }
+        guard ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil else { return true }
+        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(getppid())/fd/1")) ?? ""
+        return target.hasPrefix("/dev/pts/") || target.hasPrefix("/dev/tty")
     }
 
     /// Reports step `step` (1-based within the epoch) of `total`.
