@@ -33,6 +33,25 @@ public final class Replica {
         try communicator.allreduce(network.state.values, op: .average)
     }
 
+    /// Checks that every rank holds the same parameters: a checksum reduced with max and min must agree.
+    /// (Used by `--check-replicas` and the tests; costs one pass over the parameters and one tiny collective.)
+    public private(set) var replicaChecks = 0
+
+    public func verifyIdentical(step: Int) throws {
+        var sum = 0.0, weighted = 0.0
+        let p = network.parameters.values
+        for i in p.indices {
+            sum += Double(p[i])
+            weighted += Double(p[i]) * Double(i % 1021 + 1)
+        }
+        communicator.collectiveLabel = "replica check after step \(step)"
+        let r = try communicator.allreduce([sum, weighted, -sum, -weighted], op: .max)
+        guard r[0] == -r[2], r[1] == -r[3] else {
+            throw ReplicaMismatch(step: step, low: -r[2], high: r[0])
+        }
+        replicaChecks += 1
+    }
+
     /// The result of one training step on this rank's share.
     public struct StepResult {
         /// This rank's sums over its share: loss, top-1 and top-5 correct, samples.
@@ -138,6 +157,14 @@ public struct StepTiming {
     public var update: Double = 0
     public init() {}
     public var total: Double { data + forward + backward + sync + update }
+}
+
+/// Ranks hold different parameters: a bug, or hardware that computes differently.
+public struct ReplicaMismatch: Error, CustomStringConvertible {
+    public let step: Int
+    public let low: Double
+    public let high: Double
+    public var description: String { "after step \(step) the ranks' parameters differ (checksums from \(low) to \(high))" }
 }
 
 /// Why training stopped early.

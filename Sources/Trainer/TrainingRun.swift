@@ -7,6 +7,8 @@ import Shard
 public struct RunOptions {
     /// Resume from this checkpoint (a path), or from OUTPUT/last.safetensors when "last".
     public var resume: String?
+    /// After every step, compare a checksum of the parameters across ranks (min and max) and stop if they differ.
+    public var checkReplicas = false
     /// Live progress line or plain lines (auto: live only when the output is a terminal).
     public var progress = ProgressReport.Style.auto
     public init(resume: String? = nil) { self.resume = resume }
@@ -63,6 +65,7 @@ public final class TrainingRun {
                                         stepsPerEpoch: train.stepsPerEpoch, totalEpochs: solver.epochs)
 
         try applyFineTune(sgd: sgd)
+        if options.checkReplicas { try replica.verifyIdentical(step: -1) }
         if let resume = options.resume { try restore(from: resume == "last" ? "\(config.output)/last.safetensors" : resume) }
         if isRoot {
             output = try OutputDirectory(path: config.output, resumingAtStep: options.resume == nil ? nil : position.globalStep)
@@ -134,6 +137,12 @@ public final class TrainingRun {
     public enum Outcome: Equatable { case finished, stoppedBySignal, reachedMaxSteps }
 
     public func run() throws -> Outcome {
+        let outcome = try trainEpochs()
+        if isRoot && options.checkReplicas { print("replicas identical after every step (\(replica.replicaChecks) checks)") }
+        return outcome
+    }
+
+    private func trainEpochs() throws -> Outcome {
         if isRoot { printStart() }
         let solver = config.solver
         let progress = isRoot ? ProgressReport(interval: config.log.everySteps, style: options.progress) : nil
@@ -165,6 +174,7 @@ public final class TrainingRun {
                 logTiming.sync += stepTiming.sync; logTiming.update += stepTiming.update
                 sums += result.sums
                 logSums += result.sums
+                if options.checkReplicas { try replica.verifyIdentical(step: position.globalStep) }
                 if result.skipped, isRoot { progress?.line("step \(position.globalStep): non-finite loss or gradients on some rank; step skipped (solver.non_finite = skip)") }
                 position.step += 1
                 position.globalStep += 1

@@ -50,6 +50,9 @@ struct Train: ParsableCommand {
     @Option(help: "ProgressReport display: auto (a live line on a terminal, plain lines in logs), live, or plain.")
     var progress: ProgressReport.Style = .auto
 
+    @Flag(name: .customLong("check-replicas"), help: "After every step, check that all ranks hold identical parameters (one checksum collective).")
+    var checkReplicas = false
+
     @Flag(help: "Debug mode: one process on a small subset; checks every layer's output for NaN/Inf, gradient-checks the first batch, prints per-layer times; deterministic.")
     var debug = false
 
@@ -82,6 +85,7 @@ struct Train: ParsableCommand {
             let config = try TrainConfig.load(file: self.config, overrides: overrides)
             var options = RunOptions(resume: resumeFrom ?? (resume ? "last" : nil))
             options.progress = progress
+            options.checkReplicas = checkReplicas
             let run = try TrainingRun(config: config, options: options, communicator: communicator)
             outcome = try run.run()
         }
