@@ -50,8 +50,10 @@ public enum ErrorPlot {
         let xTicks = niceTicks(low: xLow, high: xHigh, integers: true)
         let yTop = yTicks.last!, yBottom = min(yLow, yTicks.first!)
         let xLeft = min(xLow, xTicks.first!), xRight = max(xHigh, xTicks.last!)
-        func px(_ x: Double) -> Int { left + Int(((x - xLeft) / (xRight - xLeft) * Double(right - left)).rounded()) }
-        func py(_ y: Double) -> Int { bottom - Int(((y - yBottom) / (yTop - yBottom) * Double(bottom - top)).rounded()) }
+        // Pixel positions are clamped, so absurd values (1e300, ranges that overflow) cannot trap the conversion to Int.
+        func clamped(_ d: Double) -> Int { d.isFinite ? Int(max(-100_000, min(100_000, d)).rounded()) : -100_000 }
+        func px(_ x: Double) -> Int { left + clamped((x - xLeft) / (xRight - xLeft) * Double(right - left)) }
+        func py(_ y: Double) -> Int { bottom - clamped((y - yBottom) / (yTop - yBottom) * Double(bottom - top)) }
 
         // Grid, ticks and numbers.
         for y in yTicks {
@@ -110,6 +112,7 @@ public enum ErrorPlot {
 
     /// Round tick values covering [low, high]: steps of 1, 2 or 5 × 10^k, about 5–10 ticks.
     static func niceTicks(low: Double, high: Double, integers: Bool = false) -> [Double] {
+        guard low.isFinite, high.isFinite, high - low < .greatestFiniteMagnitude else { return [0, 1] }
         let span = max(high - low, 1e-12)
         let rough = span / 6
         let magnitude = pow(10, (log10(rough)).rounded(.down))
@@ -128,6 +131,7 @@ public enum ErrorPlot {
 
     /// Tick labels: no trailing zeros ("5", "2.5", "0.05").
     static func format(_ value: Double) -> String {
+        guard value.isFinite, abs(value) < 1e9 else { return String(format: "%g", value) }
         if abs(value - value.rounded()) < 1e-9 { return String(Int(value.rounded())) }
         var text = String(format: "%.4f", value)
         while text.hasSuffix("0") { text.removeLast() }

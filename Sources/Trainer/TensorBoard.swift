@@ -127,7 +127,7 @@ public enum TensorBoardEventFile {
         func fail(_ problem: String) -> FileWriteError { FileWriteError("\(source): record \(events.count) at byte \(offset): \(problem)") }
         func uint32(at i: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[i + $1]) << (8 * UInt32($1)) } }
         while offset < bytes.count {
-            guard bytes.count - offset >= 12 else { throw fail("truncated record header") }
+            guard bytes.count - offset >= 16 else { throw fail("truncated record") }
             let lengthBytes = Array(bytes[offset..<(offset + 8)])
             guard uint32(at: offset + 8) == CRC32C.masked(lengthBytes) else { throw fail("length CRC mismatch") }
             let length = lengthBytes.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }

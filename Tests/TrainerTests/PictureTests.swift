@@ -134,6 +134,8 @@ final class PictureTests: XCTestCase {
         try ErrorPlot.write(trainTop1Error: [], valTop1Error: [], to: dir + "/plot-empty.png")
         try ErrorPlot.write(trainTop1Error: [(1, 0.5)], valTop1Error: [(1, .nan)], to: dir + "/plot-one.png")
         try ErrorPlot.write(trainTop1Error: [(1, 0), (2, 0)], valTop1Error: [(1, 0), (2, 0)], to: dir + "/plot-zero.png")
+        try ErrorPlot.write(trainTop1Error: [(1, 1e300), (2, -1e300)], valTop1Error: [(Int.max, 0.5), (Int.min, 1e-300)],
+                            to: dir + "/plot-absurd.png")
         XCTAssertEqual(ErrorPlot.niceTicks(low: 0, high: 52), [0, 10, 20, 30, 40, 50, 60])
         XCTAssertEqual(ErrorPlot.niceTicks(low: 1, high: 90, integers: true).prefix(3), [0, 20, 40])
         XCTAssertEqual(ErrorPlot.niceTicks(low: 1, high: 3, integers: true), [1, 2, 3])

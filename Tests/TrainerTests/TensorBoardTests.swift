@@ -47,6 +47,30 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertThrowsError(try TensorBoardEventFile.decode(Array(good.dropLast(3)), source: "x")) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
     }
 
+    /// Mutated event files (bit flips, truncations, garbage) give an error or events, never a crash.
+    func testMutatedEventFilesNeverCrashTheReader() throws {
+        let dir = makeTemporaryDirectory(self)
+        let writer = try TensorBoardWriter(directory: dir, resumingAtStep: 3)
+        for step in 0..<4 { writer.add(scalar: "loss", value: Double(step), step: step) }
+        try writer.flush()
+        let original = [UInt8](FileManager.default.contents(atPath: writer.path)!)
+        var random = SplitMix64(seed: 99)
+        var rejected = 0
+        for _ in 0..<20_000 {
+            var bytes = original
+            for _ in 0...(random.next() % 3) {
+                switch random.next() % 3 {
+                case 0: bytes[Int(random.next() % UInt64(bytes.count))] ^= 1 << UInt8(random.next() % 8)
+                case 1: bytes.removeLast(Int(random.next() % UInt64(bytes.count)))
+                default: bytes += (0..<(random.next() % 20)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                }
+                if bytes.isEmpty { bytes = [0] }
+            }
+            if (try? TensorBoardEventFile.decode(bytes, source: "fuzz")) == nil { rejected += 1 }
+        }
+        XCTAssertGreaterThan(rejected, 15_000, "CRCs catch nearly every change")
+    }
+
     func testWritersStartedInTheSameSecondUseDifferentFiles() throws {
         let dir = makeTemporaryDirectory(self)
         let a = try TensorBoardWriter(directory: dir)
