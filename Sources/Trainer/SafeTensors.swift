@@ -235,9 +235,13 @@ public final class SafeTensorsReader {
     /// The dtype and shape of a tensor, or nil when the file has no tensor of that name.
     public func info(_ name: String) -> TensorInfo? { tensors[name] }
 
-    /// Copies an F32 tensor into `destination`, whose count must equal the tensor's element count.
-    public func copyFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+    /// Copies an F32 tensor into `destination`, whose count must equal the tensor's element count. With `shape`,
+    /// the tensor must have exactly that shape (a checkpoint of another network is refused by name and shape).
+    public func copyFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>, shape: [Int]? = nil) throws {
         let info = try typed(name, .f32)
+        if let shape, shape != info.shape {
+            throw SafeTensorsError("\(source): tensor \"\(name)\" has shape \(info.shape) but the network expects \(shape) (a checkpoint of a different configuration?)")
+        }
         guard destination.count == info.elementCount else {
             throw SafeTensorsError("\(source): tensor \"\(name)\" has \(info.elementCount) elements (shape \(info.shape)) but the destination holds \(destination.count)")
         }

@@ -72,16 +72,16 @@ final class AtomicFileTests: XCTestCase {
         // pid 2^22+1 is above Linux's pid_max limit, so no live process has it.
         let dead = path + ".tmp-4194305"
         let live = path + ".tmp-1"  // init is always alive
-        for name in [dead, live, path] { FileManager.default.createFile(atPath: name, contents: Data([1])) }
+        for name in [dead, live, path] { _ = FileManager.default.createFile(atPath: name, contents: Data([1])) }
         XCTAssertEqual(AtomicFile.removeStaleTemporaries(of: path), [dead])
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)),
                        ["last.safetensors", "last.safetensors.tmp-1"])
     }
 
-    func testAppendingTextFileAppendsAndReportsAFullDisk() throws {
+    func testAppendOnlyFileAppendsAndReportsAFullDisk() throws {
         let dir = makeTemporaryDirectory(self)
         let path = dir + "/log.txt"
-        let log = try AppendingTextFile(path: path)
+        let log = try AppendOnlyFile(path: path)
         try log.append("one\n")
         try log.append("two\n")
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "one\ntwo\n", "appends reach the file without a flush")
@@ -91,7 +91,9 @@ final class AtomicFileTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains("File too large"), "\(error)")
             }
         }
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "one\ntwo\n", "a failed append leaves no partial text")
         try log.sync()
+        XCTAssertThrowsError(try AppendOnlyFile(path: path, exclusive: true)) { XCTAssertTrue("\($0)".contains("File exists"), "\($0)") }
     }
 }
 

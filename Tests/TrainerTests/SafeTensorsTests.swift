@@ -40,6 +40,11 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertThrowsError(try wrongSize.withUnsafeMutableBufferPointer { try reader.copyFloats("conv1.bias", into: $0) }) {
                 XCTAssertTrue("\($0)".contains("\"conv1.bias\" has 2 elements"), "\($0)")
             }
+            var weight = [Float](repeating: 0, count: 18)
+            XCTAssertNoThrow(try weight.withUnsafeMutableBufferPointer { try reader.copyFloats("conv1.weight", into: $0, shape: [2, 1, 3, 3]) })
+            XCTAssertThrowsError(try weight.withUnsafeMutableBufferPointer { try reader.copyFloats("conv1.weight", into: $0, shape: [2, 9]) }) {
+                XCTAssertTrue("\($0)".contains("has shape [2, 1, 3, 3] but the network expects [2, 9]"), "\($0)")
+            }
             XCTAssertThrowsError(try reader.floats("state.position")) { XCTAssertTrue("\($0)".contains("dtype I64, expected F32"), "\($0)") }
             XCTAssertThrowsError(try reader.floats("fc9.weight")) { XCTAssertTrue("\($0)".contains("no tensor named \"fc9.weight\""), "\($0)") }
         }
