@@ -27,6 +27,8 @@ final class OutputDirectory {
     init(path: String, resumingAtStep: Int?) throws {
         self.path = path
         try OutputDirectory.create(path)
+        // A crash may have left NAME.tmp-<pid> files of dead processes beside the checkpoints.
+        for name in ["last", "best"] { _ = AtomicFile.removeStaleTemporaries(of: "\(path)/\(name).safetensors") }
         metrics = try MetricsLog(path: path + "/metrics.csv", resumingAtStep: resumingAtStep)
         events = try TensorBoardWriter(directory: path, resumingAtStep: resumingAtStep)
     }
@@ -58,6 +60,13 @@ final class OutputDirectory {
         }
     }
 
+    /// A row of metrics.csv: per step (no validation) or per epoch.
+    func appendMetrics(epoch: Int, step: Int, lr: Double, train: Sums, val: Sums?, imagesPerSecond: Double, seconds: Double) throws {
+        try metrics.append(MetricsRow(epoch: epoch, step: step, lr: lr, trainLoss: train.meanLoss, trainTop1Error: train.top1Error,
+                                      trainTop5Error: train.top5Error, valLoss: val?.meanLoss, valTop1Error: val?.top1Error,
+                                      valTop5Error: val?.top5Error, imagesPerSecond: imagesPerSecond, seconds: seconds))
+    }
+
     /// The per-epoch scalars for TensorBoard.
     func recordEpoch(epoch: Int, step: Int, train: Sums, val: Sums) throws {
         for (tag, value) in [("train/loss", train.meanLoss), ("train/top1_error", train.top1Error), ("train/top5_error", train.top5Error),
@@ -80,14 +89,16 @@ final class OutputDirectory {
     func drawPictures(network: Network, history: [(train: Double, val: Double)]) throws {
         if let index = network.layers.firstIndex(where: { $0 is Convolution }),
            let weight = network.parameterSlots(ofLayer: index).first {
-            try FilterGrid.write(weights: UnsafeBufferPointer(start: weight.value, count: weight.count), dims: weight.dims,
+            try FilterGrid.write(weights: UnsafeBufferPointer(start: weight.value, count: weight.count), filters: weight.dims[0],
+                                 channels: weight.dims[1], kernelHeight: weight.dims[2], kernelWidth: weight.dims[3],
                                  to: path + "/filters.png")
         }
-        try ErrorPlot.write(train: history.map(\.train), val: history.map(\.val), to: path + "/error.png")
+        try ErrorPlot.write(trainTop1Error: history.enumerated().map { ($0 + 1, $1.train) },
+                            valTop1Error: history.enumerated().map { ($0 + 1, $1.val) }, to: path + "/error.png")
     }
 
     /// Train and val top-1 error of epochs 1…`epoch` from metrics.csv (to redraw the plot after a resume).
     func history(upTo epoch: Int) -> [(train: Double, val: Double)] {
-        metrics.epochRows().filter { $0.epoch <= epoch }.map { ($0.trainTop1Error, $0.valTop1Error) }
+        metrics.rows.filter { $0.epoch <= epoch && $0.valTop1Error != nil }.map { ($0.trainTop1Error ?? .nan, $0.valTop1Error!) }
     }
 }

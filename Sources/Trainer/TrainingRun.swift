@@ -190,7 +190,7 @@ public final class TrainingRun {
                                       loss: reduced.meanLoss, top1Error: reduced.top1Error, lr: Double(lr), imagesPerSecond: rate,
                                       dataWaitShare: logTiming.data / max(logTiming.total, 1e-9),
                                       secondsLeft: Double(total - position.step) * elapsed / Double(config.log.everySteps))
-                        try output?.metrics.append(epoch: epoch + 1, step: position.globalStep, lr: Double(lr), train: reduced, val: nil,
+                        try output?.appendMetrics(epoch: epoch + 1, step: position.globalStep, lr: Double(lr), train: reduced, val: nil,
                                                    imagesPerSecond: rate, seconds: elapsed)
                         output?.recordStep(step: position.globalStep, lr: Double(lr), train: reduced, imagesPerSecond: rate)
                     }
@@ -226,7 +226,7 @@ public final class TrainingRun {
             if isRoot, let output, let progress {
                 let rate = trainTotals.count / max(seconds, 1e-9)
                 progress.line("epoch \(epoch + 1)/\(solver.epochs)  train loss \(f(trainTotals.meanLoss, 4)) top-1 err \(pct(trainTotals.top1Error))  |  val loss \(f(valTotals.meanLoss, 4)) top-1 err \(pct(valTotals.top1Error)) top-5 err \(pct(valTotals.top5Error))  |  \(f(seconds, 1)) s, \(f(rate, 0)) img/s, data wait \(pct(timing.data / max(timing.total, 1e-9))), sync \(pct(timing.sync / max(timing.total, 1e-9)))\(train.skippedThisEpoch > 0 ? "  |  \(train.skippedThisEpoch) unreadable files replaced" : "")")
-                try output.metrics.append(epoch: epoch + 1, step: position.globalStep, lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
+                try output.appendMetrics(epoch: epoch + 1, step: position.globalStep, lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
                                           train: trainTotals, val: valTotals, imagesPerSecond: rate, seconds: seconds)
                 try output.recordEpoch(epoch: epoch + 1, step: position.globalStep, train: trainTotals, val: valTotals)
                 epochHistory.append((trainTotals.top1Error, valTotals.top1Error))
