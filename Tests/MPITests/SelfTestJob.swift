@@ -28,14 +28,15 @@ struct SelfTestJob {
         throw XCTSkip("mpi-selftest is missing")
     }
 
-    /// Runs `scenario` on `ranks` ranks under mpirun (nil: a single process without mpirun).
+    /// Runs `scenario` on `ranks` ranks under mpirun (nil: a single process without mpirun), with
+    /// `--mca mpi_yield_when_idle 1` unless `yieldWhenIdle` is false.
     static func run(ranks: Int?, _ scenario: String, _ arguments: [String] = [], environment: [String: String] = [:],
-                    timeout: Double = 60) throws -> Result {
+                    yieldWhenIdle: Bool = true, timeout: Double = 60) throws -> Result {
         let selftest = try executable()
         var command: [String] = []
         if let ranks {
-            command = ["mpirun", "-n", "\(ranks)", "--oversubscribe", "--bind-to", "none",
-                       "--mca", "mpi_yield_when_idle", "1"]
+            command = ["mpirun", "-n", "\(ranks)", "--oversubscribe", "--bind-to", "none"]
+            if yieldWhenIdle { command += ["--mca", "mpi_yield_when_idle", "1"] }
             if geteuid() == 0 { command.append("--allow-run-as-root") }
             for (name, value) in environment.sorted(by: { $0.key < $1.key }) { command += ["-x", "\(name)=\(value)"] }
         }
