@@ -8,6 +8,7 @@ enum Collective: UInt64 {
     case allreduceScalars
     case broadcast
     case barrier
+    case finalize
 
     init?(word: UInt64) { self.init(rawValue: word) }
 
@@ -18,6 +19,7 @@ enum Collective: UInt64 {
         case .allreduceScalars: return "allreduce of scalars"
         case .broadcast: return "broadcast"
         case .barrier: return "barrier"
+        case .finalize: return "finalize"
         }
     }
 }

@@ -92,7 +92,7 @@ func reduceFloatsInPlace(_ base: UnsafeMutablePointer<Float>, count: Int, op: Re
         let start = base + offset
         try check(MPI_Allreduce(cmpi_in_place(), start, Int32(piece), cmpi_float(), op.mpiOp, comm), "MPI_Allreduce")
         if op == .average && ranks > 1 {
-            for i in 0..<piece { start[i] *= scale }
+            cmpi_scale_floats(start, piece, scale)
         }
         offset &+= piece
     }

@@ -155,8 +155,13 @@ public final class Communicator: @unchecked Sendable {
     public func finalize() throws {
         guard !isFinalized else { return }
         backgroundReducer?.stop()
-        watchdog.stop()
         isFinalized = true
+        // MPI_Finalize waits for the other ranks too: the watchdog keeps an eye on it, then stops.
+        watchdog.begin(.finalize)
+        defer {
+            watchdog.end()
+            watchdog.stop()
+        }
         if let duplicate = backgroundReducer?.comm {
             var handle: MPI_Comm? = duplicate
             try check(MPI_Comm_free(&handle), "MPI_Comm_free")

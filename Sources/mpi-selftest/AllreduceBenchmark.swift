@@ -4,9 +4,10 @@ import MPI
 
 /// Times in-place float sum allreduce through the communicator and through a plain C `MPI_Allreduce` loop on the
 /// same buffer in the same process, from 4 KiB to `--max-bytes` in ×4 steps, and prints bus bandwidth
-/// (2(n−1)/n × bytes / time, the figure NCCL's tests report) side by side. Each figure is the best of three rounds,
+/// (2(n−1)/n × bytes / time, the figure NCCL's tests report) side by side. Each figure is the best of five rounds,
 /// the slowest rank's time in each; the two loops alternate so drift hits both alike.
 func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOptions, report: SelfTestReport) throws {
+    communicator.chunkBytes = options.chunkBytes ?? Communicator.defaultChunkBytes
     let maxCount = options.maxBytes / 4
     let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: maxCount)
     defer { buffer.deallocate() }
@@ -17,7 +18,7 @@ func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOption
     let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") == true ? "AVX-512 (Zen 5 class)" : "AVX2 only (Zen 3 class)"
     if communicator.rank == 0 {
         report.note("allreduce benchmark: \(communicator.size) ranks, \(communicator.threadLevel), chunks of "
-                    + "\(communicator.chunkBytes >> 20) MiB, CPU \(cpu)")
+                    + "\(communicator.chunkBytes) bytes, CPU \(cpu)")
         report.note("      bytes  iters   shim ms  shim GB/s   plain C ms  C GB/s   shim/C")
         report.flush()
     }
@@ -33,7 +34,7 @@ func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOption
         try communicator.allreduce(part, op: .sum)
         try check(cmpi_reference_allreduce_loop(part.baseAddress, Int32(count), 1, world))
         var bestShim = Double.infinity, bestC = Double.infinity
-        for _ in 0..<3 {
+        for _ in 0..<5 {
             try communicator.barrier()
             var start = cmpi_monotonic_nanoseconds()
             for _ in 0..<iterations { try communicator.allreduce(part, op: .sum) }

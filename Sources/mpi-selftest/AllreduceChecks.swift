@@ -29,7 +29,7 @@ func checkAllreduce(_ communicator: Communicator, options: SelfTestOptions, repo
     let counts = [0, 1, 7, 1_000_003]
     let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: counts.max()!)
     defer { buffer.deallocate() }
-    let chunkings = [("default chunks", Communicator.defaultChunkBytes), ("\(options.chunkBytes)-byte chunks", options.chunkBytes)]
+    let chunkings = [("default chunks", Communicator.defaultChunkBytes), ("\(options.chunkBytes ?? 4096)-byte chunks", options.chunkBytes ?? 4096)]
     let ranks = communicator.size, rank = communicator.rank
     for count in counts {
         let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])

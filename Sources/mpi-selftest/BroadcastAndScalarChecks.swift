@@ -8,7 +8,7 @@ func checkBroadcast(_ communicator: Communicator, options: SelfTestOptions, repo
     defer { floats.deallocate() }
     for root in Set([0, communicator.size - 1]).sorted() {
         for (chunkName, chunkBytes) in [("default chunks", Communicator.defaultChunkBytes),
-                                        ("\(options.chunkBytes)-byte chunks", options.chunkBytes)] {
+                                        ("\(options.chunkBytes ?? 4096)-byte chunks", options.chunkBytes ?? 4096)] {
             communicator.chunkBytes = chunkBytes
             for i in 0..<count { floats[i] = rank == root ? patternValue(i, rank: root) : -1 }
             try communicator.broadcast(floats, root: root)

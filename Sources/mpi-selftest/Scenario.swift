@@ -28,6 +28,12 @@ enum Scenario: String, CaseIterable {
     func run(on communicator: Communicator, options: SelfTestOptions, report: SelfTestReport) throws {
         switch self {
         case .info:
+            let c = communicator
+            report.expect(0 <= c.rank && c.rank < c.size, "rank within size", "rank \(c.rank) of \(c.size)")
+            report.expect(0 <= c.localRank && c.localRank < c.localSize && c.localSize <= c.size,
+                          "node-local rank within node-local size", "local rank \(c.localRank) of \(c.localSize)")
+            let localCount = try c.allreduce(Int64(c.localRank == 0 ? 1 : 0), op: .sum)
+            report.expect(localCount >= 1, "every node has a local rank 0", "\(localCount) local rank 0s")
             report.note("rank \(communicator.rank) info size=\(communicator.size) localRank=\(communicator.localRank) "
                         + "localSize=\(communicator.localSize) threadLevel=\(communicator.threadLevel)")
         case .allreduce: try checkAllreduce(communicator, options: options, report: report)

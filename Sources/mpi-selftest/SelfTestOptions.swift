@@ -3,8 +3,9 @@ import MPI
 /// The command line of `mpi-selftest`: a scenario name and a few numeric options.
 struct SelfTestOptions {
     var scenario: Scenario
-    /// A chunk size for the "small chunks" variants (bytes).
-    var chunkBytes = 4096
+    /// The chunk size (bytes) of the checks' "small chunks" variants (default 4096), or of the benchmark (default
+    /// `Communicator.defaultChunkBytes`).
+    var chunkBytes: Int?
     /// The element count of the `large` scenario: 2^29+7 floats, just over 2 GiB.
     var count = (1 << 29) + 7
     /// The largest buffer the benchmark measures.
