@@ -6,7 +6,8 @@ import Foundation
 /// `OUT/train/<class>/NNNNN.png` (60,000) and `OUT/val/<class>/NNNNN.png` (10,000, the test set), where NNNNN is
 /// the image's position in its idx file.
 public enum FashionMNIST {
-    /// Folder names, in label order (also sorted, so the scan gives back label i for class i).
+    /// Folder names, in the order of the idx labels (0 = t-shirt-top … 9 = ankle-boot). Training labels are positions
+    /// in the sorted folder list, as for every dataset, so they are a fixed permutation of the idx labels.
     public static let classNames = ["t-shirt-top", "trouser", "pullover", "dress", "coat",
                                     "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
     /// Where Debian's package puts the files.
