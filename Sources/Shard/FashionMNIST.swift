@@ -128,9 +128,10 @@ public enum FashionMNIST {
         let size = split.rows * split.columns
         let workers = max(1, min(threads, 64))
         let firstError = LockedBox<DataError?>(nil)
+        // Each worker writes whole class folders (class c goes to worker c mod workers): threads creating files in
+        // one folder contend for its lock in the kernel.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var i = worker
-            while i < count {
+            for i in 0..<count where Int(split.labels[i]) % workers == worker {
                 if firstError.value != nil { return }
                 let pixels = Array(split.pixels[i * size..<(i + 1) * size])
                 let path = folder + "/" + classNames[Int(split.labels[i])] + "/" + fileName(i)
@@ -142,7 +143,6 @@ public enum FashionMNIST {
                     firstError.update { $0 = $0 ?? (error as? DataError ?? DataError("\(path): \(error)")) }
                     return
                 }
-                i += workers
             }
         }
         if let error = firstError.value { throw error }
