@@ -6,7 +6,8 @@ import Foundation
 /// `OUT/train/<class>/NNNNN.png` (60,000) and `OUT/val/<class>/NNNNN.png` (10,000, the test set), where NNNNN is
 /// the image's position in its idx file.
 public enum FashionMNIST {
-    /// Folder names, in label order (also sorted, so the scan gives back label i for class i).
+    /// Folder names, in the order of the idx labels (0 = t-shirt-top … 9 = ankle-boot). Training labels are positions
+    /// in the sorted folder list, as for every dataset, so they are a fixed permutation of the idx labels.
     public static let classNames = ["t-shirt-top", "trouser", "pullover", "dress", "coat",
                                     "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
     /// Where Debian's package puts the files.
@@ -127,9 +128,10 @@ public enum FashionMNIST {
         let size = split.rows * split.columns
         let workers = max(1, min(threads, 64))
         let firstError = LockedBox<DataError?>(nil)
+        // Each worker writes whole class folders (class c goes to worker c mod workers): threads creating files in
+        // one folder contend for its lock in the kernel.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var i = worker
-            while i < count {
+            for i in 0..<count where Int(split.labels[i]) % workers == worker {
                 if firstError.value != nil { return }
                 let pixels = Array(split.pixels[i * size..<(i + 1) * size])
                 let path = folder + "/" + classNames[Int(split.labels[i])] + "/" + fileName(i)
@@ -141,7 +143,6 @@ public enum FashionMNIST {
                     firstError.update { $0 = $0 ?? (error as? DataError ?? DataError("\(path): \(error)")) }
                     return
                 }
-                i += workers
             }
         }
         if let error = firstError.value { throw error }

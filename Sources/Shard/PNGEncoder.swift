@@ -35,24 +35,28 @@ public enum PNGEncoder {
             image.colormap_entries = UInt32(entries.count)
             colormap = entries.flatMap { [$0.0, $0.1, $0.2, $0.3] }
         }
-        var size = 0
-        let ok1 = samples.withUnsafeBytes { src in
-            colormap.withUnsafeBytes { map in
-                png_image_write_to_memory(&image, nil, &size, 0, src.baseAddress, Int32(stride), map.baseAddress)
-            }
-        }
-        guard ok1 != 0 else { throw DataError("libpng: cannot encode \(width)×\(height) image") }
-        var out = [UInt8](repeating: 0, count: size)
-        let ok2 = samples.withUnsafeBytes { src in
-            colormap.withUnsafeBytes { map in
-                out.withUnsafeMutableBytes { dst in
-                    png_image_write_to_memory(&image, dst.baseAddress, &size, 0, src.baseAddress, Int32(stride),
-                                              map.baseAddress)
+        // One pass into a buffer that is nearly always large enough (the image stored uncompressed plus headers);
+        // libpng reports the size it needs when it is not, and the second pass uses that.
+        let bytesPerSample = { if case .sixteenBit = layout { return 2 } else { return 1 } }()
+        var capacity = (abs(stride) * bytesPerSample + 1) * height + height * 5 + colormap.count + 1024
+        for _ in 0..<2 {
+            var out = [UInt8](repeating: 0, count: capacity)
+            var size = capacity
+            let ok = samples.withUnsafeBytes { src in
+                colormap.withUnsafeBytes { map in
+                    out.withUnsafeMutableBytes { dst in
+                        png_image_write_to_memory(&image, dst.baseAddress, &size, 0, src.baseAddress, Int32(stride),
+                                                  map.baseAddress)
+                    }
                 }
             }
+            if ok != 0 { return Array(out.prefix(size)) }
+            guard size > capacity else { break }
+            capacity = size
+            png_image_free(&image)
+            image.opaque = nil
         }
-        guard ok2 != 0 else { throw DataError("libpng: cannot encode \(width)×\(height) image") }
-        return Array(out.prefix(size))
+        throw DataError("libpng: cannot encode \(width)×\(height) image")
     }
 
     private static func format(channels: Int) -> UInt32 {

@@ -44,7 +44,11 @@ struct BenchData: ParsableCommand {
         imagenet.mean = [0.485, 0.456, 0.406]
         imagenet.std = [0.229, 0.224, 0.225]
 
-        let gray = (0..<(28 * 28)).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        // Like a Fashion-MNIST image: black background, a textured object in the middle.
+        let gray = (0..<(28 * 28)).map { i -> UInt8 in
+            let x = i % 28, y = i / 28
+            return (4..<24).contains(x) && (2..<26).contains(y) ? UInt8(truncatingIfNeeded: 90 + random.next() % 120) : 0
+        }
         let png = try PNGEncoder.encode(width: 28, height: 28, layout: .eightBit(channels: 1), samples: gray)
         let fashion = PreprocessOptions(width: 28, height: 28, channels: 1)
 
@@ -52,17 +56,22 @@ struct BenchData: ParsableCommand {
         for (name, bytes, options) in [("JPEG 500x375 -> 224x224x3 random-resized-crop", jpeg, imagenet),
                                        ("PNG 28x28 gray -> 28x28x1 crop+flip", png, fashion)] {
             for count in threadCounts {
-                let rate = try measure(bytes: bytes, options: options, threads: count)
+                let rate = try measure(bytes: bytes, options: options, threads: count, augment: true)
                 let total = Int(rate.rounded()), perThread = Int((rate / Double(count)).rounded())
                 print("\(name): \(count) thread\(count == 1 ? " " : "s"): \(total) images/s (\(perThread) per thread)")
             }
+            let decodeOnly = try measure(bytes: bytes, options: options, threads: 1, augment: false)
+            print("\(name): decoding alone, 1 thread: \(Int(decodeOnly.rounded())) images/s")
         }
     }
 
     /// Images per second with `threads` threads, each decoding and augmenting `bytes` repeatedly for `seconds`.
-    private func measure(bytes: [UInt8], options: PreprocessOptions, threads: Int) throws -> Double {
+    private func measure(bytes: [UInt8], options: PreprocessOptions, threads: Int, augment: Bool) throws -> Double {
         let preprocessor = try Preprocessor(options)
         let minimumSide = preprocessor.minimumDecodeShorterSide(training: true)
+        _ = try bytes.withUnsafeBytes {   // fail loudly, not with a meaningless rate, if the input does not decode
+            try ImageReader().decode($0, name: "bench input", minimumShorterSide: minimumSide, gray: options.channels == 1)
+        }
         let counts = BenchCounts(threads)
         let duration = seconds
         let began = Date()
@@ -75,7 +84,7 @@ struct BenchData: ParsableCommand {
             while Date().timeIntervalSince(start) < duration {
                 bytes.withUnsafeBytes { raw in
                     if let image = try? reader.decode(raw, name: "bench", minimumShorterSide: minimumSide,
-                                                      gray: options.channels == 1) {
+                                                      gray: options.channels == 1), augment {
                         var random = SampleRandom(7, UInt64(t), UInt64(n))
                         preprocessor.apply(image, training: true, random: &random, into: output)
                     }
