@@ -65,12 +65,16 @@ final class LayerGradientTests: XCTestCase {
 
     func testMaxPool() {
         checkLayer(#"{"type": "maxpool", "kernel": 2}"#, inputs: [shape(2, 4, 6)], batch: 2)
+        checkLayer(#"{"type": "maxpool", "kernel": 2}"#, inputs: [shape(1, 4, 19)], batch: 2)  // vectorised rows and a tail
     }
 
     func testMaxPoolOverlappingWithPadding() {
         // AlexNet's overlapping 3/2, here with padding 1 and ceil mode
         checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 7, 7)], batch: 2)
         checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "ceil_mode": true}"#, inputs: [shape(2, 6, 6)], batch: 2)
+        // rows wide enough for the vectorised path
+        checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(1, 5, 40)], batch: 1)
+        checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 1, "padding": 1}"#, inputs: [shape(1, 3, 20)], batch: 1)
     }
 
     func testMaxPoolNonSquare() {
