@@ -105,6 +105,7 @@ public final class MaxPooling: Layer {
         let inPlane = w.input.plane, outPlane = w.output.plane, (oh, ow) = (w.output.height, w.output.width)
         let (vectorLo, vectorHi) = vectorColumns
         let laneOffsets = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &* Int32(sw)
+        let twoByTwo = w.kernel == (2, 2) && w.stride == (2, 2) && w.padding == (0, 0)
         let planes = output.batch &* w.input.channels
         for p in 0..<planes {
             let src = x.data + p &* inPlane
@@ -112,6 +113,10 @@ public final class MaxPooling: Layer {
                 let (ylo, yhi) = w.rows(i)
                 let best = output.data + (p &* outPlane &+ i &* ow)
                 let at = argmax! + (p &* outPlane &+ i &* ow)
+                if twoByTwo && yhi &- ylo == 2 {
+                    poolTwoByTwo(src + ylo &* inW, rowStart: ylo &* inW, best, at)
+                    continue
+                }
                 var j = 0
                 while j < ow {
                     if j >= vectorLo && j &+ 8 <= vectorHi {
@@ -155,6 +160,51 @@ public final class MaxPooling: Layer {
                     }
                 }
             }
+        }
+    }
+
+    /// One output row of 2×2/2 pooling (LeNet's, VGG's) from input rows `top` and `top + W`: eight outputs per
+    /// step with explicit vectors (even and odd columns deinterleaved), then one by one. This shape is common and its
+    /// rows are often too narrow for the general vector path. Same rule: row-major order, strict >, NaN taken.
+    private func poolTwoByTwo(_ top: UnsafePointer<Float>, rowStart: Int, _ best: UnsafeMutablePointer<Float>,
+                              _ at: UnsafeMutablePointer<Int32>) {
+        let inW = window.input.width, ow = window.output.width
+        let bottom = top + inW
+        @inline(__always) func wins(_ later: SIMD8<Float>, over earlier: SIMD8<Float>) -> SIMDMask<SIMD8<Int32>> {
+            later .> earlier .| later .!= later
+        }
+        let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+        let right = SIMD8<Int32>(repeating: 1), below = SIMD8<Int32>(repeating: Int32(inW))
+        var j = 0
+        while 2 &* j &+ 15 < inW && j &+ 8 <= ow {
+            let upper = UnsafeRawPointer(top + 2 &* j).loadUnaligned(as: SIMD16<Float>.self)
+            let lower = UnsafeRawPointer(bottom + 2 &* j).loadUnaligned(as: SIMD16<Float>.self)
+            let (a, b, c, d) = (upper.evenHalf, upper.oddHalf, lower.evenHalf, lower.oddHalf)
+            let upperTakesB = wins(b, over: a), lowerTakesD = wins(d, over: c)
+            let upperMax = a.replacing(with: b, where: upperTakesB), lowerMax = c.replacing(with: d, where: lowerTakesD)
+            let upperOffset = SIMD8<Int32>().replacing(with: right, where: upperTakesB)
+            let lowerOffset = below.replacing(with: below &+ right, where: lowerTakesD)
+            let takeLower = wins(lowerMax, over: upperMax)
+            UnsafeMutableRawPointer(best + j).storeBytes(of: upperMax.replacing(with: lowerMax, where: takeLower), as: SIMD8<Float>.self)
+            let base = lanes &+ SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: rowStart &+ 2 &* j))
+            UnsafeMutableRawPointer(at + j).storeBytes(of: base &+ upperOffset.replacing(with: lowerOffset, where: takeLower),
+                                                       as: SIMD8<Int32>.self)
+            j &+= 8
+        }
+        while j < ow {
+            // the last window lacks its right column when ceil mode meets an odd width
+            let left = 2 &* j, hasRight = left &+ 1 < inW
+            var value = top[left], index = left
+            func consider(_ candidate: Int) {
+                let v = top[candidate]
+                if v > value || v != v { value = v; index = candidate }
+            }
+            if hasRight { consider(left &+ 1) }
+            consider(inW &+ left)
+            if hasRight { consider(inW &+ left &+ 1) }
+            best[j] = value
+            at[j] = Int32(truncatingIfNeeded: rowStart &+ index)
+            j &+= 1
         }
     }
 
