@@ -5,7 +5,8 @@ import Foundation
 /// forward:  b[c] = a[c] / s[c]^β,  s[c] = k + (α / size) · Σ_{j ∈ W(c)} a[j]²,
 ///           W(c) = channels c − ⌊size/2⌋ … c + ⌊(size−1)/2⌋ that exist (missing neighbours count as zero).
 ///           α is divided by `size`: the convention of PyTorch's `LocalResponseNorm` and Caffe's LRN layer.
-///           (The AlexNet paper writes α without the division; its α = 1e-4 then corresponds to 5e-4 here.)
+///           The defaults are the AlexNet paper's numbers read in this convention; the paper itself does not divide,
+///           so its formula taken literally is α = 5e-4 here (Caffe's reference AlexNet: α 1e-4 divided, k 1).
 /// backward: da[i] += db[i] · s[i]^−β − (2αβ / size) · a[i] · Σ_{c : i ∈ W(c)} db[c] · a[c] · s[c]^−β / s[c].
 /// Shapes:   C×H×W → C×H×W, per pixel of each sample.
 /// Keys:     `size` (5), `alpha` (1e-4), `beta` (0.75), `k` (2).
