@@ -71,26 +71,13 @@ public final class BatchNorm: Layer {
         for c in 0..<channels {
             let mean: Float, inverseStd: Float
             if context.mode == .train {
-                // Two passes in Float64: exact enough for any batch, and the variance cannot go negative.
+                // Two passes (mean, then squared deviations), Float64 across images: the variance cannot go negative.
                 var sum: Double = 0
-                for n in 0..<batch {
-                    let src = x.data + (n &* stride &+ c &* plane)
-                    var s: Float = 0
-                    for p in 0..<plane { s += src[p] }
-                    sum += Double(s)
-                }
+                for n in 0..<batch { sum += Double(vectorSum(x.data + (n &* stride &+ c &* plane), plane)) }
                 let mu = sum / Double(values)
                 var squares: Double = 0
                 let muF = Float(mu)
-                for n in 0..<batch {
-                    let src = x.data + (n &* stride &+ c &* plane)
-                    var s: Float = 0
-                    for p in 0..<plane {
-                        let d = src[p] - muF
-                        s += d * d
-                    }
-                    squares += Double(s)
-                }
+                for n in 0..<batch { squares += Double(vectorSumOfSquares(x.data + (n &* stride &+ c &* plane), plane, shift: muF)) }
                 let variance = squares / Double(values)
                 mean = muF
                 inverseStd = Float(1 / (variance + Double(epsilon)).squareRoot())
@@ -123,15 +110,10 @@ public final class BatchNorm: Layer {
             let inverseStd = train ? batchInverseStd[c] : 1 / (runningVariance.value[c] + epsilon).squareRoot()
             var sumDy: Double = 0, sumDyXhat: Double = 0
             for n in 0..<batch {
-                let src = x.data + (n &* stride &+ c &* plane)
-                let g = dy.data + (n &* stride &+ c &* plane)
-                var s: Float = 0, sx: Float = 0
-                for p in 0..<plane {
-                    s += g[p]
-                    sx += g[p] * (src[p] - mean)
-                }
+                let offset = n &* stride &+ c &* plane
+                let (s, dot) = vectorSumAndDot(dy.data + offset, x.data + offset, plane, shift: mean)
                 sumDy += Double(s)
-                sumDyXhat += Double(sx) * Double(inverseStd)
+                sumDyXhat += Double(dot) * Double(inverseStd)
             }
             if context.computeParameterGradients {
                 weight.gradient[c] += Float(sumDyXhat)

@@ -44,10 +44,20 @@ public final class Dropout: Layer {
         }
         precondition(output.batch <= reservedBatch, "\(name): batch \(output.batch) exceeds the \(reservedBatch) reserved")
         let m = mask!, keep = 1 / (1 - rate), perSample = outputShape.count
+        // A unit is dropped when a uniform 32-bit draw falls below p·2³²: two units per 64-bit draw, no float
+        // conversion, and a select instead of an unpredictable branch.
+        let threshold = UInt32(min(Double(rate) * 4_294_967_296, 4_294_967_295))
         for n in 0..<output.batch {
             var rng = SeededGenerator(seed: context.seed, stream: UInt64(n))
             let ms = m + n &* perSample
-            for i in 0..<perSample { ms[i] = rng.nextUniform() < rate ? 0 : keep }
+            var i = 0
+            while i &+ 1 < perSample {
+                let bits = rng.next()
+                ms[i] = UInt32(truncatingIfNeeded: bits) < threshold ? 0 : keep
+                ms[i &+ 1] = UInt32(truncatingIfNeeded: bits >> 32) < threshold ? 0 : keep
+                i &+= 2
+            }
+            if i < perSample { ms[i] = UInt32(truncatingIfNeeded: rng.next()) < threshold ? 0 : keep }
         }
         for i in 0..<count { y[i] = x[i] * m[i] }
     }

@@ -5,7 +5,8 @@ import Foundation
 /// forward:  b[c] = a[c] / s[c]^β,  s[c] = k + (α / size) · Σ_{j ∈ W(c)} a[j]²,
 ///           W(c) = channels c − ⌊size/2⌋ … c + ⌊(size−1)/2⌋ that exist (missing neighbours count as zero).
 ///           α is divided by `size`: the convention of PyTorch's `LocalResponseNorm` and Caffe's LRN layer.
-///           (The AlexNet paper writes α without the division; its α = 1e-4 then corresponds to 5e-4 here.)
+///           The defaults are the AlexNet paper's numbers read in this convention; the paper itself does not divide,
+///           so its formula taken literally is α = 5e-4 here (Caffe's reference AlexNet: α 1e-4 divided, k 1).
 /// backward: da[i] += db[i] · s[i]^−β − (2αβ / size) · a[i] · Σ_{c : i ∈ W(c)} db[c] · a[c] · s[c]^−β / s[c].
 /// Shapes:   C×H×W → C×H×W, per pixel of each sample.
 /// Keys:     `size` (5), `alpha` (1e-4), `beta` (0.75), `k` (2).
@@ -42,13 +43,16 @@ public final class LocalResponseNorm: Layer {
     public func scratchCount(batch: Int) -> Int { 2 * inputShape.count }
 
     /// s[c] = k + (α/size)·Σ a², for every channel of one sample, into `scale`.
+    /// (Properties are copied into locals first: a store through a pointer might alias the object, which would
+    /// otherwise force a reload every iteration and stop the loops from vectorising.)
     private func windowScale(_ a: UnsafeMutablePointer<Float>, into scale: UnsafeMutablePointer<Float>) {
         let channels = inputShape.channels, plane = inputShape.plane
+        let (before, after, k) = (self.before, self.after, self.k)
         let coefficient = alpha / Float(size)
         for c in 0..<channels {
             let s = scale + c &* plane
             s.update(repeating: 0, count: plane)
-            for j in max(0, c - before)...min(channels - 1, c + after) {
+            for j in max(0, c &- before)...min(channels &- 1, c &+ after) {
                 let x = a + j &* plane
                 for p in 0..<plane { s[p] += x[p] * x[p] }
             }
@@ -56,8 +60,10 @@ public final class LocalResponseNorm: Layer {
         }
     }
 
-    /// s^−β in place; β = 0.75 (AlexNet's) is 1/(√s·⁴√s), which vectorises where `powf` does not.
+    /// s^−β in place; β = 0.75 (AlexNet's) is 1/(√s·⁴√s), which vectorises where `powf` does not
+    /// (given `-Xcc -fno-math-errno`; without it Swift's square root keeps a scalar errno fallback).
     private func negativePower(_ s: UnsafeMutablePointer<Float>, count: Int) {
+        let beta = self.beta
         if beta == 0.75 {
             for i in 0..<count {
                 let r = s[i].squareRoot()
@@ -85,6 +91,7 @@ public final class LocalResponseNorm: Layer {
         let channels = inputShape.channels, plane = inputShape.plane, count = inputShape.count
         let power = context.scratch, t = context.scratch + count
         let coefficient = 2 * alpha * beta / Float(size)
+        let (before, after) = (self.before, self.after)
         for n in 0..<output.batch {
             let a = inputs[0].sample(n), db = outputGradient.sample(n), da = dx.sample(n)
             windowScale(a, into: power)
@@ -96,7 +103,7 @@ public final class LocalResponseNorm: Layer {
                 let g = da + i &* plane, x = a + i &* plane, d = db + i &* plane, w = power + i &* plane
                 for p in 0..<plane { g[p] += d[p] * w[p] }
                 // c with i ∈ W(c): c − before ≤ i ≤ c + after.
-                for c in max(0, i - after)...min(channels - 1, i + before) {
+                for c in max(0, i &- after)...min(channels &- 1, i &+ before) {
                     let tc = t + c &* plane
                     for p in 0..<plane { g[p] -= coefficient * x[p] * tc[p] }
                 }

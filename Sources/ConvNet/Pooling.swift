@@ -27,7 +27,20 @@ struct PoolingWindow {
         let oh = try context.slide(input.height, kernel: k.0, stride: s.0, padding: p.0, axis: "height", ceilMode: ceilMode)
         let ow = try context.slide(input.width, kernel: k.1, stride: s.1, padding: p.1, axis: "width", ceilMode: ceilMode)
         output = Shape(channels: input.channels, height: oh, width: ow)
+        let inputWidth = input.width
+        columnRanges = (0..<k.1).map { v in
+            // outputs j with 0 ≤ j·s − p + v < W
+            let lo = p.1 - v > 0 ? (p.1 - v + s.1 - 1) / s.1 : 0
+            let top = inputWidth - 1 + p.1 - v
+            let hi = top < 0 ? 0 : min(ow, top / s.1 + 1)
+            return (min(lo, ow), max(min(lo, ow), hi))
+        }
     }
+
+    /// For each kernel column v, the output columns `lo..<hi` whose input column j·stride − padding + v exists.
+    /// Pooling loops run over (window row, window column, output column) so the innermost loop is long and
+    /// free of bounds tests, and its iterations are independent.
+    let columnRanges: [(lo: Int, hi: Int)]
 
     /// Input rows `lo..<hi` that output row `o` reads (the padding clipped off).
     @inline(__always) func rows(_ o: Int) -> (lo: Int, hi: Int) {
@@ -88,31 +101,125 @@ public final class MaxPooling: Layer {
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         precondition(output.batch <= reservedBatch, "\(name): batch \(output.batch) exceeds the \(reservedBatch) reserved")
         let x = inputs[0], w = window, inW = w.input.width
+        let (sw, pw, kw) = (w.stride.w, w.padding.w, w.kernel.w)
         let inPlane = w.input.plane, outPlane = w.output.plane, (oh, ow) = (w.output.height, w.output.width)
+        let (vectorLo, vectorHi) = vectorColumns
+        let laneOffsets = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &* Int32(sw)
+        let twoByTwo = w.kernel == (2, 2) && w.stride == (2, 2) && w.padding == (0, 0)
         let planes = output.batch &* w.input.channels
         for p in 0..<planes {
             let src = x.data + p &* inPlane
-            let dst = output.data + p &* outPlane
-            let arg = argmax! + p &* outPlane
             for i in 0..<oh {
                 let (ylo, yhi) = w.rows(i)
-                for j in 0..<ow {
-                    let (xlo, xhi) = w.columns(j)
-                    var at = ylo &* inW &+ xlo
-                    var best = src[at]
-                    for u in ylo..<yhi {
-                        let row = u &* inW
-                        for v in xlo..<xhi where src[row &+ v] > best {
-                            best = src[row &+ v]
-                            at = row &+ v
+                let best = output.data + (p &* outPlane &+ i &* ow)
+                let at = argmax! + (p &* outPlane &+ i &* ow)
+                if twoByTwo && yhi &- ylo == 2 {
+                    poolTwoByTwo(src + ylo &* inW, rowStart: ylo &* inW, best, at)
+                    continue
+                }
+                var j = 0
+                while j < ow {
+                    if j >= vectorLo && j &+ 8 <= vectorHi {
+                        // Eight outputs at once: one vector per window position, in row-major order.
+                        let first = j &* sw &- pw
+                        var top = SIMD8<Float>(repeating: -.infinity)
+                        var index = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: ylo &* inW &+ first)) &+ laneOffsets
+                        for u in ylo..<yhi {
+                            let row = src + u &* inW
+                            for v in 0..<kw {
+                                let column = first &+ v
+                                let values = sw == 1 ? UnsafeRawPointer(row + column).loadUnaligned(as: SIMD8<Float>.self)
+                                    : UnsafeRawPointer(row + column).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                                let take = values .> top .| values .!= values
+                                top.replace(with: values, where: take)
+                                index.replace(with: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: u &* inW &+ column)) &+ laneOffsets,
+                                              where: take)
+                            }
                         }
+                        UnsafeMutableRawPointer(best + j).storeBytes(of: top, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(at + j).storeBytes(of: index, as: SIMD8<Int32>.self)
+                        j &+= 8
+                    } else {
+                        // One output whose window may be clipped by the padding or the edge.
+                        let (xlo, xhi) = w.columns(j)
+                        var position = ylo &* inW &+ xlo
+                        var top = src[position]
+                        for u in ylo..<yhi {
+                            let row = u &* inW
+                            for v in xlo..<xhi {
+                                let value = src[row &+ v]
+                                if value > top || value != value {
+                                    top = value
+                                    position = row &+ v
+                                }
+                            }
+                        }
+                        best[j] = top
+                        at[j] = Int32(truncatingIfNeeded: position)
+                        j &+= 1
                     }
-                    dst[i &* ow &+ j] = best
-                    arg[i &* ow &+ j] = Int32(truncatingIfNeeded: at)
                 }
             }
         }
     }
+
+    /// One output row of 2×2/2 pooling (LeNet's, VGG's) from input rows `top` and `top + W`: eight outputs per
+    /// step with explicit vectors (even and odd columns deinterleaved), then one by one. This shape is common and its
+    /// rows are often too narrow for the general vector path. Same rule: row-major order, strict >, NaN taken.
+    private func poolTwoByTwo(_ top: UnsafePointer<Float>, rowStart: Int, _ best: UnsafeMutablePointer<Float>,
+                              _ at: UnsafeMutablePointer<Int32>) {
+        let inW = window.input.width, ow = window.output.width
+        let bottom = top + inW
+        @inline(__always) func wins(_ later: SIMD8<Float>, over earlier: SIMD8<Float>) -> SIMDMask<SIMD8<Int32>> {
+            later .> earlier .| later .!= later
+        }
+        let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+        let right = SIMD8<Int32>(repeating: 1), below = SIMD8<Int32>(repeating: Int32(inW))
+        var j = 0
+        while 2 &* j &+ 15 < inW && j &+ 8 <= ow {
+            let upper = UnsafeRawPointer(top + 2 &* j).loadUnaligned(as: SIMD16<Float>.self)
+            let lower = UnsafeRawPointer(bottom + 2 &* j).loadUnaligned(as: SIMD16<Float>.self)
+            let (a, b, c, d) = (upper.evenHalf, upper.oddHalf, lower.evenHalf, lower.oddHalf)
+            let upperTakesB = wins(b, over: a), lowerTakesD = wins(d, over: c)
+            let upperMax = a.replacing(with: b, where: upperTakesB), lowerMax = c.replacing(with: d, where: lowerTakesD)
+            let upperOffset = SIMD8<Int32>().replacing(with: right, where: upperTakesB)
+            let lowerOffset = below.replacing(with: below &+ right, where: lowerTakesD)
+            let takeLower = wins(lowerMax, over: upperMax)
+            UnsafeMutableRawPointer(best + j).storeBytes(of: upperMax.replacing(with: lowerMax, where: takeLower), as: SIMD8<Float>.self)
+            let base = lanes &+ SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: rowStart &+ 2 &* j))
+            UnsafeMutableRawPointer(at + j).storeBytes(of: base &+ upperOffset.replacing(with: lowerOffset, where: takeLower),
+                                                       as: SIMD8<Int32>.self)
+            j &+= 8
+        }
+        while j < ow {
+            // the last window lacks its right column when ceil mode meets an odd width
+            let left = 2 &* j, hasRight = left &+ 1 < inW
+            var value = top[left], index = left
+            func consider(_ candidate: Int) {
+                let v = top[candidate]
+                if v > value || v != v { value = v; index = candidate }
+            }
+            if hasRight { consider(left &+ 1) }
+            consider(inW &+ left)
+            if hasRight { consider(inW &+ left &+ 1) }
+            best[j] = value
+            at[j] = Int32(truncatingIfNeeded: rowStart &+ index)
+            j &+= 1
+        }
+    }
+
+    /// Output columns whose whole window lies inside the row and whose vector loads (8 floats for stride 1,
+    /// 16 for stride 2, of which the even ones are used) stay inside it: a block of eight outputs starting at
+    /// j is vectorised when `lo ≤ j` and `j + 8 ≤ hi`. Other strides take the one-by-one path.
+    private lazy var vectorColumns: (lo: Int, hi: Int) = {
+        let w = window, (sw, pw, kw) = (w.stride.w, w.padding.w, w.kernel.w)
+        guard sw == 1 || sw == 2 else { return (0, 0) }
+        let lo = (pw + sw - 1) / sw
+        // the block starting at j reads up to j·s − p + (k − 1) + (s == 1 ? 7 : 15)
+        let slack = w.input.width - 1 - (kw - 1) + pw - (sw == 1 ? 7 : 15)
+        guard slack >= 0 else { return (0, 0) }
+        return (lo, min(w.output.width, slack / sw + 8))
+    }()
 
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
@@ -156,37 +263,46 @@ public final class AveragePooling: Layer {
         countIncludePad = try context.config.bool("count_include_pad", default: true)
         name = context.name
         inputShapes = context.inputShapes
+        let w = window
+        inverseDivisors = (0..<w.output.height).flatMap { [countIncludePad] i in
+            (0..<w.output.width).map { j -> Float in
+                if countIncludePad {
+                    let h0 = i * w.stride.h - w.padding.h, w0 = j * w.stride.w - w.padding.w
+                    let h1 = min(h0 + w.kernel.h, w.input.height + w.padding.h)
+                    let w1 = min(w0 + w.kernel.w, w.input.width + w.padding.w)
+                    return 1 / Float((h1 - h0) * (w1 - w0))
+                }
+                let r = w.rows(i), c = w.columns(j)
+                return 1 / Float((r.hi - r.lo) * (c.hi - c.lo))
+            }
+        }
     }
 
-    /// 1 / d(i, j) for output (i, j).
-    @inline(__always) private func inverseDivisor(_ i: Int, _ j: Int, _ r: (lo: Int, hi: Int), _ c: (lo: Int, hi: Int)) -> Float {
-        let w = window
-        if countIncludePad {
-            let h0 = i &* w.stride.h &- w.padding.h, w0 = j &* w.stride.w &- w.padding.w
-            let h1 = min(h0 &+ w.kernel.h, w.input.height &+ w.padding.h)
-            let w1 = min(w0 &+ w.kernel.w, w.input.width &+ w.padding.w)
-            return 1 / Float((h1 &- h0) &* (w1 &- w0))
-        }
-        return 1 / Float((r.hi &- r.lo) &* (c.hi &- c.lo))
-    }
+    /// 1 / d(i, j) per output position, row-major.
+    private let inverseDivisors: [Float]
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
-        let x = inputs[0], w = window, inW = w.input.width
+        let x = inputs[0], w = window, inW = w.input.width, columnRanges = w.columnRanges
+        let (sw, pw, kw) = (w.stride.w, w.padding.w, w.kernel.w)
         let inPlane = w.input.plane, outPlane = w.output.plane, (oh, ow) = (w.output.height, w.output.width)
         let planes = output.batch &* w.input.channels
-        for p in 0..<planes {
-            let src = x.data + p &* inPlane
-            let dst = output.data + p &* outPlane
-            for i in 0..<oh {
-                let r = w.rows(i)
-                for j in 0..<ow {
-                    let c = w.columns(j)
-                    var sum: Float = 0
-                    for u in r.lo..<r.hi {
+        inverseDivisors.withUnsafeBufferPointer { inverse in
+            for p in 0..<planes {
+                let src = x.data + p &* inPlane
+                for i in 0..<oh {
+                    let (ylo, yhi) = w.rows(i)
+                    let sum = output.data + (p &* outPlane &+ i &* ow)
+                    sum.update(repeating: 0, count: ow)
+                    for u in ylo..<yhi {
                         let row = src + u &* inW
-                        for v in c.lo..<c.hi { sum += row[v] }
+                        for v in 0..<kw {
+                            let (lo, hi) = columnRanges[v]
+                            var j = lo
+                            while j < hi { sum[j] += row[j &* sw &- pw &+ v]; j &+= 1 }
+                        }
                     }
-                    dst[i &* ow &+ j] = sum * inverseDivisor(i, j, r, c)
+                    let scale = inverse.baseAddress! + i &* ow
+                    for j in 0..<ow { sum[j] *= scale[j] }
                 }
             }
         }
@@ -195,20 +311,24 @@ public final class AveragePooling: Layer {
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
         guard let dx = inputGradients[0] else { return }
-        let w = window, inW = w.input.width
+        let w = window, inW = w.input.width, columnRanges = w.columnRanges
+        let (sw, pw, kw) = (w.stride.w, w.padding.w, w.kernel.w)
         let inPlane = w.input.plane, outPlane = w.output.plane, (oh, ow) = (w.output.height, w.output.width)
         let planes = output.batch &* w.input.channels
-        for p in 0..<planes {
-            let d = dx.data + p &* inPlane
-            let dy = outputGradient.data + p &* outPlane
-            for i in 0..<oh {
-                let r = w.rows(i)
-                for j in 0..<ow {
-                    let c = w.columns(j)
-                    let g = dy[i &* ow &+ j] * inverseDivisor(i, j, r, c)
-                    for u in r.lo..<r.hi {
+        inverseDivisors.withUnsafeBufferPointer { inverse in
+            for p in 0..<planes {
+                let d = dx.data + p &* inPlane
+                for i in 0..<oh {
+                    let (ylo, yhi) = w.rows(i)
+                    let dy = outputGradient.data + (p &* outPlane &+ i &* ow)
+                    let scale = inverse.baseAddress! + i &* ow
+                    for u in ylo..<yhi {
                         let row = d + u &* inW
-                        for v in c.lo..<c.hi { row[v] += g }
+                        for v in 0..<kw {
+                            let (lo, hi) = columnRanges[v]
+                            var j = lo
+                            while j < hi { row[j &* sw &- pw &+ v] += dy[j] * scale[j]; j &+= 1 }
+                        }
                     }
                 }
             }
@@ -243,12 +363,7 @@ public final class GlobalAveragePooling: Layer {
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let plane = inputShape.plane, scale = 1 / Float(plane)
-        for p in 0..<output.count {
-            let src = inputs[0].data + p &* plane
-            var sum: Float = 0
-            for i in 0..<plane { sum += src[i] }
-            output.data[p] = sum * scale
-        }
+        for p in 0..<output.count { output.data[p] = vectorSum(inputs[0].data + p &* plane, plane) * scale }
     }
 
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],

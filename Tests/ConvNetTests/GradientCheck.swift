@@ -53,6 +53,8 @@ final class LayerHarness: GradientCheckable {
     private let scratch: UnsafeMutablePointer<Float>
     var mode: Mode = .train
     var seed: UInt64 = 1234
+    /// False acts as a frozen layer: backward must leave the parameter gradients alone.
+    var computeParameterGradients = true
     /// Inputs whose gradient is not requested (nil is passed to backward).
     var inputsWithoutGradient: Set<Int> = []
 
@@ -81,7 +83,9 @@ final class LayerHarness: GradientCheckable {
 
     deinit { scratch.deallocate() }
 
-    var context: LayerContext { LayerContext(mode: mode, scratch: scratch, seed: seed) }
+    var context: LayerContext {
+        LayerContext(mode: mode, scratch: scratch, computeParameterGradients: computeParameterGradients, seed: seed)
+    }
 
     @discardableResult
     func runForward() -> Tensor {

@@ -37,6 +37,40 @@ final class LayerGradientTests: XCTestCase {
         checkGradients(harness)
     }
 
+    func testConvolutionChunksWithARemainder() throws {
+        // 40×40 outputs: three images per GEMM, so a batch of 4 runs one chunk of 3 and one single image.
+        let json = #"{"type": "conv", "filters": 2, "kernel": 3, "padding": 1}"#
+        let harness = try LayerHarness(json, inputs: [shape(2, 40, 40)], batch: 4)
+        let y = harness.runForward()
+        let slots = harness.parameters.slots
+        let reference = ConvolutionTests.naiveConvolution(
+            x: harness.inputs[0].tensor.buffer.map(Double.init), batch: 4, input: shape(2, 40, 40),
+            weight: UnsafeBufferPointer(start: slots[0].value, count: slots[0].count).map(Double.init),
+            bias: UnsafeBufferPointer(start: slots[1].value, count: slots[1].count).map(Double.init),
+            filters: 2, kernel: (3, 3), stride: (1, 1), padding: (1, 1), groups: 1)
+        assertClose(Array(y.buffer), reference.output, tolerance: 1e-4, floor: 1e-2, "chunked forward")
+        checkGradients(harness, maxCoordinates: 32)
+    }
+
+    func testFrozenLayersLeaveParameterGradientsAlone() throws {
+        for (json, input) in [(#"{"type": "conv", "filters": 2, "kernel": 3}"#, shape(2, 4, 4)),
+                              (#"{"type": "fc", "outputs": 3}"#, shape(4, 1, 1)),
+                              (#"{"type": "batchnorm"}"#, shape(2, 2, 2))] {
+            let trained = try LayerHarness(json, inputs: [input], batch: 2)
+            let frozen = try LayerHarness(json, inputs: [input], batch: 2)
+            frozen.computeParameterGradients = false
+            let dy = TensorStorage(batch: 2, shape: trained.layer.outputShape)
+            fillNormal(dy.tensor.data, count: dy.tensor.count, seed: 6)
+            for harness in [trained, frozen] {
+                harness.runForward()
+                harness.runBackward(outputGradient: dy.tensor)
+            }
+            XCTAssert(frozen.parameters.gradients.allSatisfy { $0 == 0 }, json)
+            XCTAssert(trained.parameters.gradients.contains { $0 != 0 }, json)
+            XCTAssertEqual(Array(frozen.inputGradients[0].tensor.buffer), Array(trained.inputGradients[0].tensor.buffer), json)
+        }
+    }
+
     // MARK: fully connected, relu, flatten
 
     func testFullyConnected() {
@@ -65,12 +99,16 @@ final class LayerGradientTests: XCTestCase {
 
     func testMaxPool() {
         checkLayer(#"{"type": "maxpool", "kernel": 2}"#, inputs: [shape(2, 4, 6)], batch: 2)
+        checkLayer(#"{"type": "maxpool", "kernel": 2}"#, inputs: [shape(1, 4, 19)], batch: 2)  // vectorised rows and a tail
     }
 
     func testMaxPoolOverlappingWithPadding() {
         // AlexNet's overlapping 3/2, here with padding 1 and ceil mode
         checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 7, 7)], batch: 2)
         checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "ceil_mode": true}"#, inputs: [shape(2, 6, 6)], batch: 2)
+        // rows wide enough for the vectorised path
+        checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(1, 5, 40)], batch: 1)
+        checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 1, "padding": 1}"#, inputs: [shape(1, 3, 20)], batch: 1)
     }
 
     func testMaxPoolNonSquare() {

@@ -42,8 +42,8 @@ final class ModeTests: XCTestCase {
         // and does not depend on the rest of the batch: one sample alone gives the same output
         let single = try LayerHarness(#"{"type": "batchnorm", "eps": 0.01}"#, inputs: [shape(2, 1, 3)], batch: 1)
         single.mode = .eval
-        single.parameters.values.update(from: harness.parameters.values)
-        single.state.values.update(from: harness.state.values)
+        _ = single.parameters.values.update(fromContentsOf: harness.parameters.values)
+        _ = single.state.values.update(fromContentsOf: harness.state.values)
         single.inputs[0].tensor.data.update(from: x.sample(1), count: 6)
         XCTAssertEqual(Array(single.runForward().buffer), Array(UnsafeBufferPointer(start: y.sample(1), count: 6)))
     }

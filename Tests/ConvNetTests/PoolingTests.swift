@@ -89,4 +89,67 @@ final class PoolingTests: XCTestCase {
         let (_, y3) = try pool(json, crossing)
         XCTAssertNotEqual(y, y3)
     }
+
+    /// Max pooling written out: the first maximum in row-major window order, padding never chosen.
+    static func naiveMaxPool(_ x: [Float], _ input: Shape, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
+                             output: Shape) -> (values: [Float], argmax: [Int32]) {
+        var values: [Float] = [], argmax: [Int32] = []
+        for plane in 0..<(x.count / input.plane) {
+            for i in 0..<output.height {
+                for j in 0..<output.width {
+                    var best = -Float.infinity, at = -1
+                    for u in 0..<kernel.0 {
+                        for v in 0..<kernel.1 {
+                            let r = i * stride.0 - padding.0 + u, c = j * stride.1 - padding.1 + v
+                            guard r >= 0, r < input.height, c >= 0, c < input.width else { continue }
+                            let value = x[plane * input.plane + r * input.width + c]
+                            if at < 0 || value > best { best = value; at = r * input.width + c }
+                        }
+                    }
+                    values.append(best)
+                    argmax.append(Int32(at))
+                }
+            }
+        }
+        return (values, argmax)
+    }
+
+    func testMaxPoolMatchesNaiveReferenceWithTies() throws {
+        // Values from {0, 1, 2} make ties common, so the first-maximum rule is exercised everywhere.
+        let cases: [(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), ceil: Bool, input: Shape)] = [
+            ((2, 2), (2, 2), (0, 0), false, shape(3, 7, 37)),  // the vectorised 2×2/2 path, a tail, an odd height
+            ((2, 2), (2, 2), (0, 0), true, shape(2, 5, 17)),   // ceil mode: the last row/column is a partial window
+            ((3, 3), (2, 2), (0, 0), false, shape(2, 13, 13)),
+            ((3, 3), (2, 2), (1, 1), true, shape(2, 10, 11)),
+            ((3, 2), (1, 3), (1, 1), false, shape(1, 6, 9)),
+            // wide rows take the vectorised path (stride 1 or 2) in the middle and the one-by-one path at the edges
+            ((3, 3), (2, 2), (0, 0), false, shape(2, 7, 55)),  // AlexNet's 3/2
+            ((3, 3), (2, 2), (1, 1), true, shape(1, 6, 40)),
+            ((3, 3), (1, 1), (1, 1), false, shape(2, 5, 21)),  // GoogLeNet's pool branch, 3/1 pad 1
+            ((2, 3), (1, 1), (0, 1), false, shape(1, 4, 30)),
+        ]
+        var rng = SeededGenerator(seed: 31)
+        for (index, c) in cases.enumerated() {
+            let json = #"{"type": "maxpool", "kernel": [\#(c.kernel.0), \#(c.kernel.1)], "stride": [\#(c.stride.0), \#(c.stride.1)], "padding": [\#(c.padding.0), \#(c.padding.1)], "ceil_mode": \#(c.ceil)}"#
+            let harness = try LayerHarness(json, inputs: [c.input], batch: 2)
+            let x = harness.inputs[0].tensor
+            for i in 0..<x.count { x.data[i] = Float(rng.next() % 3) }
+            let y = harness.runForward()
+            let reference = Self.naiveMaxPool(Array(x.buffer), c.input, kernel: c.kernel, stride: c.stride, padding: c.padding,
+                                              output: y.shape)
+            XCTAssertEqual(Array(y.buffer), reference.values, "case \(index)")
+            let pool = try XCTUnwrap(harness.layer as? MaxPooling)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: pool.argmax!, count: y.count)), reference.argmax, "case \(index)")
+        }
+    }
+
+    func testMaxPoolPropagatesNaN() throws {
+        for json in [#"{"type": "maxpool", "kernel": 2}"#, #"{"type": "maxpool", "kernel": 3, "stride": 2}"#] {
+            let harness = try LayerHarness(json, inputs: [shape(1, 6, 20)], batch: 1)
+            harness.inputs[0].tensor[0, 0, 1, 1] = .nan
+            let y = harness.runForward()
+            XCTAssert(y[0, 0, 0, 0].isNaN, json)
+            XCTAssertEqual(y.buffer.filter(\.isNaN).count, 1, json)
+        }
+    }
 }
