@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test-multihost.sh: training across two hosts over real TCP gives the same parameters as on one host.
+#
+# Two runs of the same config, seed and steps with 2 ranks each: one with a rank on each of two network-namespace
+# hosts (OpenMPI's TCP transport between them, launched through launch/dtrain-mpirun with a hostfile), one with both
+# ranks on this machine. The final checkpoints must match tensor by tensor: with 2 ranks every sum is a+b whatever
+# the transport, so bitwise (MULTIHOST_TOLERANCE, relative, default 0). Namespaces are removed when it ends.
+# DTRAIN_TEST_MOCK=1 runs it against the mock dtrain (see lib.sh).
+TEST_NAME=${TEST_NAME:-multihost}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$CLUSTER_DIR/netns.sh"
+set -u
+
+use_dtrain
+STEPS=${MULTIHOST_STEPS:-20}
+TOLERANCE=${MULTIHOST_TOLERANCE:-0}
+RUN_LIMIT=${MULTIHOST_RUN_LIMIT:-180}
+# Both runs checkpoint at the end only.
+CHECKPOINT_EVERY=$STEPS
+[[ ${DTRAIN_TEST_MOCK:-0} == 1 ]] && MOCK_STEP_SECONDS=${MOCK_STEP_SECONDS:-0.02}
+# shellcheck disable=SC2207
+args=("$DTRAIN_TEST_CONFIG" $(dtrain_common_args) $(dtrain_checkpoint_args) --max-steps "$STEPS")
+
+t0=$(date +%s.%N)
+netns_up 2 1
+case $? in
+    0) ;;
+    3) skip "no network namespaces here (reason above)" ;;
+    *) netns_down; fail "the namespace hosts did not come up" ;;
+esac
+on_exit netns_down
+log "2 hosts up on $NETNS_SUBNET in $(seconds_since "$t0") s"
+
+t0=$(date +%s.%N)
+mkdir -p "$TEST_TMP/two-hosts" "$TEST_TMP/one-host"
+MPIRUN=$NETNS_MPIRUN timeout -k 5 "$RUN_LIMIT" "$REPO/launch/dtrain-mpirun" -n 2 --hostfile "$NETNS_HOSTFILE" \
+    -- "${args[@]}" --output "$TEST_TMP/two-hosts" >"$TEST_TMP/two-hosts.log" 2>&1
+status=$?
+[[ $status -eq 0 ]] || { tail -n 30 "$TEST_TMP/two-hosts.log"; fail "the two-host run exited with $status"; }
+log "two hosts, 2 ranks over TCP: $STEPS steps in $(seconds_since "$t0") s"
+
+t0=$(date +%s.%N)
+timeout -k 5 "$RUN_LIMIT" "$REPO/launch/dtrain-mpirun" -n 2 \
+    -- "${args[@]}" --output "$TEST_TMP/one-host" >"$TEST_TMP/one-host.log" 2>&1
+status=$?
+[[ $status -eq 0 ]] || { tail -n 30 "$TEST_TMP/one-host.log"; fail "the one-host run exited with $status"; }
+log "one host, 2 ranks over shared memory: $STEPS steps in $(seconds_since "$t0") s"
+
+for run in two-hosts one-host; do
+    [[ -f $TEST_TMP/$run/last.safetensors ]] || fail "the $run run left no last.safetensors"
+done
+step=$(checkpoint_step "$TEST_TMP/two-hosts/last.safetensors")
+[[ -z $step || $step == "$STEPS" ]] || fail "the two-host checkpoint is at step $step, not $STEPS"
+verdict=$(compare_checkpoints "$TEST_TMP/two-hosts/last.safetensors" "$TEST_TMP/one-host/last.safetensors" \
+    "$TOLERANCE") || fail "two hosts and one host differ: $verdict"
+pass "$verdict (2 ranks on 2 namespace hosts vs 1 host, $STEPS steps)"
