@@ -36,7 +36,9 @@ public struct NetworkSummary {
         lines.append(["total", "", "", "", group(total.units), group(total.weights), group(total.connections), group(total.flops)])
         let widths = header.indices.map { c in lines.map { $0[c].count }.max()! }
         let numeric: Set<Int> = [4, 5, 6, 7]
-        var out = "\(name): input \(input), \(group(total.weights)) parameters, \(String(format1: Double(total.flops) / 1e9)) GFLOP forward per image\n"
+        let flops = Double(total.flops)
+        let perImage = flops >= 1e8 ? "\(String(format1: flops / 1e9)) GFLOP" : "\(String(format1: flops / 1e6)) MFLOP"
+        var out = "\(name): input \(input), \(group(total.weights)) parameters, \(perImage) forward per image\n"
         for (i, line) in lines.enumerated() {
             let cells = line.enumerated().map { c, s in
                 numeric.contains(c) ? String(repeating: " ", count: widths[c] - s.count) + s

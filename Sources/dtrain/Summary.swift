@@ -8,10 +8,13 @@ struct Summary: ParsableCommand {
     @Argument(help: "A config file with a 'network' section.")
     var config: String
 
+    @Option(help: "Class count, for a config whose last layer has \"outputs\": \"classes\" and no network.classes.")
+    var classes: Int?
+
     func run() throws {
         try reportingErrors("summary") {
             let spec = try NetworkSpec.load(file: config)
-            let network = try Network(spec: spec, maxBatch: 1)
+            let network = try Network(spec: spec, classes: classes, maxBatch: 1)
             print(NetworkSummary(network).table())
         }
     }
