@@ -65,7 +65,12 @@ public final class BatchNorm: Layer {
         runningVariance = state[1]
     }
 
+    /// After a fully connected layer (1×1 planes) the statistics run across the batch with channels contiguous:
+    /// those loops keep per-channel accumulators in scratch and vectorise over channels.
+    public func scratchCount(batch: Int) -> Int { inputShape.plane == 1 ? 4 * channels : 0 }
+
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
+        if inputShape.plane == 1 { return forwardFlat(inputs[0], output, context) }
         let x = inputs[0], plane = inputShape.plane, stride = inputShape.count, batch = output.batch
         let values = batch * plane
         for c in 0..<channels {
@@ -102,6 +107,7 @@ public final class BatchNorm: Layer {
 
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
+        if inputShape.plane == 1 { return backwardFlat(inputs[0], outputGradient, inputGradients[0], context) }
         let x = inputs[0], dy = outputGradient, plane = inputShape.plane, stride = inputShape.count, batch = output.batch
         let dx = inputGradients[0]
         let train = context.mode == .train
@@ -139,6 +145,116 @@ public final class BatchNorm: Layer {
                     let d = dx.data + (n &* stride &+ c &* plane)
                     for p in 0..<plane { d[p] += gain * g[p] }
                 }
+            }
+        }
+    }
+
+    /// Per-channel mean and 1/√(σ² + ε) from the running statistics, into `mean` and `inverseStd`.
+    private func runningStatistics(_ mean: UnsafeMutablePointer<Float>, _ inverseStd: UnsafeMutablePointer<Float>) {
+        let epsilon = epsilon
+        for c in 0..<channels {
+            mean[c] = runningMean.value[c]
+            inverseStd[c] = 1 / (runningVariance.value[c] + epsilon).squareRoot()
+        }
+    }
+
+    /// Forward for C×1×1 inputs: x is a [batch, C] matrix, statistics are per column.
+    private func forwardFlat(_ input: Tensor, _ output: Tensor, _ context: LayerContext) {
+        let channels = channels, batch = output.batch, x = input.data, y = output.data
+        let scale = context.scratch, shift = context.scratch + channels
+        let mean: UnsafeMutablePointer<Float>, inverseStd: UnsafeMutablePointer<Float>
+        if context.mode == .train {
+            mean = batchMean
+            inverseStd = batchInverseStd
+            mean.update(repeating: 0, count: channels)
+            inverseStd.update(repeating: 0, count: channels)  // holds Σ (x − μ)² until the end
+            for n in 0..<batch {
+                let row = x + n &* channels
+                for c in 0..<channels { mean[c] += row[c] }
+            }
+            let inverseCount = 1 / Float(batch)
+            for c in 0..<channels { mean[c] *= inverseCount }
+            for n in 0..<batch {
+                let row = x + n &* channels
+                for c in 0..<channels {
+                    let d = row[c] - mean[c]
+                    inverseStd[c] += d * d
+                }
+            }
+            let (momentum, epsilon) = (momentum, epsilon)
+            let unbiasing: Float = batch > 1 ? Float(batch) / Float(batch - 1) : 1
+            for c in 0..<channels {
+                let variance = inverseStd[c] * inverseCount
+                inverseStd[c] = 1 / (variance + epsilon).squareRoot()
+                runningMean.value[c] = (1 - momentum) * runningMean.value[c] + momentum * mean[c]
+                runningVariance.value[c] = (1 - momentum) * runningVariance.value[c] + momentum * variance * unbiasing
+            }
+        } else {
+            mean = context.scratch + 2 &* channels
+            inverseStd = context.scratch + 3 &* channels
+            runningStatistics(mean, inverseStd)
+        }
+        let (w, b) = (weight.value, bias.value)
+        for c in 0..<channels {
+            scale[c] = w[c] * inverseStd[c]
+            shift[c] = b[c] - mean[c] * scale[c]
+        }
+        for n in 0..<batch {
+            let src = x + n &* channels, dst = y + n &* channels
+            for c in 0..<channels { dst[c] = src[c] * scale[c] + shift[c] }
+        }
+    }
+
+    /// Backward for C×1×1 inputs, the same formulas with the sums taken down the batch.
+    private func backwardFlat(_ input: Tensor, _ outputGradient: Tensor, _ inputGradient: Tensor?, _ context: LayerContext) {
+        let channels = channels, batch = input.batch, x = input.data, dy = outputGradient.data
+        let sumDy = context.scratch, sumDyXhat = context.scratch + channels
+        let mean: UnsafeMutablePointer<Float>, inverseStd: UnsafeMutablePointer<Float>
+        let train = context.mode == .train
+        if train {
+            mean = batchMean
+            inverseStd = batchInverseStd
+        } else {
+            mean = context.scratch + 2 &* channels
+            inverseStd = context.scratch + 3 &* channels
+            runningStatistics(mean, inverseStd)
+        }
+        sumDy.update(repeating: 0, count: channels)
+        sumDyXhat.update(repeating: 0, count: channels)
+        for n in 0..<batch {
+            let g = dy + n &* channels, row = x + n &* channels
+            for c in 0..<channels {
+                sumDy[c] += g[c]
+                sumDyXhat[c] += g[c] * (row[c] - mean[c])
+            }
+        }
+        for c in 0..<channels { sumDyXhat[c] *= inverseStd[c] }
+        if context.computeParameterGradients {
+            for c in 0..<channels {
+                weight.gradient[c] += sumDyXhat[c]
+                bias.gradient[c] += sumDy[c]
+            }
+        }
+        guard let dx = inputGradient?.data else { return }
+        let w = weight.value
+        if train {
+            // the sums become batch means: dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂))
+            let inverseCount = 1 / Float(batch)
+            for c in 0..<channels {
+                sumDy[c] *= inverseCount
+                sumDyXhat[c] *= inverseCount
+            }
+            for n in 0..<batch {
+                let g = dy + n &* channels, row = x + n &* channels, d = dx + n &* channels
+                for c in 0..<channels {
+                    let xhat = (row[c] - mean[c]) * inverseStd[c]
+                    d[c] += w[c] * inverseStd[c] * (g[c] - sumDy[c] - xhat * sumDyXhat[c])
+                }
+            }
+        } else {
+            for n in 0..<batch {
+                let g = dy + n &* channels, d = dx + n &* channels
+                for c in 0..<channels { d[c] += w[c] * inverseStd[c] * g[c] }
             }
         }
     }

@@ -152,6 +152,7 @@ final class LayerGradientTests: XCTestCase {
 
     func testBatchNormEvalGradient() {
         checkLayer(#"{"type": "batchnorm"}"#, inputs: [shape(2, 2, 3)], batch: 2, mode: .eval)
+        checkLayer(#"{"type": "batchnorm"}"#, inputs: [shape(5, 1, 1)], batch: 3, mode: .eval)
     }
 
     func testConcat() {

@@ -24,6 +24,31 @@ final class ModeTests: XCTestCase {
         }
     }
 
+    func testBatchNormAfterFullyConnectedUsesBatchStatisticsPerFeature() throws {
+        let harness = try LayerHarness(#"{"type": "batchnorm", "momentum": 0.25}"#, inputs: [shape(3, 1, 1)], batch: 4)
+        let (gamma, beta) = (harness.parameters.slots[0].value, harness.parameters.slots[1].value)
+        let (runningMean, runningVar) = (harness.state.slots[0].value, harness.state.slots[1].value)
+        let x = harness.inputs[0].tensor
+        let y = harness.runForward()
+        for c in 0..<3 {
+            let values = (0..<4).map { Double(x[$0, c, 0, 0]) }
+            let mean = values.reduce(0, +) / 4
+            let biased = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 4
+            for n in 0..<4 {
+                let expected = Double(gamma[c]) * (values[n] - mean) / (biased + 1e-5).squareRoot() + Double(beta[c])
+                XCTAssertEqual(Double(y[n, c, 0, 0]), expected, accuracy: 1e-5)
+            }
+            XCTAssertEqual(Double(runningMean[c]), 0.25 * mean, accuracy: 1e-6)
+            XCTAssertEqual(Double(runningVar[c]), 0.75 + 0.25 * biased * 4 / 3, accuracy: 1e-5)
+        }
+        harness.mode = .eval
+        let z = harness.runForward()
+        for n in 0..<4 { for c in 0..<3 {
+            let expected = gamma[c] * (x[n, c, 0, 0] - runningMean[c]) / (runningVar[c] + 1e-5).squareRoot() + beta[c]
+            XCTAssertEqual(z[n, c, 0, 0], expected, accuracy: 1e-5)
+        } }
+    }
+
     func testBatchNormEvalUsesRunningStatistics() throws {
         let harness = try LayerHarness(#"{"type": "batchnorm", "eps": 0.01}"#, inputs: [shape(2, 1, 3)], batch: 2)
         harness.mode = .eval
