@@ -105,7 +105,7 @@ public struct LayerBuildContext {
     public func positive(_ key: String, allowClasses: Bool = false) throws -> Int {
         if allowClasses, case .string("classes")? = config.members[key] {
             _ = config.raw(key)
-            guard let classes else { throw ConfigError("\(config.path): '\(key)' is \"classes\" but the class count is not known") }
+            guard let classes else { throw ConfigError("\(config.path): '\(key)' is \"classes\" but the class count is not known: set network.classes (dtrain summary also takes --classes)") }
             return classes
         }
         let v = try config.int(key)
