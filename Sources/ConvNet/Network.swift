@@ -175,7 +175,10 @@ public final class Network {
 
     /// Backpropagates `logitsGradient` (the loss head's output, or one given by a test) through every layer,
     /// adding parameter gradients into `parameters.gradients` (zero them first with `parameters.zeroGradients()`).
-    public func backward(batch: Int, mode: Mode = .train, seed: UInt64 = 0, logitsGradient: Tensor? = nil) {
+    /// `layerDone(i)` runs right after layer i's backward: its parameter gradients are then final, so a trainer can
+    /// start reducing them while the layers below are still working.
+    public func backward(batch: Int, mode: Mode = .train, seed: UInt64 = 0, logitsGradient: Tensor? = nil,
+                         layerDone: ((Int) -> Void)? = nil) {
         let top = layers.count
         let dTop = tensor(top, batch, gradient: true)
         if let given = logitsGradient {
@@ -191,6 +194,7 @@ public final class Network {
                                ins.map { needsGradient[$0] ? tensor($0, batch, gradient: true) : nil },
                                context(mode, seed, layer: i))
             if profiling { backwardSeconds[i] += Network.now() - start }
+            layerDone?(i)
         }
     }
 

@@ -11,6 +11,11 @@ public final class Replica {
     /// What to do when a loss or gradient is not finite: every rank takes the same decision.
     public let stopOnNonFinite: Bool
 
+    /// 0: average the gradients in one (chunked) allreduce after backward. > 0: buckets of about this many floats
+    /// are reduced on a background thread as soon as backward has finished their layers, overlapping communication
+    /// with the rest of backward (not with frozen layers, where it falls back to the single reduction).
+    public var bucketFloats = 0
+
     public init(network: Network, communicator: Communicator, sgd: SGD, stopOnNonFinite: Bool) {
         self.network = network
         self.communicator = communicator
@@ -76,8 +81,32 @@ public final class Replica {
         timing.forward += forwardDone - clock
 
         network.parameters.zeroGradients()
-        network.backward(batch: count, seed: dropoutSeed)
-        let localBad = !loss.isFinite || !Replica.allFinite(network.parameters.gradients, ranges: sgd.trainableRanges)
+        let overlapping = bucketFloats > 0 && network.frozen.isEmpty && communicator.size > 1
+        var localBad = !loss.isFinite
+        var requests: [AllreduceRequest] = []
+        if overlapping {
+            // Gradients become final from the end of the flat buffer backwards (layers run in reverse); each bucket
+            // is checked for finiteness while still hot in cache, then handed to the background reducer.
+            let gradients = network.parameters.gradients
+            var bucketEnd = gradients.count, ready = gradients.count
+            var failure: Error?
+            func flush(down to: Int) {
+                let bucket = UnsafeMutableBufferPointer(rebasing: gradients[to..<bucketEnd])
+                if !Replica.allFinite(bucket, ranges: [0..<bucket.count]) { localBad = true }
+                do { requests.append(try communicator.startAllreduce(bucket, op: .average)) } catch { failure = error }
+                bucketEnd = to
+            }
+            network.backward(batch: count, seed: dropoutSeed) { layer in
+                guard let first = self.network.parameterSlots(ofLayer: layer).first else { return }
+                ready = first.offset
+                if bucketEnd - ready >= self.bucketFloats { flush(down: ready) }
+            }
+            if bucketEnd > 0 { flush(down: 0) }
+            if let failure { throw failure }
+        } else {
+            network.backward(batch: count, seed: dropoutSeed)
+            localBad = localBad || !Replica.allFinite(network.parameters.gradients, ranges: sgd.trainableRanges)
+        }
         let backwardDone = Network.now()
         timing.backward += backwardDone - forwardDone
 
@@ -85,6 +114,9 @@ public final class Replica {
         communicator.collectiveLabel = "step \(step)"
         let flags = try communicator.allreduce([localBad ? Double(communicator.rank + 1) : 0, stopRequested ? 1 : 0], op: .max)
         let stop = flags[1] > 0
+        if overlapping {
+            for request in requests { try request.wait() }
+        }
         if flags[0] > 0 {
             let rank = Int(flags[0]) - 1
             if stopOnNonFinite {
@@ -93,8 +125,10 @@ public final class Replica {
             timing.sync += Network.now() - backwardDone
             return StepResult(sums: sums, skipped: true, stopRequested: stop)
         }
-        for range in sgd.trainableRanges {
-            try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: network.parameters.gradients[range]), op: .average)
+        if !overlapping {
+            for range in sgd.trainableRanges {
+                try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: network.parameters.gradients[range]), op: .average)
+            }
         }
         let syncDone = Network.now()
         timing.sync += syncDone - backwardDone

@@ -140,6 +140,8 @@ public struct SolverSettings {
     public var nonFinite: String
     /// Stop after this many steps in all (bounded runs, smoke tests); 0 = no limit.
     public var maxSteps: Int
+    /// 0: one gradient allreduce after backward; > 0: buckets of this many MiB reduced during backward.
+    public var gradientBucketMiB: Double
 
     init(_ c: ConfigObject) throws {
         epochs = try c.int("epochs")
@@ -153,11 +155,13 @@ public struct SolverSettings {
         warmupEpochs = try c.double("warmup_epochs", default: 0)
         nonFinite = try c.choice("non_finite", ["stop", "skip"], default: "stop")
         maxSteps = try c.int("max_steps", default: 0)
+        gradientBucketMiB = try c.double("gradient_bucket_mb", default: 0)
         guard epochs >= 1 else { throw ConfigError("\(c.path): 'epochs' must be at least 1, found \(epochs)") }
         guard batchSize >= 1 else { throw ConfigError("\(c.path): 'batch_size' must be at least 1, found \(batchSize)") }
         guard lr > 0 else { throw ConfigError("\(c.path): 'lr' must be positive, found \(lr)") }
         guard momentum >= 0, momentum < 1 else { throw ConfigError("\(c.path): 'momentum' must be in [0, 1), found \(momentum)") }
         guard weightDecay >= 0 else { throw ConfigError("\(c.path): 'weight_decay' must be non-negative") }
+        guard gradientBucketMiB >= 0 else { throw ConfigError("\(c.path): 'gradient_bucket_mb' must be non-negative") }
         guard warmupEpochs >= 0, maxSteps >= 0 else { throw ConfigError("\(c.path): 'warmup_epochs' and 'max_steps' must be non-negative") }
         try c.finish()
     }

@@ -61,6 +61,7 @@ public final class TrainingRun {
         let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(solver.momentum),
                       nesterov: solver.nesterov, weightDecay: Float(solver.weightDecay))
         replica = Replica(network: network, communicator: communicator, sgd: sgd, stopOnNonFinite: solver.nonFinite == "stop")
+        replica.bucketFloats = Int(solver.gradientBucketMiB * 1_048_576 / 4)
         schedule = LearningRateSchedule(base: solver.effectiveLR(), decay: solver.decay, warmupEpochs: solver.warmupEpochs,
                                         stepsPerEpoch: train.stepsPerEpoch, totalEpochs: solver.epochs)
 

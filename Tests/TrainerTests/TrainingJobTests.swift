@@ -51,6 +51,15 @@ final class TrainingJobTests: XCTestCase {
             XCTAssertLessThan(difference, 1e-5, "\(ranks) ranks vs 1 process")
             XCTAssertGreaterThan(difference, 0, "suspicious: bitwise equal although the reduction order differs")
         }
+        // Bucketed gradients reduced during backward (tiny buckets: one per layer) give the same parameters.
+        let config = try data.config(batch: 8).path
+        let overlapped = data.output("overlap")
+        let run = try DTrainJob.run(ranks: 2, [config, "--max-steps", "5", "--output", overlapped, "--check-replicas",
+                                               "--set", "solver.gradient_bucket_mb=0.0001"])
+        DTrainJob.assertSucceeded(run)
+        let difference = relativeDifference(try parameters(data.output("single-2") + "/last.safetensors"),
+                                            try parameters(overlapped + "/last.safetensors"))
+        XCTAssertLessThan(difference, 1e-5, "overlapped buckets vs 1 process")
     }
 
     /// Stopping mid-epoch and resuming gives bitwise the parameters of an uninterrupted run (dropout on, so the
