@@ -92,11 +92,16 @@ netns_up() {
     NETNS_HOSTFILE="$NETNS_DIR/hostfile"
 
     # The rsh agent OpenMPI calls as `agent HOST COMMAND...`. NETNS_HOST_NAME tells a rank where it runs
-    # (the hosts share one UTS namespace, so gethostname() is the same everywhere).
-    cat >"$NETNS_DIR/agent" <<'AGENT'
+    # (the hosts share one UTS namespace, so gethostname() is the same everywhere). The hosts also share /tmp and
+    # the host name, so each host's daemon gets a session directory of its own, as real hosts have: otherwise the
+    # daemons write the same shared-memory topology file at once and crash in hwloc. (Set through the agent's
+    # environment only: an orte_tmpdir_base given to mpirun would be passed on to every daemon.)
+    for host in $NETNS_HOSTS; do mkdir -p "$NETNS_DIR/tmp-$host"; done
+    cat >"$NETNS_DIR/agent" <<AGENT
 #!/bin/sh
-host=$1; shift
-exec ip netns exec "$host" env NETNS_HOST_NAME="$host" /bin/sh -c "$*"
+host=\$1; shift
+exec ip netns exec "\$host" env NETNS_HOST_NAME="\$host" OMPI_MCA_orte_tmpdir_base="$NETNS_DIR/tmp-\$host" \
+    /bin/sh -c "\$*"
 AGENT
     local first=${NETNS_HOSTS%% *}
     cat >"$NETNS_DIR/mpirun" <<WRAPPER

@@ -208,14 +208,14 @@ case_disk_full() {
         { tail -n 20 "$TEST_TMP/disk-full.log"; fail "disk-full: the job still ran $WAIT s after the disk filled up"; }
     status=$EXIT_STATUS elapsed=$EXIT_SECONDS
     [[ $status -ne 0 ]] || fail "disk-full: the job exited 0 although it could not write its checkpoint"
-    grep -qiE 'no space|space left|ENOSPC|disk.{0,10}full|full disk' "$TEST_TMP/disk-full.log" ||
+    grep -qiE 'no space|space left|ENOSPC|disk is full|disk full|full disk|out of space' "$TEST_TMP/disk-full.log" ||
         { tail -n 20 "$TEST_TMP/disk-full.log"; fail "disk-full: no message about the full disk"; }
     checkpoint_valid "$out/last.safetensors" || fail "disk-full: the previous checkpoint is damaged"
     local now
     now=$(checkpoint_step "$out/last.safetensors")
     [[ -z $saved || $now -ge $saved ]] || fail "disk-full: the checkpoint went back from step $saved to $now"
     RESULT="disk-full: job ended $elapsed s after the disk filled (status $status); checkpoint at step $now"
-    RESULT+=" (${size} KiB) intact; message: $(grep -iE 'no space|space left|ENOSPC|disk.{0,10}full|full disk' "$TEST_TMP/disk-full.log" | head -n 1)"
+    RESULT+=" (${size} KiB) intact; message: $(grep -iE 'no space|space left|ENOSPC|disk is full|disk full|full disk|out of space' "$TEST_TMP/disk-full.log" | head -n 1)"
 }
 
 # Each case runs in this shell (not a subshell), so its cleanups registered with on_exit run whatever happens;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# test.sh: the project's whole test suite, as CI runs it. Builds in release mode, runs the Swift tests, then the
+# cluster tests (launcher, multi-host over TCP in network namespaces, Slurm, faults: Tests/cluster/run-all.sh).
+# Exits non-zero when anything failed. Run launch/setup.sh once before, on a new machine.
+#
+#   bash launch/test.sh                 everything
+#   bash launch/test.sh --swift-only    build and swift test only
+#   bash launch/test.sh --cluster-only  Tests/cluster/run-all.sh only (needs the release build)
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+export PATH="/opt/swift/usr/bin:$PATH"
+
+run_swift=1 run_cluster=1
+for arg in "$@"; do
+    case $arg in
+        --swift-only) run_cluster=0 ;;
+        --cluster-only) run_swift=0 ;;
+        -h|--help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "test.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+failures=()
+step() {
+    local name=$1 t0=$SECONDS
+    shift
+    echo "== $name"
+    if "$@"; then
+        echo "== $name: ok ($((SECONDS - t0)) s)"
+    else
+        echo "== $name: FAILED ($((SECONDS - t0)) s)"
+        failures+=("$name")
+    fi
+}
+
+if [[ $run_swift -eq 1 || ! -x .build/release/dtrain ]]; then
+    step "swift build -c release" swift build -c release
+fi
+if [[ $run_swift -eq 1 ]]; then
+    # Two cores: the test processes run one after another (multi-rank tests start their own mpirun).
+    step "swift test" swift test --no-parallel
+fi
+if [[ $run_cluster -eq 1 ]]; then
+    step "cluster tests" bash Tests/cluster/run-all.sh
+fi
+
+if [[ ${#failures[@]} -gt 0 ]]; then
+    echo "test.sh: failed: ${failures[*]}"
+    exit 1
+fi
+echo "test.sh: all passed"
