@@ -37,7 +37,7 @@ public final class Network {
     public init(spec: NetworkSpec, classes datasetClasses: Int? = nil, maxBatch: Int) throws {
         guard maxBatch > 0 else { throw ConfigError("batch size must be positive, found \(maxBatch)") }
         if let pinned = spec.classes, let found = datasetClasses, pinned != found {
-            throw ConfigError("network.classes is \(pinned) but the dataset has \(found) class folders: remove 'classes' or make them agree")
+            throw ConfigError("network.classes is \(pinned) but the dataset has \(found) class folders: remove 'classes' from the config or make them agree (e.g. --set network.classes=\(found))")
         }
         self.spec = spec
         self.input = spec.input

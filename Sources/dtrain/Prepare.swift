@@ -5,7 +5,7 @@ import Shard
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Turn a packaged dataset into the ROOT/<split>/<class>/<image> layout training reads.",
-        subcommands: [FashionMNISTCommand.self])
+        subcommands: [FashionMNISTCommand.self, SyntheticCommand.self])
 
     struct FashionMNISTCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -46,6 +46,36 @@ struct Prepare: ParsableCommand {
                 let seconds = (report.seconds * 10).rounded() / 10
                 print("wrote \(report.trainImages) train and \(report.valImages) val images to \(output) in \(seconds) s")
             }
+        }
+    }
+
+    struct SyntheticCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "synthetic",
+            abstract: "Write a small ImageNet-style folder of generated JPEGs (OUT/train/<wnid>/*.JPEG, OUT/val/…, OUT/names.txt).",
+            discussion: "Each class is a coloured shape on a textured background at varied sizes: learnable, and it exercises decoding, resizing and cropping. For trying a config or a cluster without ImageNet.")
+
+        @Argument(help: "The output folder.")
+        var output: String
+
+        @Option(help: "Classes (folders n00000000, n00000001, …).")
+        var classes = 4
+
+        @Option(help: "Training images per class.")
+        var train = 32
+
+        @Option(help: "Validation images per class.")
+        var val = 8
+
+        @Option(name: .customLong("min-side"), help: "Smallest image side in pixels.")
+        var minSide = 240
+
+        @Option(name: .customLong("max-side"), help: "Largest image side in pixels.")
+        var maxSide = 400
+
+        func run() throws {
+            try SyntheticFolder.write(to: output, classes: classes, train: train, val: val, minSide: minSide, maxSide: maxSide)
+            print("wrote \(classes) classes × (\(train) train + \(val) val) JPEGs to \(output) (names in \(output)/names.txt)")
         }
     }
 }
