@@ -231,13 +231,13 @@ final class LoaderState: @unchecked Sendable {
             condition.lock()
             inFlight -= 1
             if myGeneration == generation {
+                for (sampleIndex, message) in outcome.newlyBad where bad.insert(sampleIndex).inserted {
+                    badFileNames.append(index.path(Int(sampleIndex)))
+                    FileHandle.standardError.write(Data("warning: skipping bad image \(message)\n".utf8))
+                }
                 switch outcome {
-                case .prepared(let label, let newlyBad, let replaced):
+                case .prepared(let label, _, let replaced):
                     labels[slot * options.batchSize + item] = label
-                    for (sampleIndex, message) in newlyBad where bad.insert(sampleIndex).inserted {
-                        badFileNames.append(index.path(Int(sampleIndex)))
-                        FileHandle.standardError.write(Data("warning: skipping bad image \(message)\n".utf8))
-                    }
                     if replaced {
                         skipped += 1
                         let limit = options.maxBadFraction * Double(epochSamples)
@@ -245,7 +245,7 @@ final class LoaderState: @unchecked Sendable {
                             failure = DataError("\(skipped) bad images replaced this epoch, more than the limit of \(options.maxBadFraction * 100)% of this rank's \(epochSamples) samples (last: \(badFileNames.last ?? "?")): repair or remove the files, or raise the bad-file limit")
                         }
                     }
-                case .failed(let error):
+                case .failed(let error, _):
                     if failure == nil { failure = error }
                 }
                 remaining[slot] -= 1
@@ -262,7 +262,13 @@ final class LoaderState: @unchecked Sendable {
 
     enum Outcome {
         case prepared(label: Int32, newlyBad: [(Int32, String)], replaced: Bool)
-        case failed(DataError)
+        case failed(DataError, newlyBad: [(Int32, String)])
+
+        var newlyBad: [(Int32, String)] {
+            switch self {
+            case .prepared(_, let bad, _), .failed(_, let bad): return bad
+            }
+        }
     }
 
     /// Decodes `sample` (or, if its file is bad, a deterministic replacement) and preprocesses it into `output`.
@@ -296,6 +302,6 @@ final class LoaderState: @unchecked Sendable {
             preprocessor.apply(image, training: training, random: &random, into: output)
             return .prepared(label: index.labels[Int(candidate)], newlyBad: newlyBad, replaced: candidate != sample)
         }
-        return .failed(DataError("no readable image found to replace '\(index.path(Int(sample)))' after 100 tries: is '\(index.splitPath)' full of damaged files?"))
+        return .failed(DataError("no readable image found to replace '\(index.path(Int(sample)))' after 100 tries: is '\(index.splitPath)' full of damaged files?"), newlyBad: newlyBad)
     }
 }
