@@ -66,6 +66,9 @@ public final class BatchLoader {
     /// Seconds `next()` waited for data since the epoch started.
     public var waitSeconds: Double { state.locked { state.waitSeconds } }
 
+    /// Seconds the last call to `next()` waited for data (the data time of one step).
+    public var lastWaitSeconds: Double { state.locked { state.lastWait } }
+
     /// Samples replaced this epoch because their file was bad.
     public var skippedThisEpoch: Int { state.locked { state.skipped } }
 
@@ -102,6 +105,7 @@ final class LoaderState: @unchecked Sendable {
     var stopping = false
     var skipped = 0
     var waitSeconds = 0.0
+    var lastWait = 0.0
     var bad = Set<Int32>()
     var badFileNames: [String] = []
     var decodedCache: [Image?]
@@ -162,6 +166,7 @@ final class LoaderState: @unchecked Sendable {
         failure = nil
         skipped = 0
         waitSeconds = 0
+        lastWait = 0
         condition.broadcast()
         condition.unlock()
     }
@@ -174,6 +179,7 @@ final class LoaderState: @unchecked Sendable {
         guard consumeStep < endStep else { return nil }
         let step = consumeStep, slot = step % slots, count = itemCount(step), capacity = options.batchSize
         let imageBase = images + slot * capacity * imageSize, labelBase = labels + slot * capacity
+        lastWait = 0
 
         if case .synthetic(_, let classes) = source {
             var random = SampleRandom(options.seed, 0x4C41_4245, UInt64(epoch), UInt64(step))   // "LABE"
@@ -183,7 +189,8 @@ final class LoaderState: @unchecked Sendable {
             while !(stepOfSlot[slot] == step && remaining[slot] == 0) && failure == nil && !stopping {
                 condition.wait()
             }
-            waitSeconds += monotonicSeconds() - began
+            lastWait = monotonicSeconds() - began
+            waitSeconds += lastWait
             if let failure { throw failure }
         }
         if count < capacity {   // a short evaluation batch: zero the unused tail
