@@ -66,6 +66,9 @@ public final class BatchLoader {
     /// Seconds `next()` waited for data since the epoch started.
     public var waitSeconds: Double { state.locked { state.waitSeconds } }
 
+    /// Seconds the last call to `next()` waited for data (the data time of one step).
+    public var lastWaitSeconds: Double { state.locked { state.lastWait } }
+
     /// Samples replaced this epoch because their file was bad.
     public var skippedThisEpoch: Int { state.locked { state.skipped } }
 
@@ -102,6 +105,7 @@ final class LoaderState: @unchecked Sendable {
     var stopping = false
     var skipped = 0
     var waitSeconds = 0.0
+    var lastWait = 0.0
     var bad = Set<Int32>()
     var badFileNames: [String] = []
     var decodedCache: [Image?]
@@ -162,6 +166,7 @@ final class LoaderState: @unchecked Sendable {
         failure = nil
         skipped = 0
         waitSeconds = 0
+        lastWait = 0
         condition.broadcast()
         condition.unlock()
     }
@@ -174,6 +179,7 @@ final class LoaderState: @unchecked Sendable {
         guard consumeStep < endStep else { return nil }
         let step = consumeStep, slot = step % slots, count = itemCount(step), capacity = options.batchSize
         let imageBase = images + slot * capacity * imageSize, labelBase = labels + slot * capacity
+        lastWait = 0
 
         if case .synthetic(_, let classes) = source {
             var random = SampleRandom(options.seed, 0x4C41_4245, UInt64(epoch), UInt64(step))   // "LABE"
@@ -183,7 +189,8 @@ final class LoaderState: @unchecked Sendable {
             while !(stepOfSlot[slot] == step && remaining[slot] == 0) && failure == nil && !stopping {
                 condition.wait()
             }
-            waitSeconds += monotonicSeconds() - began
+            lastWait = monotonicSeconds() - began
+            waitSeconds += lastWait
             if let failure { throw failure }
         }
         if count < capacity {   // a short evaluation batch: zero the unused tail
@@ -231,13 +238,13 @@ final class LoaderState: @unchecked Sendable {
             condition.lock()
             inFlight -= 1
             if myGeneration == generation {
+                for (sampleIndex, message) in outcome.newlyBad where bad.insert(sampleIndex).inserted {
+                    badFileNames.append(index.path(Int(sampleIndex)))
+                    FileHandle.standardError.write(Data("warning: skipping bad image \(message)\n".utf8))
+                }
                 switch outcome {
-                case .prepared(let label, let newlyBad, let replaced):
+                case .prepared(let label, _, let replaced):
                     labels[slot * options.batchSize + item] = label
-                    for (sampleIndex, message) in newlyBad where bad.insert(sampleIndex).inserted {
-                        badFileNames.append(index.path(Int(sampleIndex)))
-                        FileHandle.standardError.write(Data("warning: skipping bad image \(message)\n".utf8))
-                    }
                     if replaced {
                         skipped += 1
                         let limit = options.maxBadFraction * Double(epochSamples)
@@ -245,7 +252,7 @@ final class LoaderState: @unchecked Sendable {
                             failure = DataError("\(skipped) bad images replaced this epoch, more than the limit of \(options.maxBadFraction * 100)% of this rank's \(epochSamples) samples (last: \(badFileNames.last ?? "?")): repair or remove the files, or raise the bad-file limit")
                         }
                     }
-                case .failed(let error):
+                case .failed(let error, _):
                     if failure == nil { failure = error }
                 }
                 remaining[slot] -= 1
@@ -262,7 +269,13 @@ final class LoaderState: @unchecked Sendable {
 
     enum Outcome {
         case prepared(label: Int32, newlyBad: [(Int32, String)], replaced: Bool)
-        case failed(DataError)
+        case failed(DataError, newlyBad: [(Int32, String)])
+
+        var newlyBad: [(Int32, String)] {
+            switch self {
+            case .prepared(_, let bad, _), .failed(_, let bad): return bad
+            }
+        }
     }
 
     /// Decodes `sample` (or, if its file is bad, a deterministic replacement) and preprocesses it into `output`.
@@ -296,6 +309,6 @@ final class LoaderState: @unchecked Sendable {
             preprocessor.apply(image, training: training, random: &random, into: output)
             return .prepared(label: index.labels[Int(candidate)], newlyBad: newlyBad, replaced: candidate != sample)
         }
-        return .failed(DataError("no readable image found to replace '\(index.path(Int(sample)))' after 100 tries: is '\(index.splitPath)' full of damaged files?"))
+        return .failed(DataError("no readable image found to replace '\(index.path(Int(sample)))' after 100 tries: is '\(index.splitPath)' full of damaged files?"), newlyBad: newlyBad)
     }
 }

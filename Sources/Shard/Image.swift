@@ -3,6 +3,10 @@
 public struct Image: Sendable, Equatable {
     public let width: Int
     public let height: Int
+    /// The largest image the decoders accept (2^28 pixels, e.g. 16384 × 16384): a damaged or hostile header must
+    /// not make a loader thread allocate tens of gigabytes.
+    public static let maximumPixels = 1 << 28
+
     /// 1 (gray) or 3 (RGB).
     public let channels: Int
     /// `height * width * channels` bytes, row-major, channels interleaved.

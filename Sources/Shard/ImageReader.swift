@@ -46,11 +46,13 @@ public final class ImageReader {
 
     /// Reads the whole file into `buffer`, growing it as needed; returns the byte count.
     private func load(_ path: String) throws -> Int {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO named like an image must not block the thread forever (regular files ignore it).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw DataError("\(path): cannot open (\(String(cString: strerror(errno))))") }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw DataError("\(path): cannot stat (\(String(cString: strerror(errno))))") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw DataError("\(path): not a regular file") }
         let expected = Int(info.st_size)
         if expected == 0 { throw DataError("\(path): zero-byte file") }
         if expected > 1 << 30 { throw DataError("\(path): file of \(expected) bytes is too large for an image") }

@@ -47,6 +47,9 @@ public final class JPEGDecoder {
             }
         }
 
+        guard outWidth * outHeight <= Image.maximumPixels else {
+            throw DataError("\(name): JPEG of \(width)×\(height) pixels is too large (limit \(Image.maximumPixels) pixels)")
+        }
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         let isGray = colorspace == Int32(TJCS_GRAY.rawValue)
         let format: TJPF
@@ -61,7 +64,7 @@ public final class JPEGDecoder {
         var decoded = [UInt8](repeating: 0, count: outWidth * outHeight * decodedChannels)
         let status = decoded.withUnsafeMutableBufferPointer { out in
             tjDecompress2(handle, base, UInt(bytes.count), out.baseAddress, Int32(outWidth), 0, Int32(outHeight),
-                          Int32(format.rawValue), 0)
+                          Int32(format.rawValue), TJFLAG_LIMITSCANS)   // a progressive file of >500 scans is an attack
         }
         if status != 0 {
             // libjpeg warns and fills with gray on a truncated file: that image is damaged, so refuse it. Other

@@ -18,8 +18,8 @@ public enum PNGDecoder {
         let channels = (isColor && !gray) ? 3 : 1
         image.format = channels == 3 ? UInt32(PNG_FORMAT_RGB) : UInt32(PNG_FORMAT_GRAY)
         let width = Int(image.width), height = Int(image.height)
-        guard width > 0, height > 0, width <= 1 << 16, height <= 1 << 16 else {
-            throw DataError("\(name): PNG of unsupported size \(width)×\(height)")
+        guard width > 0, height > 0, width * height <= Image.maximumPixels else {
+            throw DataError("\(name): PNG of \(width)×\(height) pixels is too large (limit \(Image.maximumPixels) pixels)")
         }
         var pixels = [UInt8](repeating: 0, count: width * height * channels)
         var black = png_color(red: 0, green: 0, blue: 0)

@@ -213,27 +213,54 @@ public struct Preprocessor: Sendable {
             right[dst] = min(lo + 1, w - 1) * sc
             weight[dst] = Float(src - Double(lo))
         }
+        // Separable: each source row the output needs is resampled horizontally once into a planar float row (the
+        // two most recent are kept, as consecutive output rows often share one), then each output row is a
+        // vertical blend of two such rows, a contiguous loop that vectorises.
         let sy = box.height / Double(outH)
         let planesFromSource = min(sc, options.channels)
+        var rowStorage = [Float](repeating: 0, count: 2 * sc * outW)
         source.pixels.withUnsafeBufferPointer { pixelBuffer in
             let pixels = pixelBuffer.baseAddress!
             left.withUnsafeBufferPointer { left in
                 right.withUnsafeBufferPointer { right in
                     weight.withUnsafeBufferPointer { weight in
-                        for y in 0..<outH {
-                            let src = min(max(box.y + (Double(y) + 0.5) * sy - 0.5, 0), Double(h - 1))
-                            let lo = Int(src)
-                            let fy = Float(src - Double(lo))
-                            let top = pixels + lo &* w &* sc
-                            let bottom = pixels + min(lo + 1, h - 1) &* w &* sc
-                            for c in 0..<planesFromSource {
-                                let row = out + (c &* plane &+ y &* outW)
-                                let a = scale[c], b = bias[c]
-                                for x in 0..<outW {
-                                    let l = left[x] &+ c, r = right[x] &+ c, fx = weight[x]
-                                    let t = Float(top[l]) + (Float(top[r]) - Float(top[l])) * fx
-                                    let u = Float(bottom[l]) + (Float(bottom[r]) - Float(bottom[l])) * fx
-                                    row[x] = (t + (u - t) * fy) * a + b
+                        rowStorage.withUnsafeMutableBufferPointer { rows in
+                            var upper = rows.baseAddress!, lower = rows.baseAddress! + sc &* outW
+                            var upperRow = -1, lowerRow = -1
+                            func resample(_ sourceRow: Int, into dst: UnsafeMutablePointer<Float>) {
+                                let line = pixels + sourceRow &* w &* sc
+                                for c in 0..<sc {
+                                    let plane = dst + c &* outW
+                                    for x in 0..<outW {
+                                        let l = Float(line[left[x] &+ c]), r = Float(line[right[x] &+ c])
+                                        plane[x] = l + (r - l) * weight[x]
+                                    }
+                                }
+                            }
+                            for y in 0..<outH {
+                                let src = min(max(box.y + (Double(y) + 0.5) * sy - 0.5, 0), Double(h - 1))
+                                let lo = Int(src), hi = min(lo + 1, h - 1)
+                                let fy = Float(src - Double(lo))
+                                if upperRow != lo {
+                                    if lowerRow == lo {
+                                        swap(&upper, &lower); swap(&upperRow, &lowerRow)
+                                    } else {
+                                        resample(lo, into: upper); upperRow = lo
+                                    }
+                                }
+                                if lowerRow != hi {
+                                    if hi == lo {
+                                        lower.update(from: upper, count: sc &* outW)
+                                    } else {
+                                        resample(hi, into: lower)
+                                    }
+                                    lowerRow = hi
+                                }
+                                for c in 0..<planesFromSource {
+                                    let row = out + (c &* plane &+ y &* outW)
+                                    let t = upper + c &* outW, u = lower + c &* outW
+                                    let a = scale[c], b = bias[c]
+                                    for x in 0..<outW { row[x] = (t[x] + (u[x] - t[x]) * fy) * a + b }
                                 }
                             }
                         }

@@ -4,11 +4,30 @@ import Shard
 
 /// `dtrain bench-data`: how many images per second one loader thread decodes and augments, for typical ImageNet
 /// JPEGs (500×375 → random-resized 224×224×3) and for Fashion-MNIST PNGs (28×28 → 28×28×1), with 1 and more
-/// threads. Images are generated in memory, so the figure excludes the disk.
+/// threads. Images are generated in memory, so the figure excludes the disk. With `--root`, it instead runs the
+/// whole loader (read, decode, augment, batch) over a real dataset folder and reports images/s.
 struct BenchData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-data",
-        abstract: "Measure decode + augment throughput (images/s) per loader thread, from memory.")
+        abstract: "Measure decode + augment throughput (images/s) per loader thread, from memory or a dataset folder.")
+
+    @Option(help: "A dataset root (ROOT/<split>/<class>/<image>): time the full loader over it instead.")
+    var root: String?
+
+    @Option(help: "With --root: the split folder to read.")
+    var split: String = "train"
+
+    @Option(help: "With --root: the output size as WIDTHxHEIGHTxCHANNELS.")
+    var shape: String = "28x28x1"
+
+    @Option(help: "With --root: samples per batch.")
+    var batch: Int = 64
+
+    @Option(help: "With --root: batches to load (default: one epoch).")
+    var steps: Int?
+
+    @Flag(help: "With --root: keep decoded images in memory; time a second pass over the same batches.")
+    var cacheDecoded = false
 
     @Option(help: "Seconds per measurement.")
     var seconds: Double = 1.0
@@ -26,6 +45,10 @@ struct BenchData: ParsableCommand {
     }
 
     func run() throws {
+        if let root {
+            try benchLoader(root: root)
+            return
+        }
         // A photograph-like 500×375 RGB image: smooth gradients plus texture, JPEG quality 90, 4:2:0 chroma.
         var random = SampleRandom(1)
         var rgb = [UInt8](repeating: 0, count: 500 * 375 * 3)
@@ -62,6 +85,32 @@ struct BenchData: ParsableCommand {
             }
             let decodeOnly = try measure(bytes: bytes, options: options, threads: 1, augment: false)
             print("\(name): decoding alone, 1 thread: \(Int(decodeOnly.rounded())) images/s")
+        }
+    }
+
+    /// Runs the loader over `root/split` for each thread count and prints images/s.
+    private func benchLoader(root: String) throws {
+        let dims = shape.split(separator: "x").compactMap { Int($0) }
+        guard dims.count == 3 else { throw ValidationError("--shape must look like 224x224x3") }
+        let scanBegan = Date()
+        let index = try DatasetIndex.scan(root: root, split: split)
+        print("scanned \(index.count) images in \(index.classes.count) classes in \(String(format: "%.2f", Date().timeIntervalSince(scanBegan))) s")
+        let preprocess = PreprocessOptions(width: dims[0], height: dims[1], channels: dims[2])
+        for count in threadCounts {
+            var options = LoaderOptions(batchSize: batch)
+            options.threads = count
+            options.cacheDecoded = cacheDecoded
+            let sampler = try EpochSampler(count: index.count, batchSize: batch, rank: 0, ranks: 1, seed: 1, mode: .training)
+            let loader = try BatchLoader(source: .dataset(index), preprocess: preprocess, sampler: sampler, options: options)
+            for pass in 0..<(cacheDecoded ? 2 : 1) {
+                let began = Date()
+                loader.start(epoch: 0)
+                var images = 0
+                while images / batch < (steps ?? sampler.stepsPerEpoch), let b = try loader.next() { images += b.count }
+                let elapsed = Date().timeIntervalSince(began)
+                let label = cacheDecoded ? (pass == 0 ? ", filling the cache" : ", from the cache") : ""
+                print("loader, \(count) thread\(count == 1 ? " " : "s")\(label): \(Int((Double(images) / elapsed).rounded())) images/s (\(images) images, waited \(String(format: "%.2f", loader.waitSeconds)) s, \(loader.skippedThisEpoch) bad)")
+            }
         }
     }
 

@@ -52,7 +52,8 @@ final class BatchLoaderTests: XCTestCase {
                 XCTAssertEqual(Array(b.labels.prefix(b.count)), expected.map { index.labels[$0] })
             }
             XCTAssertEqual(l.skippedThisEpoch, 0)
-            XCTAssertGreaterThanOrEqual(l.waitSeconds, 0)
+            XCTAssertGreaterThanOrEqual(l.waitSeconds, l.lastWaitSeconds)
+            XCTAssertGreaterThanOrEqual(l.lastWaitSeconds, 0)
             XCTAssertNil(try l.next(), "stays at the end of the epoch")
         }
     }

@@ -144,6 +144,10 @@ final class DecoderTests: XCTestCase {
             XCTAssertThrowsDataError(try reader.read(path: path), containing: [path, fragment])
         }
         XCTAssertThrowsDataError(try reader.read(path: folder + "/missing.png"), containing: ["missing.png", "cannot open"])
+        XCTAssertEqual(mkfifo(folder + "/pipe.jpg", 0o644), 0)
+        XCTAssertThrowsDataError(try reader.read(path: folder + "/pipe.jpg"), containing: ["pipe.jpg", "not a regular file"])
+        try FileManager.default.createDirectory(atPath: folder + "/folder.png", withIntermediateDirectories: true)
+        XCTAssertThrowsDataError(try reader.read(path: folder + "/folder.png"), containing: ["folder.png", "not a regular file"])
         // The reader works on after errors.
         writeBytes(png, to: folder + "/good.png")
         XCTAssertEqual(try reader.read(path: folder + "/good.png")[3, 3, 0], 50)

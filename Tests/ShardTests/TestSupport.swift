@@ -14,7 +14,7 @@ func temporaryFolder(_ test: XCTestCase, file: StaticString = #filePath, line: U
 func writeBytes(_ bytes: [UInt8], to path: String) {
     try! FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                              withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
 }
 
 /// A w×h gray PNG whose every pixel is `value`.
@@ -41,7 +41,7 @@ func makeDataset(at root: String, split: String = "train", classes: [String], pe
 /// Runs `body` with stderr sent to a file; returns what was written there.
 func capturingStandardError(_ body: () throws -> Void) rethrows -> String {
     let path = NSTemporaryDirectory() + "stderr-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: path, contents: nil)
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
     let saved = dup(2)
     let fd = open(path, O_WRONLY)
     dup2(fd, 2)
