@@ -114,6 +114,9 @@ public final class Replica {
         communicator.collectiveLabel = "step \(step)"
         let flags = try communicator.allreduce([localBad ? Double(communicator.rank + 1) : 0, stopRequested ? 1 : 0], op: .max)
         let stop = flags[1] > 0
+        let agreed = Network.now()
+        // This tiny collective is where a rank waits for the slowest one: count it as waiting, not as sync.
+        timing.waitForRanks += agreed - backwardDone
         if overlapping {
             for request in requests { try request.wait() }
         }
@@ -122,7 +125,7 @@ public final class Replica {
             if stopOnNonFinite {
                 throw TrainingError.nonFinite(step: step, rank: rank, loss: rank == communicator.rank ? loss : nil)
             }
-            timing.sync += Network.now() - backwardDone
+            timing.sync += Network.now() - agreed
             return StepResult(sums: sums, skipped: true, stopRequested: stop)
         }
         if !overlapping {
@@ -131,7 +134,7 @@ public final class Replica {
             }
         }
         let syncDone = Network.now()
-        timing.sync += syncDone - backwardDone
+        timing.sync += syncDone - agreed
         sgd.step(network.parameters, lr: lr)
         timing.update += Network.now() - syncDone
         return StepResult(sums: sums, skipped: false, stopRequested: stop)
@@ -187,10 +190,18 @@ public struct StepTiming {
     public var data: Double = 0
     public var forward: Double = 0
     public var backward: Double = 0
+    /// Waiting in the step's small agreement collective for the slowest rank (load imbalance, a busy core).
+    public var waitForRanks: Double = 0
+    /// The gradient allreduce (with overlap: what backward did not hide).
     public var sync: Double = 0
     public var update: Double = 0
     public init() {}
-    public var total: Double { data + forward + backward + sync + update }
+    public var total: Double { data + forward + backward + waitForRanks + sync + update }
+
+    public static func += (a: inout StepTiming, b: StepTiming) {
+        a.data += b.data; a.forward += b.forward; a.backward += b.backward
+        a.waitForRanks += b.waitForRanks; a.sync += b.sync; a.update += b.update
+    }
 }
 
 /// Ranks hold different parameters: a bug, or hardware that computes differently.

@@ -140,7 +140,22 @@ public final class TrainingRun {
     public func run() throws -> Outcome {
         let outcome = try trainEpochs()
         if isRoot && options.checkReplicas { print("replicas identical after every step (\(replica.replicaChecks) checks)") }
+        if isRoot && runSteps > 0 { print(breakdown()) }
         return outcome
+    }
+
+    /// Time per training step on rank 0 since the run started, by phase (evaluation and checkpoints excluded).
+    private var runTiming = StepTiming()
+    private var runSteps = 0
+
+    func breakdown() -> String {
+        let t = runTiming, n = Double(runSteps), total = max(t.total, 1e-12)
+        func part(_ name: String, _ seconds: Double) -> String { "\(name) \(f(1e3 * seconds / n, 2)) ms (\(f(100 * seconds / total, 1))%)" }
+        let images = n * Double(config.solver.batchSize)
+        return "step time over \(runSteps) steps (rank 0): " + [part("data wait", t.data), part("forward", t.forward),
+            part("backward", t.backward), part("waiting for other ranks", t.waitForRanks), part("gradient sync", t.sync),
+            part("update", t.update)].joined(separator: ", ")
+            + "; \(f(1e3 * total / n, 2)) ms per step, \(f(images / total, 0)) images/s over \(communicator.size) rank\(communicator.size == 1 ? "" : "s")"
     }
 
     private func trainEpochs() throws -> Outcome {
@@ -169,12 +184,13 @@ public final class TrainingRun {
                 var stepTiming = StepTiming()
                 let result = try replica.trainStep(count: batch.count, labels: batch.labels, lr: lr, step: position.globalStep,
                                                    seed: config.seed, stopRequested: StopSignal.requested, timing: &stepTiming)
-                timing.forward += stepTiming.forward; timing.backward += stepTiming.backward
-                timing.sync += stepTiming.sync; timing.update += stepTiming.update
-                logTiming.forward += stepTiming.forward; logTiming.backward += stepTiming.backward
-                logTiming.sync += stepTiming.sync; logTiming.update += stepTiming.update
+                timing += stepTiming
+                logTiming += stepTiming
                 sums += result.sums
                 logSums += result.sums
+                runTiming.data += dataWait
+                runTiming += stepTiming
+                runSteps += 1
                 if options.checkReplicas { try replica.verifyIdentical(step: position.globalStep) }
                 if result.skipped, isRoot { progress?.line("step \(position.globalStep): non-finite loss or gradients on some rank; step skipped (solver.non_finite = skip)") }
                 position.step += 1
@@ -226,7 +242,7 @@ public final class TrainingRun {
             if improved { bestTop1Error = valTotals.top1Error }
             if isRoot, let output, let progress {
                 let rate = trainTotals.count / max(seconds, 1e-9)
-                progress.line("epoch \(epoch + 1)/\(solver.epochs)  train loss \(f(trainTotals.meanLoss, 4)) top-1 err \(pct(trainTotals.top1Error))  |  val loss \(f(valTotals.meanLoss, 4)) top-1 err \(pct(valTotals.top1Error)) top-5 err \(pct(valTotals.top5Error))  |  \(f(seconds, 1)) s, \(f(rate, 0)) img/s, data wait \(pct(timing.data / max(timing.total, 1e-9))), sync \(pct(timing.sync / max(timing.total, 1e-9)))\(train.skippedThisEpoch > 0 ? "  |  \(train.skippedThisEpoch) unreadable files replaced" : "")")
+                progress.line("epoch \(epoch + 1)/\(solver.epochs)  train loss \(f(trainTotals.meanLoss, 4)) top-1 err \(pct(trainTotals.top1Error))  |  val loss \(f(valTotals.meanLoss, 4)) top-1 err \(pct(valTotals.top1Error)) top-5 err \(pct(valTotals.top5Error))  |  \(f(seconds, 1)) s, \(f(rate, 0)) img/s, data wait \(pct(timing.data / max(timing.total, 1e-9))), waiting for ranks \(pct(timing.waitForRanks / max(timing.total, 1e-9))), sync \(pct(timing.sync / max(timing.total, 1e-9)))\(train.skippedThisEpoch > 0 ? "  |  \(train.skippedThisEpoch) unreadable files replaced" : "")")
                 try output.appendMetrics(epoch: epoch + 1, step: position.globalStep, lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
                                           train: trainTotals, val: valTotals, imagesPerSecond: rate, seconds: seconds)
                 try output.recordEpoch(epoch: epoch + 1, step: position.globalStep, train: trainTotals, val: valTotals)
