@@ -32,6 +32,8 @@ public enum Checkpoint {
         public var globalBatch: Int
         public var bestTop1Error: Double
         public var classes: [String]
+        /// Readable names of the classes (same order), for predictions.
+        public var classNames: [String]
         public var config: JSONValue
     }
 
@@ -49,6 +51,7 @@ public enum Checkpoint {
             "global_batch": String(info.globalBatch),
             "best_top1_error": String(info.bestTop1Error),
             "classes": JSONValue.array(info.classes.map { .string($0) }).serialized(),
+            "class_names": JSONValue.array(info.classNames.map { .string($0) }).serialized(),
             "config": info.config.serialized(),
         ])
         for slot in network.parameters.slots + network.state.slots {
@@ -76,14 +79,17 @@ public enum Checkpoint {
             guard let text = m[key], let value = Int(text) else { throw SafeTensorsError("\(reader.source): metadata '\(key)' is missing or not an integer") }
             return value
         }
-        var classes: [String] = []
-        if let text = m["classes"], case .array(let items)? = try? JSONValue.parse(Data(text.utf8), source: reader.source) {
-            classes = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+        func strings(_ key: String) -> [String] {
+            guard let text = m[key], case .array(let items)? = try? JSONValue.parse(Data(text.utf8), source: reader.source) else { return [] }
+            return items.compactMap { if case .string(let s) = $0 { s } else { nil } }
         }
+        let classes = strings("classes")
+        let names = strings("class_names")
         let config = m["config"].flatMap { try? JSONValue.parse(Data($0.utf8), source: reader.source) } ?? .null
         return Info(position: TrainingPosition(epoch: try int("epoch"), step: try int("step"), globalStep: try int("global_step")),
                     seed: UInt64(try int("seed")), worldSize: try int("world_size"), globalBatch: try int("global_batch"),
-                    bestTop1Error: Double(m["best_top1_error"] ?? "") ?? .infinity, classes: classes, config: config)
+                    bestTop1Error: Double(m["best_top1_error"] ?? "") ?? .infinity, classes: classes,
+                    classNames: names.count == classes.count ? names : classes, config: config)
     }
 
     /// Copies the checkpoint's tensors into `network` (and momentum into `sgd`), after checking that every name

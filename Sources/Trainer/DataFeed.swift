@@ -11,6 +11,8 @@ public final class DataFeed {
     public let loader: BatchLoader
     /// Class folder names in label order (sorted), identical on every rank.
     public let classes: [String]
+    /// Readable class names from `data.names_file` (the folder names where it has none).
+    public let classNames: [String]
     public let sampleCount: Int
     public var stepsPerEpoch: Int { loader.stepsPerEpoch }
     public var droppedPerEpoch: Int { loader.sampler.droppedPerEpoch }
@@ -33,6 +35,7 @@ public final class DataFeed {
         if data.synthetic {
             let count = config.network.classes ?? 10
             classes = (0..<count).map { "class\($0)" }
+            classNames = classes
             sampleCount = split == .train ? data.syntheticTrain : data.syntheticVal
             source = .synthetic(count: sampleCount, classes: count)
         } else {
@@ -47,6 +50,7 @@ public final class DataFeed {
             bytes = try communicator.broadcast(bytes, root: 0)
             let index = try DatasetIndex(decoding: bytes)
             classes = index.classes
+            classNames = index.readableNames.count == index.classes.count ? index.readableNames : index.classes
             sampleCount = index.count
             source = .dataset(index)
         }

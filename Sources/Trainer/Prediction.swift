@@ -31,7 +31,7 @@ public enum Prediction {
             let p = network.loss.probabilities
             let order = (0..<network.classes).sorted { p[$0] > p[$1] }.prefix(k)
             _ = logits
-            return Result(path: image, top: order.map { (info.classes.indices.contains($0) ? info.classes[$0] : "class \($0)", p[$0]) })
+            return Result(path: image, top: order.map { (info.classNames.indices.contains($0) ? info.classNames[$0] : "class \($0)", p[$0]) })
         }
     }
 }

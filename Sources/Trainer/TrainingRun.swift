@@ -275,7 +275,7 @@ public final class TrainingRun {
         if isRoot, let output {
             let info = Checkpoint.Info(position: position, seed: config.seed, worldSize: communicator.size,
                                        globalBatch: config.solver.batchSize, bestTop1Error: bestTop1Error,
-                                       classes: classes, config: config.json)
+                                       classes: classes, classNames: train.classNames, config: config.json)
             try output.writeCheckpoint(network: network, sgd: replica.sgd, info: info, best: kind == .lastAndBest,
                                        keep: config.checkpoint.keepLast)
         }
