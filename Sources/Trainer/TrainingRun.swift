@@ -56,7 +56,11 @@ public final class TrainingRun {
             throw ConfigError("\(config.data.root)/\(config.data.trainFolder) has \(train.sampleCount) images, fewer than one global batch of \(solver.batchSize): lower solver.batch_size")
         }
 
-        network = try Network(spec: config.network, classes: classes.count, maxBatch: perRankBatch)
+        do {
+            network = try Network(spec: config.network, classes: classes.count, maxBatch: perRankBatch)
+        } catch let error as ConfigError {
+            throw ConfigError("\(config.file): \(error.message)")
+        }
         network.initializeParameters(seed: config.seed)
         let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(solver.momentum),
                       nesterov: solver.nesterov, weightDecay: Float(solver.weightDecay))
@@ -111,6 +115,9 @@ public final class TrainingRun {
     private func restore(from path: String) throws {
         var numbers = [Double](repeating: 0, count: 4)
         if isRoot {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ConfigError("\(path): no checkpoint to resume from (run without --resume to start, or name one with --resume-from FILE)")
+            }
             let reader = try SafeTensorsReader(path: path)
             let info = try Checkpoint.info(of: reader)
             guard info.globalBatch == config.solver.batchSize else {

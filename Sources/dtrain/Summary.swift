@@ -11,6 +11,10 @@ struct Summary: ParsableCommand {
     @Option(help: "Class count, for a config whose last layer has \"outputs\": \"classes\" and no network.classes.")
     var classes: Int?
 
+    func validate() throws {
+        if let classes, classes < 1 { throw ValidationError("--classes must be at least 1") }
+    }
+
     func run() throws {
         try reportingErrors("summary") {
             let spec = try NetworkSpec.load(file: config)
