@@ -7,6 +7,8 @@ import Shard
 public struct RunOptions {
     /// Resume from this checkpoint (a path), or from OUTPUT/last.safetensors when "last".
     public var resume: String?
+    /// Start afresh in an output folder that already holds a run (its checkpoints and metrics are replaced).
+    public var overwrite = false
     /// After every step, compare a checksum of the parameters across ranks (min and max) and stop if they differ.
     public var checkReplicas = false
     /// Live progress line or plain lines (auto: live only when the output is a terminal).
@@ -44,7 +46,12 @@ public final class TrainingRun {
             throw ConfigError("solver.batch_size \(solver.batchSize) is the global batch and must divide evenly among \(ranks) ranks; use a multiple of \(ranks) (e.g. \(solver.batchSize / ranks * ranks + ranks))")
         }
         perRankBatch = solver.batchSize / ranks
-        if communicator.rank == 0 { try OutputDirectory.create(config.output) }
+        if communicator.rank == 0 {
+            if options.resume == nil && !options.overwrite && FileManager.default.fileExists(atPath: config.output + "/last.safetensors") {
+                throw ConfigError("\(config.output) already holds a run (last.safetensors): continue it with --resume, choose another folder with --output, or replace it with --overwrite")
+            }
+            try OutputDirectory.create(config.output)
+        }
 
         // Rank 0 scans the folders (or reads its cached index in the output directory) and the others receive it.
         let cache = communicator.rank == 0 ? config.output : nil

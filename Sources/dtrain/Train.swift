@@ -47,6 +47,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("resume-from"), help: "Resume from this checkpoint file.")
     var resumeFrom: String?
 
+    @Flag(help: "Start afresh even if the output folder already holds a run (replaces its checkpoints and metrics).")
+    var overwrite = false
+
     @Option(help: "ProgressReport display: auto (a live line on a terminal, plain lines in logs), live, or plain.")
     var progress: ProgressReport.Style = .auto
 
@@ -58,6 +61,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if resume && resumeFrom != nil { throw ValidationError("use either --resume or --resume-from FILE, not both") }
+        if overwrite && (resume || resumeFrom != nil) { throw ValidationError("--overwrite starts afresh; it cannot be combined with --resume") }
     }
 
     /// Flags become `--set` assignments so the config is checked in one place.
@@ -86,6 +90,7 @@ struct Train: ParsableCommand {
             var options = RunOptions(resume: resumeFrom ?? (resume ? "last" : nil))
             options.progress = progress
             options.checkReplicas = checkReplicas
+            options.overwrite = overwrite
             let run = try TrainingRun(config: config, options: options, communicator: communicator)
             outcome = try run.run()
         }

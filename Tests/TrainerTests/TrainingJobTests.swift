@@ -135,6 +135,22 @@ final class TrainingJobTests: XCTestCase {
         XCTAssertTrue(resumed.output.contains("resuming from"), resumed.output)
     }
 
+    /// Starting again in a folder that holds a run is refused and damages nothing; --overwrite replaces it.
+    func testExistingRunIsNotOverwritten() throws {
+        let config = try data.config(batch: 6).path
+        let out = data.output("existing")
+        DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out, "--max-steps", "2"]))
+        let before = try Data(contentsOf: URL(fileURLWithPath: out + "/last.safetensors"))
+        let metrics = try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8)
+        let again = try DTrainJob.run(ranks: 2, [config, "--output", out, "--max-steps", "3"])
+        XCTAssertNotEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("already holds a run") && again.output.contains("--resume"), again.output)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/last.safetensors")), before)
+        XCTAssertEqual(try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8), metrics)
+        DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out, "--max-steps", "3", "--overwrite"]))
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/last.safetensors")), before)
+    }
+
     /// A diverging run stops on every rank with a message naming the step and the rank.
     func testNonFiniteLossStopsTheJob() throws {
         let config = try data.config(batch: 8).path
