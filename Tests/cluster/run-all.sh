@@ -41,6 +41,7 @@ for kind in mock dtrain; do
         "faults-kill-rank-$kind|$env_|test-faults.sh kill-rank"
         "faults-link-down-$kind|$env_|test-faults.sh link-down"
         "faults-sigterm-$kind|$env_|test-faults.sh sigterm"
+        "faults-kill-writer-$kind|$env_|test-faults.sh kill-writer"
         "faults-disk-full-$kind|$env_|test-faults.sh disk-full"
     )
 done
