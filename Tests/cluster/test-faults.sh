@@ -111,7 +111,7 @@ PY
 }
 
 case_kill_rank() {
-    local out="$TEST_TMP/kill-rank" result status elapsed saved resumed before
+    local out="$TEST_TMP/kill-rank" status elapsed saved resumed before
     start_training "$out" "$TEST_TMP/kill-rank.log"
     wait_for_step "$out/last.safetensors" "$CHECKPOINT_EVERY" "$WAIT" "$TRAIN_PID" ||
         { tail -n 20 "$TEST_TMP/kill-rank.log"; fail "kill-rank: no checkpoint within $WAIT s"; }
@@ -146,7 +146,7 @@ case_link_down() {
         *) netns_down; fail "link-down: the namespace hosts did not come up" ;;
     esac
     on_exit netns_down
-    local out="$TEST_TMP/link-down" result status elapsed limit
+    local out="$TEST_TMP/link-down" status elapsed limit
     MPIRUN=$NETNS_MPIRUN start_training "$out" "$TEST_TMP/link-down.log" --hostfile "$NETNS_HOSTFILE"
     wait_for_step "$out/last.safetensors" "$CHECKPOINT_EVERY" "$WAIT" "$TRAIN_PID" ||
         { tail -n 20 "$TEST_TMP/link-down.log"; fail "link-down: no checkpoint within $WAIT s"; }
@@ -163,7 +163,7 @@ case_link_down() {
 }
 
 case_sigterm() {
-    local out="$TEST_TMP/sigterm" straight="$TEST_TMP/straight" result status elapsed saved verdict
+    local out="$TEST_TMP/sigterm" straight="$TEST_TMP/straight" status elapsed saved verdict
     start_training "$out" "$TEST_TMP/sigterm.log"
     wait_for_step "$out/last.safetensors" "$CHECKPOINT_EVERY" "$WAIT" "$TRAIN_PID" ||
         { tail -n 20 "$TEST_TMP/sigterm.log"; fail "sigterm: no checkpoint within $WAIT s"; }
@@ -218,7 +218,7 @@ case_kill_writer() {
 }
 
 case_disk_full() {
-    local mnt="$TEST_TMP/small-disk" result status elapsed saved size
+    local mnt="$TEST_TMP/small-disk" status elapsed saved size
     mkdir -p "$mnt"
     # Room for the first checkpoint and the logs, not for much more; then filled to the last byte.
     if ! mount -t tmpfs -o size="${DISK_FULL_SIZE:-64m}" tmpfs "$mnt" 2>"$TEST_TMP/mount.err"; then
