@@ -6,8 +6,8 @@
 # The first tests check the infrastructure (the launcher, the namespace hosts); then the multi-host, Slurm and
 # fault tests run twice: against the mock dtrain (the scripts' own logic, always possible) and against the real
 # binary (DTRAIN_BIN, default .build/release/dtrain; they say SKIP while it cannot train yet). NAME picks tests
-# whose name contains it. Each test's full output goes to RUN_ALL_LOGS (a temporary directory unless set); a
-# failing test's last lines are printed. Exit status 1 when any test failed.
+# whose name contains it. Each test's full output goes to RUN_ALL_LOGS (a temporary directory unless set, removed
+# when everything passed); a failing test's last lines are printed. Exit status 1 when any test failed.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 limit=${TEST_LIMIT:-600}
@@ -88,6 +88,11 @@ for entry in "${tests[@]}"; do
             ;;
     esac
 done
-echo "cluster tests: $((SECONDS - started)) s, logs in $logs"
+if [[ $failed -eq 0 && -z ${RUN_ALL_LOGS:-} ]]; then
+    rm -rf "$logs"
+    echo "cluster tests: $((SECONDS - started)) s"
+else
+    echo "cluster tests: $((SECONDS - started)) s, logs in $logs"
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
