@@ -44,6 +44,9 @@ for kind in mock dtrain; do
         "faults-kill-writer-$kind|$env_|test-faults.sh kill-writer"
         "faults-disk-full-$kind|$env_|test-faults.sh disk-full"
     )
+    # The batch script's other way to start ranks, srun --mpi=pmix, checked with the mock (the launch path is the same
+    # for the real binary).
+    [[ $kind == mock ]] && tests+=("slurm-srun-mock|DTRAIN_TEST_MOCK=1 DTRAIN_LAUNCHER=srun|test-slurm.sh")
 done
 
 # Namespaces left by a run that was killed outright would only confuse this one.
