@@ -9,7 +9,7 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 export PATH="/opt/swift/usr/bin:$PATH"
 
 run_swift=1 run_cluster=1

@@ -106,8 +106,10 @@ python_with() {
     return 1
 }
 
-# checkpoint_step FILE: prints the step stored in a safetensors checkpoint's metadata ("step" or "global_step"),
-# or nothing when the file has none. Reads the header only (8-byte length, then JSON), with no dependency.
+# checkpoint_step FILE: prints the training step stored in a safetensors checkpoint's metadata, or nothing when
+# it has none. Reads the header only (8-byte length, then JSON), with no dependency. This is the hook that knows
+# where dtrain keeps its position: a metadata key "step" or "global_step", or "step" inside a metadata value that
+# is itself JSON (e.g. {"state": "{\"epoch\": 2, \"step\": 340}"}).
 checkpoint_step() {
     python3 - "$1" <<'PY'
 import json, struct, sys
@@ -115,10 +117,24 @@ with open(sys.argv[1], "rb") as f:
     (n,) = struct.unpack("<Q", f.read(8))
     header = json.loads(f.read(n))
 meta = header.get("__metadata__") or {}
-for key in ("step", "global_step"):
-    if key in meta:
-        print(meta[key])
-        break
+def find(meta):
+    for key in ("step", "global_step"):
+        if key in meta and str(meta[key]).lstrip("-").isdigit():
+            return int(meta[key])
+    for value in meta.values():
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                inner = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(inner, dict):
+                found = find(inner)
+                if found is not None:
+                    return found
+    return None
+step = find(meta)
+if step is not None:
+    print(step)
 PY
 }
 

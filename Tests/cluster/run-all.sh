@@ -6,8 +6,8 @@
 # The first tests check the infrastructure (the launcher, the namespace hosts); then the multi-host, Slurm and
 # fault tests run twice: against the mock dtrain (the scripts' own logic, always possible) and against the real
 # binary (DTRAIN_BIN, default .build/release/dtrain; they say SKIP while it cannot train yet). NAME picks tests
-# whose name contains it. Each test's full output goes to RUN_ALL_LOGS (a temporary directory unless set); a
-# failing test's last lines are printed. Exit status 1 when any test failed.
+# whose name contains it. Each test's full output goes to RUN_ALL_LOGS (a temporary directory unless set, removed
+# when everything passed); a failing test's last lines are printed. Exit status 1 when any test failed.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 limit=${TEST_LIMIT:-600}
@@ -41,8 +41,12 @@ for kind in mock dtrain; do
         "faults-kill-rank-$kind|$env_|test-faults.sh kill-rank"
         "faults-link-down-$kind|$env_|test-faults.sh link-down"
         "faults-sigterm-$kind|$env_|test-faults.sh sigterm"
+        "faults-kill-writer-$kind|$env_|test-faults.sh kill-writer"
         "faults-disk-full-$kind|$env_|test-faults.sh disk-full"
     )
+    # The batch script's other way to start ranks, srun --mpi=pmix, checked with the mock (the launch path is the same
+    # for the real binary).
+    [[ $kind == mock ]] && tests+=("slurm-srun-mock|DTRAIN_TEST_MOCK=1 DTRAIN_LAUNCHER=srun|test-slurm.sh")
 done
 
 # Namespaces left by a run that was killed outright would only confuse this one.
@@ -87,6 +91,11 @@ for entry in "${tests[@]}"; do
             ;;
     esac
 done
-echo "cluster tests: $((SECONDS - started)) s, logs in $logs"
+if [[ $failed -eq 0 && -z ${RUN_ALL_LOGS:-} ]]; then
+    rm -rf "$logs"
+    echo "cluster tests: $((SECONDS - started)) s"
+else
+    echo "cluster tests: $((SECONDS - started)) s, logs in $logs"
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

@@ -7,9 +7,11 @@
 #              DTRAIN_COLLECTIVE_TIMEOUT (10) + DTRAIN_ABORT_GRACE (10) + LINK_SLACK (10) s instead of hanging.
 #   sigterm    SIGTERM to the job (launch/dtrain-mpirun): a checkpoint at the next step boundary and exit 0;
 #              resuming from it and training on gives the same parameters as an uninterrupted run.
+#   kill-writer  kill -9 of rank 0 at random moments of a run that checkpoints every step, KILL_ROUNDS (5) times,
+#              each run resuming from the previous one's checkpoint: the checkpoint always loads.
 #   disk-full  OUTPUT on a small tmpfs that fills up after the first checkpoint: the job ends non-zero with a
 #              message about the full disk, and the previous checkpoint is intact.
-# Without CASE it runs all four. DTRAIN_TEST_MOCK=1 runs it against the mock dtrain (see lib.sh).
+# Without CASE it runs them all. DTRAIN_TEST_MOCK=1 runs it against the mock dtrain (see lib.sh).
 TEST_NAME=${TEST_NAME:-faults}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_DIR/netns.sh"
@@ -26,7 +28,8 @@ use_dtrain
 
 # start_training OUTPUT LOG [dtrain-mpirun options]: starts a 2-rank run in the background, in a process group of
 # its own (so a signal meant for the job reaches only the launcher, and cleanup can end the whole group); sets
-# TRAIN_PID. It is bounded by the waits below, and killed with its group when the test ends.
+# TRAIN_PID. TRAIN_DTRAIN_ARGS (e.g. --resume) are added to dtrain's arguments. It is bounded by the waits
+# below, and killed with its group when the test ends.
 start_training() {
     local output=$1 log_file=$2
     shift 2
@@ -34,7 +37,7 @@ start_training() {
     # shellcheck disable=SC2046
     setsid "$REPO/launch/dtrain-mpirun" -n 2 "$@" -- "$DTRAIN_TEST_CONFIG" \
         $(dtrain_common_args) $(dtrain_checkpoint_args) --max-steps "$LONG_RUN" --output "$output" \
-        >"$log_file" 2>&1 &
+        ${TRAIN_DTRAIN_ARGS:-} >"$log_file" 2>&1 &
     TRAIN_PID=$!
     on_exit "kill -9 -- -$TRAIN_PID 2>/dev/null"
 }
@@ -108,7 +111,7 @@ PY
 }
 
 case_kill_rank() {
-    local out="$TEST_TMP/kill-rank" result status elapsed saved resumed before
+    local out="$TEST_TMP/kill-rank" status elapsed saved resumed before
     start_training "$out" "$TEST_TMP/kill-rank.log"
     wait_for_step "$out/last.safetensors" "$CHECKPOINT_EVERY" "$WAIT" "$TRAIN_PID" ||
         { tail -n 20 "$TEST_TMP/kill-rank.log"; fail "kill-rank: no checkpoint within $WAIT s"; }
@@ -143,7 +146,7 @@ case_link_down() {
         *) netns_down; fail "link-down: the namespace hosts did not come up" ;;
     esac
     on_exit netns_down
-    local out="$TEST_TMP/link-down" result status elapsed limit
+    local out="$TEST_TMP/link-down" status elapsed limit
     MPIRUN=$NETNS_MPIRUN start_training "$out" "$TEST_TMP/link-down.log" --hostfile "$NETNS_HOSTFILE"
     wait_for_step "$out/last.safetensors" "$CHECKPOINT_EVERY" "$WAIT" "$TRAIN_PID" ||
         { tail -n 20 "$TEST_TMP/link-down.log"; fail "link-down: no checkpoint within $WAIT s"; }
@@ -160,7 +163,7 @@ case_link_down() {
 }
 
 case_sigterm() {
-    local out="$TEST_TMP/sigterm" straight="$TEST_TMP/straight" result status elapsed saved verdict
+    local out="$TEST_TMP/sigterm" straight="$TEST_TMP/straight" status elapsed saved verdict
     start_training "$out" "$TEST_TMP/sigterm.log"
     wait_for_step "$out/last.safetensors" "$CHECKPOINT_EVERY" "$WAIT" "$TRAIN_PID" ||
         { tail -n 20 "$TEST_TMP/sigterm.log"; fail "sigterm: no checkpoint within $WAIT s"; }
@@ -187,8 +190,35 @@ case_sigterm() {
     RESULT="sigterm: exit 0 in $elapsed s with a checkpoint at step $saved; resume to $((saved + 5)) matches: $verdict"
 }
 
+case_kill_writer() {
+    local out="$TEST_TMP/kill-writer" round rounds=${KILL_ROUNDS:-5} victim pause steps="" previous=0
+    local saved_every=$CHECKPOINT_EVERY
+    CHECKPOINT_EVERY=1
+    for ((round = 1; round <= rounds; round++)); do
+        # Every round after the first resumes from what the kill left.
+        if [[ -f $out/last.safetensors ]]; then TRAIN_DTRAIN_ARGS=--resume; else TRAIN_DTRAIN_ARGS=""; fi
+        start_training "$out" "$TEST_TMP/kill-writer-$round.log"
+        # Once this run has written a checkpoint of its own, kill rank 0 at a random moment.
+        wait_for_step "$out/last.safetensors" $((${previous:-0} + 1)) "$WAIT" "$TRAIN_PID" ||
+            { tail -n 20 "$TEST_TMP/kill-writer-$round.log"; fail "kill-writer: no new checkpoint in round $round"; }
+        pause=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.3 + (r % 100) / 100 }')
+        sleep "$pause"
+        victim=$(rank_pid "$DTRAIN_BIN" 0) || fail "kill-writer: cannot find rank 0's process in round $round"
+        kill -9 "$victim"
+        wait_exit "$TRAIN_PID" "$KILL_LIMIT" || fail "kill-writer: the job still ran $KILL_LIMIT s after kill -9 of rank 0"
+        checkpoint_valid "$out/last.safetensors" ||
+            fail "kill-writer: after kill -9 of rank 0 in round $round the checkpoint does not load"
+        previous=$(checkpoint_step "$out/last.safetensors")
+        steps+="${steps:+, }$previous"
+    done
+    CHECKPOINT_EVERY=$saved_every
+    TRAIN_DTRAIN_ARGS=""
+    RESULT="kill-writer: $rounds kills of rank 0 while it checkpoints every step; the checkpoint loaded each time"
+    RESULT+=" (steps $steps)"
+}
+
 case_disk_full() {
-    local mnt="$TEST_TMP/small-disk" result status elapsed saved size
+    local mnt="$TEST_TMP/small-disk" status elapsed saved size
     mkdir -p "$mnt"
     # Room for the first checkpoint and the logs, not for much more; then filled to the last byte.
     if ! mount -t tmpfs -o size="${DISK_FULL_SIZE:-64m}" tmpfs "$mnt" 2>"$TEST_TMP/mount.err"; then
@@ -221,7 +251,7 @@ case_disk_full() {
 # Each case runs in this shell (not a subshell), so its cleanups registered with on_exit run whatever happens;
 # a failing check ends the test through fail().
 cases=("$@")
-[[ ${#cases[@]} -gt 0 ]] || cases=(kill-rank link-down sigterm disk-full)
+[[ ${#cases[@]} -gt 0 ]] || cases=(kill-rank link-down sigterm kill-writer disk-full)
 summary=()
 for name in "${cases[@]}"; do
     t0=$(date +%s.%N)
@@ -230,8 +260,9 @@ for name in "${cases[@]}"; do
         kill-rank) case_kill_rank ;;
         link-down) case_link_down ;;
         sigterm) case_sigterm ;;
+        kill-writer) case_kill_writer ;;
         disk-full) case_disk_full ;;
-        *) fail "unknown case '$name' (kill-rank, link-down, sigterm, disk-full)" ;;
+        *) fail "unknown case '$name' (kill-rank, link-down, sigterm, kill-writer, disk-full)" ;;
     esac
     log "$RESULT ($(seconds_since "$t0") s)"
     summary+=("$RESULT")

@@ -16,6 +16,7 @@ STEPS=${MULTIHOST_STEPS:-20}
 TOLERANCE=${MULTIHOST_TOLERANCE:-0}
 RUN_LIMIT=${MULTIHOST_RUN_LIMIT:-180}
 # Both runs checkpoint at the end only.
+# shellcheck disable=SC2034 # read by dtrain_checkpoint_args (lib.sh)
 CHECKPOINT_EVERY=$STEPS
 [[ ${DTRAIN_TEST_MOCK:-0} == 1 ]] && MOCK_STEP_SECONDS=${MOCK_STEP_SECONDS:-0.02}
 # shellcheck disable=SC2207

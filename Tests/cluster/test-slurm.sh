@@ -35,6 +35,7 @@ export DTRAIN_OUTPUT="$output" DTRAIN_CONFIG="$DTRAIN_TEST_CONFIG" DTRAIN_BIN
 # shellcheck disable=SC2207
 dtrain_args=($(dtrain_common_args) $(dtrain_checkpoint_args) --max-steps "$MAX_STEPS")
 
+# shellcheck disable=SC2120 # options may be added to submit; none are needed now
 submit() {
     (cd "$REPO" && sbatch --parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10 \
         --output="$TEST_TMP/slurm-%j.out" "$@" launch/slurm/dtrain.sbatch "${dtrain_args[@]}") | cut -d';' -f1
