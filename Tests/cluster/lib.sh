@@ -35,7 +35,8 @@ dtrain_common_args() {
     if [[ ${DTRAIN_TEST_MOCK:-0} == 1 ]]; then
         echo "--step-seconds ${MOCK_STEP_SECONDS:-0.2} ${DTRAIN_TEST_ARGS:-}"
     else
-        echo "--data $DTRAIN_TEST_DATA --batch-size ${DTRAIN_TEST_BATCH:-32} ${DTRAIN_TEST_ARGS:-}"
+        # A progress line every step, so the fault tests can tell how many steps a kill lost.
+        echo "--data $DTRAIN_TEST_DATA --batch-size ${DTRAIN_TEST_BATCH:-32} --set log.every_steps=1 ${DTRAIN_TEST_ARGS:-}"
     fi
 }
 
