@@ -11,7 +11,9 @@ struct Train: ParsableCommand {
         Run alone for one process, or under `mpirun -n N` (see launch/dtrain-mpirun) for N data-parallel ranks. \
         solver.batch_size is the GLOBAL batch: each rank takes batch_size / N. Rank 0 prints progress and writes \
         OUTPUT/metrics.csv, TensorBoard events, pictures and checkpoints (last.safetensors, best.safetensors). \
-        SIGTERM, SIGUSR1 or Ctrl-C: every rank finishes its step, rank 0 writes last.safetensors, exit 0.
+        SIGUSR1 or SIGTERM to the ranks (or Ctrl-C when run alone): every rank finishes its step, rank 0 writes \
+        last.safetensors, exit 0. mpirun forwards SIGUSR1 to the ranks but answers SIGTERM by killing them; \
+        launch/dtrain-mpirun turns a SIGTERM into SIGUSR1 for you.
         """)
 
     @Argument(help: "The run's config (JSON: network, data, solver, …; see docs/config.md).")
@@ -50,7 +52,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Start afresh even if the output folder already holds a run (replaces its checkpoints and metrics).")
     var overwrite = false
 
-    @Option(help: "ProgressReport display: auto (a live line on a terminal, plain lines in logs), live, or plain.")
+    @Option(help: "Progress display: auto (a live line on a terminal, plain lines in logs), live, or plain.")
     var progress: ProgressReport.Style = .auto
 
     @Flag(name: .customLong("check-replicas"), help: "After every step, check that all ranks hold identical parameters (one checksum collective).")
