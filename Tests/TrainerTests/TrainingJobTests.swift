@@ -81,6 +81,20 @@ final class TrainingJobTests: XCTestCase {
         XCTAssertFalse(epochRows.isEmpty, metrics)
     }
 
+    /// A run checkpointed on 2 ranks resumes on 1 (same global batch): the data order continues, and the result
+    /// equals the uninterrupted 2-rank run up to the order in which gradient sums are added.
+    func testResumeOnAnotherRankCount() throws {
+        let config = try data.config(batch: 8, epochs: 2).path
+        let straight = data.output("straight-2"), moved = data.output("moved")
+        DTrainJob.assertSucceeded(try DTrainJob.run(ranks: 2, [config, "--output", straight]))
+        DTrainJob.assertSucceeded(try DTrainJob.run(ranks: 2, [config, "--output", moved, "--max-steps", "7"]))
+        let resumed = try DTrainJob.run([config, "--output", moved, "--resume"])
+        DTrainJob.assertSucceeded(resumed)
+        XCTAssertTrue(resumed.output.contains("written by 2 ranks, resuming on 1"), resumed.output)
+        let difference = relativeDifference(try parameters(straight + "/last.safetensors"), try parameters(moved + "/last.safetensors"))
+        XCTAssertLessThan(difference, 1e-5)
+    }
+
     /// `dtrain eval` counts every validation image once: the same numbers on 1 and 3 ranks.
     func testEvaluationIsTheSameOnOneAndThreeRanks() throws {
         let config = try data.config(batch: 6, epochs: 1).path
