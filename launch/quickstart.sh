@@ -15,7 +15,8 @@ QUICKSTART_CONFIG=${QUICKSTART_CONFIG:-configs/fashion-lenet.json}
 QUICKSTART_DATA=${QUICKSTART_DATA:-data/fashion-mnist}
 QUICKSTART_OUTPUT=${QUICKSTART_OUTPUT:-runs/quickstart}
 QUICKSTART_RANKS=${QUICKSTART_RANKS:-2}
-DTRAIN_ARGS=("$QUICKSTART_CONFIG" --data "$QUICKSTART_DATA" --output "$QUICKSTART_OUTPUT")
+# --overwrite: running the quick start again replaces its own earlier run in runs/quickstart.
+DTRAIN_ARGS=("$QUICKSTART_CONFIG" --data "$QUICKSTART_DATA" --output "$QUICKSTART_OUTPUT" --overwrite)
 
 bash launch/setup.sh
 dtrain=${DTRAIN_BIN:-$repo/.build/release/dtrain}
