@@ -15,7 +15,7 @@ enum Collective: UInt64 {
     var name: String {
         switch self {
         case .allreduce: return "allreduce"
-        case .allreduceInBackground: return "allreduce (non-blocking)"
+        case .allreduceInBackground: return "non-blocking allreduce"
         case .allreduceScalars: return "allreduce of scalars"
         case .broadcast: return "broadcast"
         case .barrier: return "barrier"
