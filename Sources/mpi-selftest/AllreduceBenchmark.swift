@@ -3,7 +3,7 @@ import Foundation
 import MPI
 
 /// Times in-place float sum allreduce through the communicator and through a plain C `MPI_Allreduce` loop on the
-/// same buffer in the same process, from 4 KiB to `--max-bytes` in ×4 steps, and prints bus bandwidth
+/// same buffer in the same process, from `--min-bytes` (4 KiB) to `--max-bytes` (256 MiB) in ×4 steps, and prints bus bandwidth
 /// (2(n−1)/n × bytes / time, the figure NCCL's tests report) side by side. Each figure is the best of fifteen short rounds,
 /// the slowest rank's time in each; the loops alternate so drift hits them alike. The last column times the
 /// non-blocking path (`startAllreduce` then `wait()` at once): the background thread's hand-off cost.
@@ -26,7 +26,7 @@ func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOption
 
     func slowestRank(_ seconds: Double) throws -> Double { try communicator.allreduce(seconds, op: .max) }
 
-    var bytes = 4096
+    var bytes = options.minBytes
     while bytes <= options.maxBytes {
         let count = bytes / 4
         let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
