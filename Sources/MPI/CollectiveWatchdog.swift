@@ -15,7 +15,7 @@ enum Collective: UInt64 {
     var name: String {
         switch self {
         case .allreduce: return "allreduce"
-        case .allreduceInBackground: return "allreduce (non-blocking)"
+        case .allreduceInBackground: return "non-blocking allreduce"
         case .allreduceScalars: return "allreduce of scalars"
         case .broadcast: return "broadcast"
         case .barrier: return "barrier"
@@ -27,10 +27,13 @@ enum Collective: UInt64 {
 /// Ends the job when a collective stays in flight too long: a rank that died without MPI noticing, or a rank that
 /// skipped a collective, otherwise leaves every other rank waiting forever.
 ///
-/// Each thread that runs collectives owns a slot of two words (which collective, and its start time in monotonic
-/// nanoseconds, 0 when idle). Starting and ending a collective is two atomic stores and a clock read: no lock, no
-/// allocation. A background thread looks at the slots a few times per timeout and, when one has been busy longer than
-/// the timeout, prints `rank R: collective NAME (LABEL) stalled for N s; aborting` and ends the job.
+/// Each thread that runs collectives owns a slot of two words: which collective, and a counter its thread increments
+/// when a collective starts and again when it ends (odd: in flight). Starting and ending a collective is a few plain
+/// stores: no lock, no allocation, no clock read. A background thread looks at the slots a few times per timeout; a
+/// slot that shows the same odd count for longer than the timeout is one collective that never ended, and the
+/// watchdog prints `rank R: collective NAME (LABEL) stalled for N s; aborting` and ends the job. N is measured from
+/// the first look that saw it in flight, so a stall is reported between one timeout and one timeout plus two looks
+/// after it began.
 final class CollectiveWatchdog: @unchecked Sendable {
     // Safety of @unchecked Sendable: `words` is only touched through atomic loads and stores; `label` and the thread
     // state are guarded by `condition`.
@@ -44,13 +47,16 @@ final class CollectiveWatchdog: @unchecked Sendable {
     }
 
     private static let slotCount = 2
-    /// [collective, start] per slot, then the timeout in nanoseconds (0: off).
+    /// [collective, counter] per slot, then the timeout in nanoseconds (0: off).
     private let words: UnsafeMutablePointer<UInt64>
     private var timeoutWord: UnsafeMutablePointer<UInt64> { words + 2 * Self.slotCount }
     private let condition = NSCondition()
     private var currentLabel = ""
     private var stopping = false
     private var running = false
+    /// The watchdog thread's record of each slot: the counter it last saw and when it first saw that count.
+    private var seenCounter = [UInt64](repeating: 0, count: CollectiveWatchdog.slotCount)
+    private var seenSince = [UInt64](repeating: 0, count: CollectiveWatchdog.slotCount)
     private let stall: @Sendable (String) -> Void
 
     /// `stall` receives the message (without the rank prefix) and must end the job.
@@ -79,12 +85,14 @@ final class CollectiveWatchdog: @unchecked Sendable {
     func begin(_ collective: Collective, in slot: Slot = .caller) {
         let base = words + 2 &* slot.rawValue
         cmpi_atomic_store_u64(base, collective.rawValue)
-        cmpi_atomic_store_u64(base + 1, cmpi_monotonic_nanoseconds())
+        // Only this slot's thread writes the counter, so load-add-store needs no read-modify-write atomic.
+        cmpi_atomic_store_u64(base + 1, cmpi_atomic_load_u64(base + 1) &+ 1)
     }
 
     @inline(__always)
     func end(in slot: Slot = .caller) {
-        cmpi_atomic_store_u64(words + (2 &* slot.rawValue &+ 1), 0)
+        let counter = words + (2 &* slot.rawValue &+ 1)
+        cmpi_atomic_store_u64(counter, cmpi_atomic_load_u64(counter) &+ 1)
     }
 
     func start() {
@@ -117,8 +125,13 @@ final class CollectiveWatchdog: @unchecked Sendable {
             if stopping || timeout == 0 { continue }
             let now = cmpi_monotonic_nanoseconds()
             for slot in 0..<Self.slotCount {
-                let started = cmpi_atomic_load_u64(words + 2 * slot + 1)
-                guard started != 0, now > started, now - started > timeout else { continue }
+                let counter = cmpi_atomic_load_u64(words + 2 * slot + 1)
+                if counter != seenCounter[slot] {
+                    seenCounter[slot] = counter
+                    seenSince[slot] = now
+                }
+                let started = seenSince[slot]
+                guard counter & 1 == 1, now - started > timeout else { continue }
                 let collective = Collective(word: cmpi_atomic_load_u64(words + 2 * slot))?.name ?? "unknown"
                 let label = currentLabel.isEmpty ? "" : " (\(currentLabel))"
                 let seconds = Double(now - started) / 1e9

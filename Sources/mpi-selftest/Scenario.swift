@@ -22,6 +22,8 @@ enum Scenario: String, CaseIterable {
     case exit
     /// The last rank sleeps past the watchdog's timeout while the others wait in an allreduce labelled "step 7".
     case stall
+    /// As `stall`, but the others wait in a non-blocking allreduce (the background thread's collective).
+    case stallInBackground = "stall-background"
     /// Allreduce bus bandwidth of the communicator and of a plain C MPI_Allreduce loop, 4 KiB to `--max-bytes`.
     case bench
 
@@ -41,7 +43,7 @@ enum Scenario: String, CaseIterable {
         case .broadcast: try checkBroadcast(communicator, options: options, report: report)
         case .scalars: try checkScalars(communicator, report: report)
         case .errors: try checkErrors(communicator, report: report)
-        case .throw, .exit, .stall: try failMidCollective(communicator, how: self)
+        case .throw, .exit, .stall, .stallInBackground: try failMidCollective(communicator, how: self)
         case .bench: try runAllreduceBenchmark(communicator, options: options, report: report)
         }
     }
@@ -62,5 +64,11 @@ func failMidCollective(_ communicator: Communicator, how: Scenario) throws {
         default: sleep(60)
         }
     }
-    try values.withUnsafeMutableBufferPointer { try communicator.allreduce($0, op: .sum) }
+    try values.withUnsafeMutableBufferPointer { buffer in
+        if how == .stallInBackground {
+            try communicator.startAllreduce(buffer, op: .sum).wait()
+        } else {
+            try communicator.allreduce(buffer, op: .sum)
+        }
+    }
 }

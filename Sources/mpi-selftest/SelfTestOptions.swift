@@ -8,6 +8,8 @@ struct SelfTestOptions {
     var chunkBytes: Int?
     /// The element count of the `large` scenario: 2^29+7 floats, just over 2 GiB.
     var count = (1 << 29) + 7
+    /// The smallest buffer the benchmark measures.
+    var minBytes = 4096
     /// The largest buffer the benchmark measures.
     var maxBytes = 256 << 20
     var threadLevel = ThreadLevel.multiple
@@ -26,6 +28,7 @@ struct SelfTestOptions {
             switch flag {
             case "--chunk-bytes": chunkBytes = try Self.positive(value, flag)
             case "--count": count = try Self.positive(value, flag)
+            case "--min-bytes": minBytes = try Self.positive(value, flag)
             case "--max-bytes": maxBytes = try Self.positive(value, flag)
             case "--thread-level":
                 let levels: [String: ThreadLevel] = ["single": .single, "funneled": .funneled,

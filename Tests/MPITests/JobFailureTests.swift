@@ -32,4 +32,17 @@ final class JobFailureTests: XCTestCase {
         assertJobEnded(result, mentioning: "rank 0: collective allreduce (step 7) stalled for")
         XCTAssertGreaterThanOrEqual(result.seconds, 2, "the watchdog fired before its timeout:\n\(result.output)")
     }
+
+    func testWatchdogAbortsStalledNonBlockingAllreduce() throws {
+        let result = try SelfTestJob.run(ranks: 2, "stall-background", environment: ["DTRAIN_COLLECTIVE_TIMEOUT": "1"],
+                                         timeout: 30)
+        assertJobEnded(result, mentioning: "rank 0: collective non-blocking allreduce (step 7) stalled for")
+    }
+
+    func testWatchdogEndsJobBelowThreadMultiple() throws {
+        // Below MPI_THREAD_MULTIPLE the watchdog may not call MPI from its thread: it exits, and mpirun ends the job.
+        let result = try SelfTestJob.run(ranks: 2, "stall", ["--thread-level", "funneled"],
+                                         environment: ["DTRAIN_COLLECTIVE_TIMEOUT": "1"], timeout: 30)
+        assertJobEnded(result, mentioning: "rank 0: collective allreduce (step 7) stalled for")
+    }
 }
