@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # run-all.sh: every cluster test in order, each bounded in time; one line per test, then `N passed, N failed`.
 #
-#   Tests/cluster/run-all.sh [--mock-only | --dtrain-only] [NAME...]
+#   Tests/cluster/run-all.sh [--mock-only | --with-mock] [NAME...]
 #
 # The first tests check the infrastructure (the launcher, the namespace hosts); then the multi-host, Slurm and
-# fault tests run twice: against the mock dtrain (the scripts' own logic, always possible) and against the real
-# binary (DTRAIN_BIN, default .build/release/dtrain; they say SKIP while it cannot train yet). NAME picks tests
+# fault tests run against the real binary (DTRAIN_BIN, default .build/release/dtrain). --mock-only runs them against
+# fixtures/mock-dtrain.c instead (a small C program with dtrain's cluster contract: for working on the scripts
+# themselves), --with-mock runs both. NAME picks tests
 # whose name contains it. Each test's full output goes to RUN_ALL_LOGS (a temporary directory unless set, removed
 # when everything passed); a failing test's last lines are printed. Exit status 1 when any test failed.
 set -uo pipefail
@@ -14,12 +15,13 @@ limit=${TEST_LIMIT:-600}
 logs=${RUN_ALL_LOGS:-$(mktemp -d /tmp/dtrain-cluster-logs.XXXXXX)}
 mkdir -p "$logs"
 
-mode=all
+mode=dtrain
 filters=()
 for arg in "$@"; do
     case $arg in
         --mock-only) mode=mock ;;
         --dtrain-only) mode=dtrain ;;
+        --with-mock) mode=all ;;
         -h|--help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "run-all.sh: unknown option $arg" >&2; exit 2 ;;
         *) filters+=("$arg") ;;
@@ -44,9 +46,8 @@ for kind in mock dtrain; do
         "faults-kill-writer-$kind|$env_|test-faults.sh kill-writer"
         "faults-disk-full-$kind|$env_|test-faults.sh disk-full"
     )
-    # The batch script's other way to start ranks, srun --mpi=pmix, checked with the mock (the launch path is the same
-    # for the real binary).
-    [[ $kind == mock ]] && tests+=("slurm-srun-mock|DTRAIN_TEST_MOCK=1 DTRAIN_LAUNCHER=srun|test-slurm.sh")
+    # The batch script's other way to start ranks: srun --mpi=pmix.
+    tests+=("slurm-srun-$kind|$env_ DTRAIN_LAUNCHER=srun|test-slurm.sh")
 done
 
 # Namespaces left by a run that was killed outright would only confuse this one.
