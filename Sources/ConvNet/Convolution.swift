@@ -29,10 +29,11 @@ public final class Convolution: Layer {
         kernel == (1, 1) && stride == (1, 1) && padding == (0, 0)
     }
 
-    /// Images per GEMM: enough columns to keep sgemm efficient, few enough to bound the scratch memory.
+    /// Images per GEMM: as many as keep the column matrix and the GEMM output within about 384 KiB, so im2col
+    /// writes and sgemm reads them in L2 (a 2.4 MB column matrix for LeNet's conv2 made im2col store-bound);
+    /// at least one image, whatever its size.
     private var chunk: Int = 1
-    static let targetColumns = 4096
-    static let scratchLimit = 1 << 23  // floats (32 MiB)
+    static let chunkFloats = 98_304
 
     public init(_ context: LayerBuildContext) throws {
         try context.requireInputs(1)
@@ -69,9 +70,9 @@ public final class Convolution: Layer {
     private func chunkSize(batch: Int) -> Int {
         let plane = outputShape.plane
         let perImage = (columnRows + filters) * plane
-        let wanted = max(1, (Convolution.targetColumns + plane - 1) / plane)
-        return max(1, min(batch, wanted, Convolution.scratchLimit / max(1, perImage)))
+        return max(1, min(batch, Convolution.chunkFloats / max(1, perImage)))
     }
+
 
     public func scratchCount(batch: Int) -> Int {
         let images = chunkSize(batch: batch)
@@ -122,12 +123,7 @@ public final class Convolution: Layer {
         if wantWeights, let bias {
             for n in 0..<x.batch {
                 let dy = outputGradient.sample(n)
-                for f in 0..<filters {
-                    var sum: Float = 0
-                    let row = dy + f &* plane
-                    for j in 0..<plane { sum += row[j] }
-                    bias.gradient[f] += sum
-                }
+                for f in 0..<filters { bias.gradient[f] += vectorSum(dy + f &* plane, plane) }
             }
         }
         guard wantWeights || dx != nil else { return }
@@ -146,8 +142,7 @@ public final class Convolution: Layer {
                 for i in 0..<count {
                     let src = outputGradient.sample(first + i)
                     for f in 0..<filters {
-                        let from = src + f &* plane, to = dy + (f &* columns &+ i &* plane)
-                        for j in 0..<plane { to[j] = from[j] }
+                        copyRow(dy + (f &* columns &+ i &* plane), src + f &* plane, plane)
                     }
                 }
             }
@@ -174,34 +169,38 @@ public final class Convolution: Layer {
     }
 
     /// col[(c·kh + ki)·kw + kj][i·plane + oh·OW + ow] = x[first + i, c, oh·sh − ph + ki, ow·sw − pw + kj] (0 outside).
+    /// For each (channel, ki, kj) and image the output rows whose input row exists are copied whole (stride 1: one
+    /// contiguous run of `hi − lo` floats per row, eight lanes at a time), the rest zero-filled.
     func im2col(_ x: Tensor, first: Int, count: Int, into col: UnsafeMutablePointer<Float>) {
         let (c, h, w) = (inputShape.channels, inputShape.height, inputShape.width)
         let (oh, ow) = (outputShape.height, outputShape.width)
-        let columns = count &* oh &* ow
+        let (kh, kw) = kernel, (sh, sw) = stride, (ph, pw) = padding
+        let plane = oh &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = x.shape.count
+        let base = x.sample(first)
         for ch in 0..<c {
-            for ki in 0..<kernel.h {
-                for kj in 0..<kernel.w {
-                    let row = col + ((ch &* kernel.h &+ ki) &* kernel.w &+ kj) &* columns
-                    let (lo, hi) = validRange(kj, padding.w, stride.w, w, ow)
+            for ki in 0..<kh {
+                let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
+                for kj in 0..<kw {
+                    let row = col + ((ch &* kh &+ ki) &* kw &+ kj) &* columns
+                    let (lo, hi) = validRange(kj, pw, sw, w, ow)
+                    let run = hi &- lo
                     for i in 0..<count {
-                        let plane = x.sample(first &+ i) + (ch &* h &* w)
-                        for y in 0..<oh {
-                            let dst = row + (i &* oh &+ y) &* ow
-                            let iy = y &* stride.h &- padding.h &+ ki
-                            if iy < 0 || iy >= h {
-                                for o in 0..<ow { dst[o] = 0 }
-                                continue
-                            }
-                            // Rows are short (LeNet: 8–24 floats): inline loops beat memcpy/memset calls.
-                            let src = plane + (iy &* w &- padding.w &+ kj)
-                            for o in 0..<lo { dst[o] = 0 }
-                            if stride.w == 1 {
-                                for o in lo..<hi { dst[o] = src[o] }
+                        let dstPlane = row + i &* plane
+                        let srcPlane = base + (i &* sampleSize &+ ch &* inPlane)
+                        if ylo > 0 { zeroRow(dstPlane, ylo &* ow) }
+                        if yhi < oh { zeroRow(dstPlane + yhi &* ow, (oh &- yhi) &* ow) }
+                        var y = ylo
+                        while y < yhi {
+                            let dst = dstPlane + y &* ow
+                            let src = srcPlane + ((y &* sh &- ph &+ ki) &* w &- pw &+ kj)
+                            if lo > 0 { zeroRow(dst, lo) }
+                            if hi < ow { zeroRow(dst + hi, ow &- hi) }
+                            if sw == 1 {
+                                copyRow(dst + lo, src + lo, run)
                             } else {
-                                var o = lo
-                                while o < hi { dst[o] = src[o &* stride.w]; o &+= 1 }
+                                gatherRow(dst + lo, src + lo &* sw, run, sw)
                             }
-                            for o in hi..<ow { dst[o] = 0 }
+                            y &+= 1
                         }
                     }
                 }
@@ -213,26 +212,30 @@ public final class Convolution: Layer {
     func col2im(_ col: UnsafeMutablePointer<Float>, first: Int, count: Int, into dx: Tensor) {
         let (c, h, w) = (inputShape.channels, inputShape.height, inputShape.width)
         let (oh, ow) = (outputShape.height, outputShape.width)
-        let columns = count &* oh &* ow
-        for ch in 0..<c {
-            for ki in 0..<kernel.h {
-                for kj in 0..<kernel.w {
-                    let row = col + ((ch &* kernel.h &+ ki) &* kernel.w &+ kj) &* columns
-                    let (lo, hi) = validRange(kj, padding.w, stride.w, w, ow)
-                    guard hi > lo else { continue }
-                    for i in 0..<count {
-                        let plane = dx.sample(first &+ i) + (ch &* h &* w)
-                        for y in 0..<oh {
-                            let iy = y &* stride.h &- padding.h &+ ki
-                            if iy < 0 || iy >= h { continue }
-                            let src = row + (i &* oh &+ y) &* ow
-                            let dst = plane + (iy &* w &- padding.w &+ kj)
-                            if stride.w == 1 {
-                                for o in lo..<hi { dst[o] += src[o] }
+        let (kh, kw) = kernel, (sh, sw) = stride, (ph, pw) = padding
+        let plane = oh &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = dx.shape.count
+        let base = dx.sample(first)
+        // Image-major so one image's input-gradient plane stays in L1 while all kh·kw rows are added onto it.
+        for i in 0..<count {
+            for ch in 0..<c {
+                let dstPlane = base + (i &* sampleSize &+ ch &* inPlane)
+                for ki in 0..<kh {
+                    let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
+                    for kj in 0..<kw {
+                        let (lo, hi) = validRange(kj, pw, sw, w, ow)
+                        let run = hi &- lo
+                        guard run > 0 else { continue }
+                        let srcPlane = col + (((ch &* kh &+ ki) &* kw &+ kj) &* columns &+ i &* plane)
+                        var y = ylo
+                        while y < yhi {
+                            let src = srcPlane + (y &* ow &+ lo)
+                            let dst = dstPlane + ((y &* sh &- ph &+ ki) &* w &- pw &+ kj &+ lo &* sw)
+                            if sw == 1 {
+                                addRow(dst, src, run)
                             } else {
-                                var o = lo
-                                while o < hi { dst[o &* stride.w] += src[o]; o &+= 1 }
+                                scatterAddRow(dst, src, run, sw)
                             }
+                            y &+= 1
                         }
                     }
                 }
@@ -272,4 +275,62 @@ extension Convolution {
         let images = chunkSize(batch: batch)
         return (filters / groups, images * outputShape.plane, groupRows, groups * ((batch + images - 1) / images))
     }
+}
+
+// Row kernels for im2col/col2im. Rows are short (LeNet 8–24 floats, AlexNet 13–55): explicit eight-lane vectors,
+// because the compiler's vectorised loop only starts at 32 floats and short rows would run its scalar remainder.
+
+@inline(__always)
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+@inline(__always)
+private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
+
+/// dst[0..<n] = src[0..<n] (the buffers do not overlap).
+@inline(__always)
+func copyRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    if n >= 8 {
+        var o = 0
+        while o &+ 8 <= n { store8(load8(src + o), dst + o); o &+= 8 }
+        // The last partial vector overlaps the previous one: same values written twice.
+        if o < n { store8(load8(src + (n &- 8)), dst + (n &- 8)) }
+    } else {
+        var o = 0
+        while o < n { dst[o] = src[o]; o &+= 1 }
+    }
+}
+
+/// dst[0..<n] = 0.
+@inline(__always)
+func zeroRow(_ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n >= 8 {
+        var o = 0
+        while o &+ 8 <= n { store8(SIMD8(), dst + o); o &+= 8 }
+        if o < n { store8(SIMD8(), dst + (n &- 8)) }
+    } else {
+        var o = 0
+        while o < n { dst[o] = 0; o &+= 1 }
+    }
+}
+
+/// dst[o] = src[o·step] for o in 0..<n.
+@inline(__always)
+func gatherRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, _ step: Int) {
+    var o = 0
+    while o < n { dst[o] = src[o &* step]; o &+= 1 }
+}
+
+/// dst[0..<n] += src[0..<n].
+@inline(__always)
+func addRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    var o = 0
+    while o &+ 8 <= n { store8(load8(dst + o) + load8(src + o), dst + o); o &+= 8 }
+    while o < n { dst[o] += src[o]; o &+= 1 }
+}
+
+/// dst[o·step] += src[o] for o in 0..<n.
+@inline(__always)
+func scatterAddRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, _ step: Int) {
+    var o = 0
+    while o < n { dst[o &* step] += src[o]; o &+= 1 }
 }
