@@ -74,24 +74,39 @@ public final class Convolution: Layer {
     }
 
 
-    public func scratchCount(batch: Int) -> Int {
-        let images = chunkSize(batch: batch)
-        return (columnRows + filters) * outputShape.plane * images
+    /// Per thread: the column matrix and GEMM output of one chunk, then private weight and bias gradients.
+    private func threadScratch(batch: Int) -> Int {
+        (columnRows + filters) * outputShape.plane * chunkSize(batch: batch) + filters * groupRows + filters
     }
+
+    public func scratchCount(batch: Int) -> Int { threadScratch(batch: batch) }
+
+    public func scratchCount(batch: Int, threads: Int) -> Int { threads * threadScratch(batch: batch) }
 
     public func reserve(batch: Int) { chunk = chunkSize(batch: batch) }
 
+    /// Slices of the batch to run on separate threads: each image's work is independent.
+    private func parts(_ batch: Int, _ context: LayerContext) -> Int {
+        Parallel.parts(threads: context.threads, items: batch, work: batch * outputShape.count * groupRows)
+    }
+
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
-        let x = inputs[0], plane = outputShape.plane
-        var first = 0
-        while first < x.batch {
-            let count = min(chunk, x.batch - first)
+        let x = inputs[0], perThread = threadScratch(batch: chunk)
+        Parallel.slices(x.batch, parts: parts(x.batch, context)) { part, images in
+            forward(x, output, images, scratch: context.scratch + part * perThread)
+        }
+    }
+
+    private func forward(_ x: Tensor, _ output: Tensor, _ images: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+        let plane = outputShape.plane, fg = filters / groups
+        var first = images.lowerBound
+        while first < images.upperBound {
+            let count = min(chunk, images.upperBound - first)
             let columns = count * plane
             let direct = count == 1  // one image: the GEMM writes the output sample itself
-            let col = isPointwise && direct ? x.sample(first) : context.scratch
+            let col = isPointwise && direct ? x.sample(first) : scratch
             if !(isPointwise && direct) { im2col(x, first: first, count: count, into: col) }
-            let y = direct ? output.sample(first) : context.scratch + columnRows * columns
-            let fg = filters / groups
+            let y = direct ? output.sample(first) : scratch + columnRows * columns
             for g in 0..<groups {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(fg), Int32(columns), Int32(groupRows),
                             1, weight.value + g * fg * groupRows, Int32(groupRows),
@@ -101,12 +116,12 @@ public final class Convolution: Layer {
             for i in 0..<count {
                 let out = output.sample(first + i)
                 for f in 0..<filters {
-                    let src = direct ? out + f &* plane : y + f &* columns + i &* plane
                     let dst = out + f &* plane
                     let b = bias?.value[f] ?? 0
                     if direct {
                         if bias != nil { for j in 0..<plane { dst[j] += b } }
                     } else {
+                        let src = y + f &* columns + i &* plane
                         for j in 0..<plane { dst[j] = src[j] + b }
                     }
                 }
@@ -117,28 +132,58 @@ public final class Convolution: Layer {
 
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
-        let x = inputs[0], plane = outputShape.plane, fg = filters / groups
-        let dx = inputGradients[0]
+        let x = inputs[0], dx = inputGradients[0]
         let wantWeights = context.computeParameterGradients
-        if wantWeights, let bias {
-            for n in 0..<x.batch {
-                let dy = outputGradient.sample(n)
-                for f in 0..<filters { bias.gradient[f] += vectorSum(dy + f &* plane, plane) }
+        guard wantWeights || dx != nil else { return }
+        let perThread = threadScratch(batch: chunk), chunkFloats = perThread - filters * groupRows - filters
+        let weightCount = filters * groupRows
+        let parts = parts(x.batch, context)
+        Parallel.slices(x.batch, parts: parts) { part, images in
+            let scratch = context.scratch + part * perThread
+            // Slice 0 adds into the gradient buffer itself; the others into private sums, added in below.
+            var dW = weight.gradient, db = bias?.gradient
+            if part > 0 {
+                dW = scratch + chunkFloats
+                dW.update(repeating: 0, count: weightCount)
+                if db != nil {
+                    db = dW + weightCount
+                    db!.update(repeating: 0, count: filters)
+                }
+            }
+            backward(x, outputGradient, dx, images, scratch: scratch, weightGradient: wantWeights ? dW : nil,
+                     biasGradient: wantWeights ? db : nil)
+        }
+        if wantWeights {
+            for part in 1..<max(1, parts) {
+                let partial = context.scratch + part * perThread + chunkFloats
+                addRow(weight.gradient, partial, weightCount)
+                if let bias { addRow(bias.gradient, partial + weightCount, filters) }
             }
         }
-        guard wantWeights || dx != nil else { return }
-        var first = 0
-        while first < x.batch {
-            let count = min(chunk, x.batch - first)
+    }
+
+    private func backward(_ x: Tensor, _ outputGradient: Tensor, _ dx: Tensor?, _ images: Range<Int>,
+                          scratch: UnsafeMutablePointer<Float>,
+                          weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?) {
+        let plane = outputShape.plane, fg = filters / groups
+        if let biasGradient {
+            for n in images {
+                let dy = outputGradient.sample(n)
+                for f in 0..<filters { biasGradient[f] += vectorSum(dy + f &* plane, plane) }
+            }
+        }
+        var first = images.lowerBound
+        while first < images.upperBound {
+            let count = min(chunk, images.upperBound - first)
             let columns = count * plane
             let direct = count == 1
             let pointwise = isPointwise && direct
-            let col = pointwise ? x.sample(first) : context.scratch
+            let col = pointwise ? x.sample(first) : scratch
             let dy: UnsafeMutablePointer<Float>
             if direct {
                 dy = outputGradient.sample(first)
             } else {
-                dy = context.scratch + columnRows * columns
+                dy = scratch + columnRows * columns
                 for i in 0..<count {
                     let src = outputGradient.sample(first + i)
                     for f in 0..<filters {
@@ -146,17 +191,17 @@ public final class Convolution: Layer {
                     }
                 }
             }
-            if wantWeights {
+            if let weightGradient {
                 if !pointwise { im2col(x, first: first, count: count, into: col) }
                 for g in 0..<groups {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(fg), Int32(groupRows), Int32(columns),
                                 1, dy + g * fg * columns, Int32(columns), col + g * groupRows * columns, Int32(columns),
-                                1, weight.gradient + g * fg * groupRows, Int32(groupRows))
+                                1, weightGradient + g * fg * groupRows, Int32(groupRows))
                 }
             }
             if let dx {
                 // dcol overwrites the column matrix (no longer needed), or for a pointwise conv goes straight into dx.
-                let dcol = pointwise ? dx.sample(first) : context.scratch
+                let dcol = pointwise ? dx.sample(first) : scratch
                 for g in 0..<groups {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(groupRows), Int32(columns), Int32(fg),
                                 1, weight.value + g * fg * groupRows, Int32(groupRows), dy + g * fg * columns, Int32(columns),

@@ -33,33 +33,46 @@ public final class FullyConnected: Layer {
         bias = hasBias ? parameters[1] : nil
     }
 
+    /// Slices of `items` (output or input features) to compute on separate threads: each reads its own rows or
+    /// columns of W, so the weights are still read once in all.
+    private func parts(_ batch: Int, items: Int, _ context: LayerContext) -> Int {
+        Parallel.parts(threads: context.threads, items: items, work: batch * outputs * inputs)
+    }
+
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
-        let n = output.batch, y = output.data
+        let n = output.batch, y = output.data, x = inputs[0].data, k = self.inputs
         if let bias {
             for s in 0..<n { (y + s &* outputs).update(from: bias.value, count: outputs) }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outputs), Int32(self.inputs),
-                    1, inputs[0].data, Int32(self.inputs), weight.value, Int32(self.inputs),
-                    hasBias ? 1 : 0, y, Int32(outputs))
+        let w = weight.value, beta: Float = hasBias ? 1 : 0
+        // y[:, r] = x · W[r]ᵀ (+ y) for each slice r of the outputs.
+        Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(r.count), Int32(k),
+                        1, x, Int32(k), w + r.lowerBound * k, Int32(k), beta, y + r.lowerBound, Int32(outputs))
+        }
     }
 
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
-        let n = output.batch, dy = outputGradient.data
+        let n = output.batch, dy = outputGradient.data, x = inputs[0].data, k = self.inputs
         if context.computeParameterGradients {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outputs), Int32(self.inputs), Int32(n),
-                        1, dy, Int32(outputs), inputs[0].data, Int32(self.inputs), 1, weight.gradient, Int32(self.inputs))
-            if let bias {
-                let db = bias.gradient
-                for s in 0..<n {
-                    let row = dy + s &* outputs
-                    for j in 0..<outputs { db[j] += row[j] }
+            let dW = weight.gradient, db = bias?.gradient
+            // dW[r] += dy[:, r]ᵀ · x and db[r] += Σ dy[:, r] for each slice r of the outputs.
+            Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(r.count), Int32(k), Int32(n),
+                            1, dy + r.lowerBound, Int32(outputs), x, Int32(k), 1, dW + r.lowerBound * k, Int32(k))
+                if let db {
+                    for s in 0..<n { addRow(db + r.lowerBound, dy + (s &* outputs &+ r.lowerBound), r.count) }
                 }
             }
         }
-        if let dx = inputGradients[0] {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(self.inputs), Int32(outputs),
-                        1, dy, Int32(outputs), weight.value, Int32(self.inputs), 1, dx.data, Int32(self.inputs))
+        if let dx = inputGradients[0]?.data {
+            let w = weight.value
+            // dx[:, r] += dy · W[:, r] for each slice r of the inputs.
+            Parallel.slices(k, parts: parts(n, items: k, context)) { _, r in
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(r.count), Int32(outputs),
+                            1, dy, Int32(outputs), w + r.lowerBound, Int32(k), 1, dx + r.lowerBound, Int32(k))
+            }
         }
     }
 
