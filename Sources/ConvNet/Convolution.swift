@@ -228,25 +228,15 @@ public final class Convolution: Layer {
                 for kj in 0..<kw {
                     let row = col + ((ch &* kh &+ ki) &* kw &+ kj) &* columns
                     let (lo, hi) = validRange(kj, pw, sw, w, ow)
-                    let run = hi &- lo
                     for i in 0..<count {
                         let dstPlane = row + i &* plane
                         let srcPlane = base + (i &* sampleSize &+ ch &* inPlane)
                         if ylo > 0 { zeroRow(dstPlane, ylo &* ow) }
                         if yhi < oh { zeroRow(dstPlane + yhi &* ow, (oh &- yhi) &* ow) }
-                        var y = ylo
-                        while y < yhi {
-                            let dst = dstPlane + y &* ow
-                            let src = srcPlane + ((y &* sh &- ph &+ ki) &* w &- pw &+ kj)
-                            if lo > 0 { zeroRow(dst, lo) }
-                            if hi < ow { zeroRow(dst + hi, ow &- hi) }
-                            if sw == 1 {
-                                copyRow(dst + lo, src + lo, run)
-                            } else {
-                                gatherRow(dst + lo, src + lo &* sw, run, sw)
-                            }
-                            y &+= 1
-                        }
+                        guard yhi > ylo else { continue }
+                        let src = srcPlane + ((ylo &* sh &- ph &+ ki) &* w &- pw &+ kj)
+                        copyBlock(dstPlane + ylo &* ow, src, rows: yhi &- ylo, width: ow, lo: lo, hi: hi,
+                                  srcRowStep: sh &* w, srcStep: sw)
                     }
                 }
             }
@@ -268,20 +258,12 @@ public final class Convolution: Layer {
                     let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
                     for kj in 0..<kw {
                         let (lo, hi) = validRange(kj, pw, sw, w, ow)
-                        let run = hi &- lo
-                        guard run > 0 else { continue }
+                        guard hi > lo else { continue }
                         let srcPlane = col + (((ch &* kh &+ ki) &* kw &+ kj) &* columns &+ i &* plane)
-                        var y = ylo
-                        while y < yhi {
-                            let src = srcPlane + (y &* ow &+ lo)
-                            let dst = dstPlane + ((y &* sh &- ph &+ ki) &* w &- pw &+ kj &+ lo &* sw)
-                            if sw == 1 {
-                                addRow(dst, src, run)
-                            } else {
-                                scatterAddRow(dst, src, run, sw)
-                            }
-                            y &+= 1
-                        }
+                        guard yhi > ylo else { continue }
+                        let dst = dstPlane + ((ylo &* sh &- ph &+ ki) &* w &- pw &+ kj)
+                        addBlock(dst, srcPlane + ylo &* ow, rows: yhi &- ylo, width: ow, lo: lo, hi: hi,
+                                 dstRowStep: sh &* w, dstStep: sw)
                     }
                 }
             }
@@ -355,6 +337,38 @@ func zeroRow(_ dst: UnsafeMutablePointer<Float>, _ n: Int) {
     } else {
         var o = 0
         while o < n { dst[o] = 0; o &+= 1 }
+    }
+}
+
+/// One (channel, ki, kj, image) block of im2col: `rows` output rows of `width`, each row's entries lo..<hi read
+/// from src[o·srcStep] (the source advancing `srcRowStep` per row), the others zero. Kept out of line so its few
+/// variables live in registers: inlined into im2col's six nested loops they spilled on every row.
+@inline(never)
+func copyBlock(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int, lo: Int, hi: Int,
+               srcRowStep: Int, srcStep: Int) {
+    var d = dst, s = src
+    let run = hi &- lo
+    if lo == 0 && hi == width && srcStep == 1 {
+        for _ in 0..<rows { copyRow(d, s, width); d += width; s += srcRowStep }
+        return
+    }
+    for _ in 0..<rows {
+        if lo > 0 { zeroRow(d, lo) }
+        if hi < width { zeroRow(d + hi, width &- hi) }
+        if srcStep == 1 { copyRow(d + lo, s + lo, run) } else { gatherRow(d + lo, s + lo &* srcStep, run, srcStep) }
+        d += width; s += srcRowStep
+    }
+}
+
+/// The adjoint of `copyBlock`: dst[o·dstStep] += src[o] for o in lo..<hi of each row.
+@inline(never)
+func addBlock(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int, lo: Int, hi: Int,
+              dstRowStep: Int, dstStep: Int) {
+    var d = dst + lo &* dstStep, s = src + lo
+    let run = hi &- lo
+    for _ in 0..<rows {
+        if dstStep == 1 { addRow(d, s, run) } else { scatterAddRow(d, s, run, dstStep) }
+        d += dstRowStep; s += width
     }
 }
 
