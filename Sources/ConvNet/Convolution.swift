@@ -372,10 +372,26 @@ func addBlock(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, r
     }
 }
 
-/// dst[o] = src[o·step] for o in 0..<n.
+/// dst[o] = src[o·step] for o in 0..<n. Strides 2 and 4 (GoogLeNet's and AlexNet's first convolutions) take eight
+/// outputs per step from contiguous loads and even-lane shuffles. A block reads up to src[(o + 8)·step − 1], which
+/// lies before src[(o + 8)·step], an entry the row needs: so the vector path runs while o + 8 < n and never reads
+/// past the row.
 @inline(__always)
 func gatherRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, _ step: Int) {
     var o = 0
+    if step == 2 {
+        while o &+ 8 < n {
+            store8(UnsafeRawPointer(src + 2 &* o).loadUnaligned(as: SIMD16<Float>.self).evenHalf, dst + o)
+            o &+= 8
+        }
+    } else if step == 4 {
+        while o &+ 8 < n {
+            let a = UnsafeRawPointer(src + 4 &* o).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+            let b = UnsafeRawPointer(src + (4 &* o &+ 16)).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+            store8(SIMD16(lowHalf: a, highHalf: b).evenHalf, dst + o)
+            o &+= 8
+        }
+    }
     while o < n { dst[o] = src[o &* step]; o &+= 1 }
 }
 
