@@ -171,6 +171,8 @@ public final class Network {
     @discardableResult
     public func forward(batch: Int, mode: Mode, seed: UInt64 = 0) -> Tensor {
         precondition(batch > 0 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        let blasThreads = holdBLASAtOneThread()
+        defer { restoreBLAS(blasThreads) }
         for (i, layer) in layers.enumerated() {
             let start = profiling ? Network.now() : 0
             layer.forward(inputIndices[i].map { tensor($0, batch) }, tensor(i + 1, batch), context(mode, seed, layer: i))
@@ -207,6 +209,8 @@ public final class Network {
             dTop.data.update(from: loss.logitsGradient, count: dTop.count)
         }
         for t in 1..<top where needsGradient[t] { tensorGradientZero(t, batch) }
+        let blasThreads = holdBLASAtOneThread()
+        defer { restoreBLAS(blasThreads) }
         for i in stride(from: layers.count - 1, through: 0, by: -1) where needsGradient[i + 1] {
             let start = profiling ? Network.now() : 0
             let ins = inputIndices[i]
@@ -216,6 +220,20 @@ public final class Network {
             if profiling { backwardSeconds[i] += Network.now() - start }
             layerDone?(i)
         }
+    }
+
+    /// With several threads the layers parallelise themselves (`Parallel`); OpenBLAS stays at one thread meanwhile,
+    /// also for GEMMs too small to split: its own worker threads would otherwise wake for them and then spin,
+    /// taking a core from the layers' threads. Returns OpenBLAS's thread count to restore.
+    private func holdBLASAtOneThread() -> Int {
+        guard threads > 1 else { return 0 }
+        let current = BLAS.threads
+        if current != 1 { BLAS.setThreads(1) }
+        return current
+    }
+
+    private func restoreBLAS(_ count: Int) {
+        if count > 1 { BLAS.setThreads(count) }
     }
 
     /// Softmax cross-entropy of the last forward's logits; also prepares the gradient `backward` starts from.
