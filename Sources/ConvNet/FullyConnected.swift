@@ -55,21 +55,24 @@ public final class FullyConnected: Layer {
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
         let n = output.batch, dy = outputGradient.data, x = inputs[0].data, k = self.inputs
-        if context.computeParameterGradients {
-            let dW = weight.gradient, db = bias?.gradient
-            // dW[r] += dy[:, r]ᵀ · x and db[r] += Σ dy[:, r] for each slice r of the outputs.
-            Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
+        let dW = context.computeParameterGradients ? weight.gradient : nil, db = dW != nil ? bias?.gradient : nil
+        let dx = inputGradients[0]?.data, w = weight.value
+        // One parallel region for both products: slice p of the outputs for the weight gradient, then slice p of the
+        // inputs for the input gradient.
+        let parts = parts(n, items: min(outputs, k), context)
+        Parallel.slices(parts, parts: parts) { part, _ in
+            if let dW {
+                // dW[r] += dy[:, r]ᵀ · x and db[r] += Σ dy[:, r]
+                let r = (outputs * part / parts)..<(outputs * (part + 1) / parts)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(r.count), Int32(k), Int32(n),
                             1, dy + r.lowerBound, Int32(outputs), x, Int32(k), 1, dW + r.lowerBound * k, Int32(k))
                 if let db {
                     for s in 0..<n { addRow(db + r.lowerBound, dy + (s &* outputs &+ r.lowerBound), r.count) }
                 }
             }
-        }
-        if let dx = inputGradients[0]?.data {
-            let w = weight.value
-            // dx[:, r] += dy · W[:, r] for each slice r of the inputs.
-            Parallel.slices(k, parts: parts(n, items: k, context)) { _, r in
+            if let dx {
+                // dx[:, r] += dy · W[:, r]
+                let r = (k * part / parts)..<(k * (part + 1) / parts)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(r.count), Int32(outputs),
                             1, dy, Int32(outputs), w + r.lowerBound, Int32(k), 1, dx + r.lowerBound, Int32(k))
             }
