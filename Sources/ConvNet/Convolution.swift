@@ -31,9 +31,12 @@ public final class Convolution: Layer {
 
     /// Images per GEMM: as many as keep the column matrix and the GEMM output within about 384 KiB, so im2col
     /// writes and sgemm reads them in L2 (a 2.4 MB column matrix for LeNet's conv2 made im2col store-bound);
-    /// at least one image, whatever its size.
+    /// at least one image. When one image alone is larger (AlexNet's conv1: 4.4 MB), one image is cut into `band`
+    /// rows of output at a time, at least `minimumBandColumns` wide so the GEMM keeps its speed.
     private var chunk: Int = 1
-    static let chunkFloats = 98_304
+    private var band: Int = 1
+    nonisolated(unsafe) static var chunkFloats = 98_304
+    nonisolated(unsafe) static var minimumBandColumns = 256
 
     public init(_ context: LayerBuildContext) throws {
         try context.requireInputs(1)
@@ -73,17 +76,34 @@ public final class Convolution: Layer {
         return max(1, min(batch, Convolution.chunkFloats / max(1, perImage)))
     }
 
+    /// Output rows per GEMM when a chunk is a single image: the whole plane if it fits the budget, else a band.
+    private func bandRows(batch: Int) -> Int {
+        let (oh, ow) = (outputShape.height, outputShape.width)
+        guard chunkSize(batch: batch) == 1 else { return oh }
+        let perRow = (columnRows + filters) * ow
+        let rows = max(Convolution.chunkFloats / max(1, perRow), (Convolution.minimumBandColumns + ow - 1) / ow)
+        return max(1, min(oh, rows))
+    }
+
+    /// Columns of one GEMM: a chunk of whole images, or one image's band of rows.
+    private func chunkColumns(batch: Int) -> Int {
+        let images = chunkSize(batch: batch)
+        return images == 1 ? bandRows(batch: batch) * outputShape.width : images * outputShape.plane
+    }
 
     /// Per thread: the column matrix and GEMM output of one chunk, then private weight and bias gradients.
     private func threadScratch(batch: Int) -> Int {
-        (columnRows + filters) * outputShape.plane * chunkSize(batch: batch) + filters * groupRows + filters
+        (columnRows + filters) * chunkColumns(batch: batch) + filters * groupRows + filters
     }
 
     public func scratchCount(batch: Int) -> Int { threadScratch(batch: batch) }
 
     public func scratchCount(batch: Int, threads: Int) -> Int { threads * threadScratch(batch: batch) }
 
-    public func reserve(batch: Int) { chunk = chunkSize(batch: batch) }
+    public func reserve(batch: Int) {
+        chunk = chunkSize(batch: batch)
+        band = bandRows(batch: batch)
+    }
 
     /// Slices of the batch to run on separate threads: each image's work is independent.
     private func parts(_ batch: Int, _ context: LayerContext) -> Int {
@@ -98,32 +118,49 @@ public final class Convolution: Layer {
     }
 
     private func forward(_ x: Tensor, _ output: Tensor, _ images: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
-        let plane = outputShape.plane, fg = filters / groups
+        let plane = outputShape.plane, ow = outputShape.width, oh = outputShape.height, fg = filters / groups
         var first = images.lowerBound
         while first < images.upperBound {
             let count = min(chunk, images.upperBound - first)
+            if count == 1 {
+                // One image, in bands of rows: the GEMM writes the output rows themselves (leading dimension: plane).
+                let out = output.sample(first)
+                var top = 0
+                while top < oh {
+                    let rows = top..<min(oh, top + band), columns = rows.count * ow
+                    let (col, ld) = isPointwise ? (x.sample(first) + top * ow, plane) : (scratch, columns)
+                    if !isPointwise { im2col(x, first: first, count: 1, rows: rows, into: col) }
+                    for g in 0..<groups {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(fg), Int32(columns), Int32(groupRows),
+                                    1, weight.value + g * fg * groupRows, Int32(groupRows),
+                                    col + g * groupRows * ld, Int32(ld), 0, out + g * fg * plane + top * ow, Int32(plane))
+                    }
+                    top = rows.upperBound
+                }
+                if let bias {
+                    for f in 0..<filters {
+                        let dst = out + f &* plane, b = bias.value[f]
+                        for j in 0..<plane { dst[j] += b }
+                    }
+                }
+                first += 1
+                continue
+            }
             let columns = count * plane
-            let direct = count == 1  // one image: the GEMM writes the output sample itself
-            let col = isPointwise && direct ? x.sample(first) : scratch
-            if !(isPointwise && direct) { im2col(x, first: first, count: count, into: col) }
-            let y = direct ? output.sample(first) : scratch + columnRows * columns
+            im2col(x, first: first, count: count, rows: 0..<oh, into: scratch)
+            let y = scratch + columnRows * columns
             for g in 0..<groups {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(fg), Int32(columns), Int32(groupRows),
                             1, weight.value + g * fg * groupRows, Int32(groupRows),
-                            col + g * groupRows * columns, Int32(columns), 0, y + g * fg * columns, Int32(columns))
+                            scratch + g * groupRows * columns, Int32(columns), 0, y + g * fg * columns, Int32(columns))
             }
             // Scatter [filters, count·plane] into NCHW, adding the bias on the way.
             for i in 0..<count {
                 let out = output.sample(first + i)
                 for f in 0..<filters {
-                    let dst = out + f &* plane
+                    let dst = out + f &* plane, src = y + f &* columns + i &* plane
                     let b = bias?.value[f] ?? 0
-                    if direct {
-                        if bias != nil { for j in 0..<plane { dst[j] += b } }
-                    } else {
-                        let src = y + f &* columns + i &* plane
-                        for j in 0..<plane { dst[j] = src[j] + b }
-                    }
+                    for j in 0..<plane { dst[j] = src[j] + b }
                 }
             }
             first += count
@@ -165,7 +202,7 @@ public final class Convolution: Layer {
     private func backward(_ x: Tensor, _ outputGradient: Tensor, _ dx: Tensor?, _ images: Range<Int>,
                           scratch: UnsafeMutablePointer<Float>,
                           weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?) {
-        let plane = outputShape.plane, fg = filters / groups
+        let plane = outputShape.plane, ow = outputShape.width, oh = outputShape.height, fg = filters / groups
         if let biasGradient {
             for n in images {
                 let dy = outputGradient.sample(n)
@@ -175,67 +212,89 @@ public final class Convolution: Layer {
         var first = images.lowerBound
         while first < images.upperBound {
             let count = min(chunk, images.upperBound - first)
+            if count == 1 {
+                // One image, in bands of rows; dy is read in place (leading dimension: plane).
+                var top = 0
+                while top < oh {
+                    let rows = top..<min(oh, top + band), columns = rows.count * ow
+                    let dy = outputGradient.sample(first) + top * ow
+                    backwardGEMMs(x, dx, first: first, rows: rows, columns: columns, dy: dy, dyLeading: plane,
+                                  scratch: scratch, weightGradient: weightGradient)
+                    top = rows.upperBound
+                }
+                first += 1
+                continue
+            }
             let columns = count * plane
-            let direct = count == 1
-            let pointwise = isPointwise && direct
-            let col = pointwise ? x.sample(first) : scratch
-            let dy: UnsafeMutablePointer<Float>
-            if direct {
-                dy = outputGradient.sample(first)
-            } else {
-                dy = scratch + columnRows * columns
-                for i in 0..<count {
-                    let src = outputGradient.sample(first + i)
-                    for f in 0..<filters {
-                        copyRow(dy + (f &* columns &+ i &* plane), src + f &* plane, plane)
-                    }
+            // Gather dy of the chunk into [filters, count·plane] after the column matrix.
+            let dy = scratch + columnRows * columns
+            for i in 0..<count {
+                let src = outputGradient.sample(first + i)
+                for f in 0..<filters {
+                    copyRow(dy + (f &* columns &+ i &* plane), src + f &* plane, plane)
                 }
             }
-            if let weightGradient {
-                if !pointwise { im2col(x, first: first, count: count, into: col) }
-                for g in 0..<groups {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(fg), Int32(groupRows), Int32(columns),
-                                1, dy + g * fg * columns, Int32(columns), col + g * groupRows * columns, Int32(columns),
-                                1, weightGradient + g * fg * groupRows, Int32(groupRows))
-                }
-            }
-            if let dx {
-                // dcol overwrites the column matrix (no longer needed), or for a pointwise conv goes straight into dx.
-                let dcol = pointwise ? dx.sample(first) : scratch
-                for g in 0..<groups {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(groupRows), Int32(columns), Int32(fg),
-                                1, weight.value + g * fg * groupRows, Int32(groupRows), dy + g * fg * columns, Int32(columns),
-                                pointwise ? 1 : 0, dcol + g * groupRows * columns, Int32(columns))
-                }
-                if !pointwise { col2im(dcol, first: first, count: count, into: dx) }
-            }
+            backwardGEMMs(x, dx, first: first, count: count, rows: 0..<oh, columns: columns, dy: dy, dyLeading: columns,
+                          scratch: scratch, weightGradient: weightGradient)
             first += count
         }
     }
 
-    /// col[(c·kh + ki)·kw + kj][i·plane + oh·OW + ow] = x[first + i, c, oh·sh − ph + ki, ow·sw − pw + kj] (0 outside).
+    /// The two GEMMs of one chunk (whole images, or one image's band of output rows):
+    /// dW_g += dY_g · col_gᵀ, then dcol_g = W_gᵀ · dY_g added back into dx by col2im.
+    private func backwardGEMMs(_ x: Tensor, _ dx: Tensor?, first: Int, count: Int = 1, rows: Range<Int>, columns: Int,
+                               dy: UnsafeMutablePointer<Float>, dyLeading: Int, scratch: UnsafeMutablePointer<Float>,
+                               weightGradient: UnsafeMutablePointer<Float>?) {
+        let fg = filters / groups, plane = outputShape.plane, ow = outputShape.width
+        // A pointwise convolution of one image needs no im2col: the image rows are the column matrix.
+        let pointwise = isPointwise && count == 1
+        let (col, ld) = pointwise ? (x.sample(first) + rows.lowerBound * ow, plane) : (scratch, columns)
+        if let weightGradient {
+            if !pointwise { im2col(x, first: first, count: count, rows: rows, into: col) }
+            for g in 0..<groups {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(fg), Int32(groupRows), Int32(columns),
+                            1, dy + g * fg * dyLeading, Int32(dyLeading), col + g * groupRows * ld, Int32(ld),
+                            1, weightGradient + g * fg * groupRows, Int32(groupRows))
+            }
+        }
+        if let dx {
+            // dcol overwrites the column matrix (no longer needed), or for a pointwise conv goes straight into dx.
+            let (dcol, dld) = pointwise ? (dx.sample(first) + rows.lowerBound * ow, plane) : (scratch, columns)
+            for g in 0..<groups {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(groupRows), Int32(columns), Int32(fg),
+                            1, weight.value + g * fg * groupRows, Int32(groupRows), dy + g * fg * dyLeading, Int32(dyLeading),
+                            pointwise ? 1 : 0, dcol + g * groupRows * dld, Int32(dld))
+            }
+            if !pointwise { col2im(dcol, first: first, count: count, rows: rows, into: dx) }
+        }
+    }
+
+    /// col[(c·kh + ki)·kw + kj][i·P + (oh − top)·OW + ow] = x[first + i, c, oh·sh − ph + ki, ow·sw − pw + kj] (0 outside)
+    /// for output rows oh in `rows` (top = its first), P = rows.count·OW.
     /// For each (channel, ki, kj) and image the output rows whose input row exists are copied whole (stride 1: one
     /// contiguous run of `hi − lo` floats per row, eight lanes at a time), the rest zero-filled.
-    func im2col(_ x: Tensor, first: Int, count: Int, into col: UnsafeMutablePointer<Float>) {
+    func im2col(_ x: Tensor, first: Int, count: Int, rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
         let (c, h, w) = (inputShape.channels, inputShape.height, inputShape.width)
         let (oh, ow) = (outputShape.height, outputShape.width)
         let (kh, kw) = kernel, (sh, sw) = stride, (ph, pw) = padding
-        let plane = oh &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = x.shape.count
+        let top = rows.lowerBound, bottom = rows.upperBound
+        let plane = rows.count &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = x.shape.count
         let base = x.sample(first)
         for ch in 0..<c {
             for ki in 0..<kh {
                 let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
+                let vlo = max(ylo, top), vhi = max(vlo, min(yhi, bottom))
                 for kj in 0..<kw {
                     let row = col + ((ch &* kh &+ ki) &* kw &+ kj) &* columns
                     let (lo, hi) = validRange(kj, pw, sw, w, ow)
                     for i in 0..<count {
                         let dstPlane = row + i &* plane
                         let srcPlane = base + (i &* sampleSize &+ ch &* inPlane)
-                        if ylo > 0 { zeroRow(dstPlane, ylo &* ow) }
-                        if yhi < oh { zeroRow(dstPlane + yhi &* ow, (oh &- yhi) &* ow) }
-                        guard yhi > ylo else { continue }
-                        let src = srcPlane + ((ylo &* sh &- ph &+ ki) &* w &- pw &+ kj)
-                        copyBlock(dstPlane + ylo &* ow, src, rows: yhi &- ylo, width: ow, lo: lo, hi: hi,
+                        if vlo > top { zeroRow(dstPlane, (vlo &- top) &* ow) }
+                        if vhi < bottom { zeroRow(dstPlane + (vhi &- top) &* ow, (bottom &- vhi) &* ow) }
+                        guard vhi > vlo else { continue }
+                        let src = srcPlane + ((vlo &* sh &- ph &+ ki) &* w &- pw &+ kj)
+                        copyBlock(dstPlane + (vlo &- top) &* ow, src, rows: vhi &- vlo, width: ow, lo: lo, hi: hi,
                                   srcRowStep: sh &* w, srcStep: sw)
                     }
                 }
@@ -244,11 +303,12 @@ public final class Convolution: Layer {
     }
 
     /// The adjoint of im2col: adds every column entry back onto the input position it was read from.
-    func col2im(_ col: UnsafeMutablePointer<Float>, first: Int, count: Int, into dx: Tensor) {
+    func col2im(_ col: UnsafeMutablePointer<Float>, first: Int, count: Int, rows: Range<Int>, into dx: Tensor) {
         let (c, h, w) = (inputShape.channels, inputShape.height, inputShape.width)
         let (oh, ow) = (outputShape.height, outputShape.width)
         let (kh, kw) = kernel, (sh, sw) = stride, (ph, pw) = padding
-        let plane = oh &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = dx.shape.count
+        let top = rows.lowerBound, bottom = rows.upperBound
+        let plane = rows.count &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = dx.shape.count
         let base = dx.sample(first)
         // Image-major so one image's input-gradient plane stays in L1 while all kh·kw rows are added onto it.
         for i in 0..<count {
@@ -256,13 +316,14 @@ public final class Convolution: Layer {
                 let dstPlane = base + (i &* sampleSize &+ ch &* inPlane)
                 for ki in 0..<kh {
                     let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
+                    let vlo = max(ylo, top), vhi = max(vlo, min(yhi, bottom))
+                    guard vhi > vlo else { continue }
                     for kj in 0..<kw {
                         let (lo, hi) = validRange(kj, pw, sw, w, ow)
                         guard hi > lo else { continue }
                         let srcPlane = col + (((ch &* kh &+ ki) &* kw &+ kj) &* columns &+ i &* plane)
-                        guard yhi > ylo else { continue }
-                        let dst = dstPlane + ((ylo &* sh &- ph &+ ki) &* w &- pw &+ kj)
-                        addBlock(dst, srcPlane + ylo &* ow, rows: yhi &- ylo, width: ow, lo: lo, hi: hi,
+                        let dst = dstPlane + ((vlo &* sh &- ph &+ ki) &* w &- pw &+ kj)
+                        addBlock(dst, srcPlane + (vlo &- top) &* ow, rows: vhi &- vlo, width: ow, lo: lo, hi: hi,
                                  dstRowStep: sh &* w, dstStep: sw)
                     }
                 }
@@ -299,8 +360,9 @@ public final class Convolution: Layer {
 extension Convolution {
     /// The forward GEMM (per group) for a batch: M × N × K and how many such calls, for benchmarking against sgemm.
     public func forwardGEMM(batch: Int) -> (m: Int, n: Int, k: Int, calls: Int) {
-        let images = chunkSize(batch: batch)
-        return (filters / groups, images * outputShape.plane, groupRows, groups * ((batch + images - 1) / images))
+        let images = chunkSize(batch: batch), columns = chunkColumns(batch: batch)
+        let perImage = images == 1 ? (outputShape.height + bandRows(batch: batch) - 1) / bandRows(batch: batch) : 1
+        return (filters / groups, columns, groupRows, groups * ((batch + images - 1) / images) * perImage)
     }
 }
 

@@ -8,9 +8,11 @@ import Dispatch
 /// (images, or output features), each slice runs its own single-threaded sgemm calls on its own thread, and
 /// OpenBLAS is held at one thread meanwhile so the two levels of threading do not fight over the cores.
 enum Parallel {
-    /// Multiply-adds (or elements, for elementwise layers) below which a second thread costs more than it saves:
-    /// a dispatch round trip is a few microseconds, about what one core does with this much work.
-    nonisolated(unsafe) static var minimumWorkPerPart = 1 << 17
+    /// Multiply-adds below which a slice is not worth its own thread: waking a parked worker and joining it took
+    /// 20–50 µs per parallel region on these VMs, about what one core does with 2M multiply-adds. (Measured on LeNet
+    /// b64 with 2 threads: 2^17 gave a median of 39k img/s, 2^19 42k, 2^21 43k, 2^23 32k.) Elementwise layers count
+    /// each element as four.
+    nonisolated(unsafe) static var minimumWorkPerPart = 1 << 21
 
     /// How many slices to cut `work` units into, given `threads` and `items` that can be split.
     static func parts(threads: Int, items: Int, work: Int) -> Int {

@@ -71,6 +71,15 @@ final class ConvolutionTests: XCTestCase {
             ((3, 3), (1, 1), (1, 1), 29), ((5, 5), (1, 1), (0, 0), 28), ((3, 5), (2, 2), (1, 2), 41),
             ((11, 11), (4, 4), (2, 2), 67), ((4, 3), (3, 4), (0, 1), 70), ((1, 1), (2, 2), (0, 0), 35),
         ]
+        try compareWideRows(cases)
+        // again with images cut into bands of one output row (AlexNet's conv1 is cut so: its columns are 4.4 MB)
+        let saved = (Convolution.chunkFloats, Convolution.minimumBandColumns)
+        (Convolution.chunkFloats, Convolution.minimumBandColumns) = (1, 1)
+        defer { (Convolution.chunkFloats, Convolution.minimumBandColumns) = saved }
+        try compareWideRows(cases)
+    }
+
+    private func compareWideRows(_ cases: [(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), width: Int)]) throws {
         for (trial, c) in cases.enumerated() {
             let json = """
             {"type": "conv", "filters": 3, "kernel": [\(c.kernel.0), \(c.kernel.1)], "stride": [\(c.stride.0), \(c.stride.1)],
