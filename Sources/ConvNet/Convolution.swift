@@ -5,8 +5,9 @@ import CBLAS
 ///
 /// forward:  im2col lays a chunk of images out as columns, then per group one sgemm: Y_g = W_g · col_g.
 /// backward: dW_g += dY_g · col_gᵀ,  db += Σ dY,  dcol_g = W_gᵀ · dY_g, then col2im adds dcol into dx.
-/// Chunks of several images make one wide GEMM out of many small ones (LeNet's 24×24 maps); a 1×1 stride-1
-/// convolution of one image needs no im2col at all: the image is already its column matrix.
+/// Chunks of several images make one wide GEMM out of many small ones (LeNet's 24×24 maps); an image too large for
+/// the L2 budget is done in bands of output rows (AlexNet's conv1); a 1×1 stride-1 convolution of one image needs no
+/// im2col at all: the image is already its column matrix. With several threads each takes a slice of the batch.
 public final class Convolution: Layer {
     public let name: String
     public let type = "conv"
@@ -202,7 +203,7 @@ public final class Convolution: Layer {
     private func backward(_ x: Tensor, _ outputGradient: Tensor, _ dx: Tensor?, _ images: Range<Int>,
                           scratch: UnsafeMutablePointer<Float>,
                           weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?) {
-        let plane = outputShape.plane, ow = outputShape.width, oh = outputShape.height, fg = filters / groups
+        let plane = outputShape.plane, ow = outputShape.width, oh = outputShape.height
         if let biasGradient {
             for n in images {
                 let dy = outputGradient.sample(n)
