@@ -39,16 +39,21 @@ public final class FullyConnected: Layer {
         Parallel.parts(threads: context.threads, items: items, work: batch * outputs * inputs)
     }
 
+    /// The forward writes yᵀ here first (see `forward`).
+    public func scratchCount(batch: Int) -> Int { outputs * batch }
+
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let n = output.batch, y = output.data, x = inputs[0].data, k = self.inputs
-        if let bias {
-            for s in 0..<n { (y + s &* outputs).update(from: bias.value, count: outputs) }
-        }
-        let w = weight.value, beta: Float = hasBias ? 1 : 0
-        // y[:, r] = x · W[r]ᵀ (+ y) for each slice r of the outputs.
+        let w = weight.value, b = bias?.value, yT = context.scratch
+        // yᵀ[r] = W[r] · xᵀ for each slice r of the outputs, then y = (yᵀ)ᵀ + b. OpenBLAS runs this orientation
+        // (M = outputs, N = batch) 17–25% faster than y = x·Wᵀ (M = batch) at batch 16; the transpose is tiny.
         Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(r.count), Int32(k),
-                        1, x, Int32(k), w + r.lowerBound * k, Int32(k), beta, y + r.lowerBound, Int32(outputs))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(n), Int32(k),
+                        1, w + r.lowerBound * k, Int32(k), x, Int32(k), 0, yT + r.lowerBound * n, Int32(n))
+            for o in r {
+                let row = yT + o &* n, shift = b?[o] ?? 0
+                for s in 0..<n { y[s &* outputs &+ o] = row[s] + shift }
+            }
         }
     }
 
