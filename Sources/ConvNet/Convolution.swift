@@ -5,8 +5,9 @@ import CBLAS
 ///
 /// forward:  im2col lays a chunk of images out as columns, then per group one sgemm: Y_g = W_g · col_g.
 /// backward: dW_g += dY_g · col_gᵀ,  db += Σ dY,  dcol_g = W_gᵀ · dY_g, then col2im adds dcol into dx.
-/// Chunks of several images make one wide GEMM out of many small ones (LeNet's 24×24 maps); a 1×1 stride-1
-/// convolution of one image needs no im2col at all: the image is already its column matrix.
+/// Chunks of several images make one wide GEMM out of many small ones (LeNet's 24×24 maps); an image too large for
+/// the L2 budget is done in bands of output rows (AlexNet's conv1); a 1×1 stride-1 convolution of one image needs no
+/// im2col at all: the image is already its column matrix. With several threads each takes a slice of the batch.
 public final class Convolution: Layer {
     public let name: String
     public let type = "conv"
@@ -29,10 +30,14 @@ public final class Convolution: Layer {
         kernel == (1, 1) && stride == (1, 1) && padding == (0, 0)
     }
 
-    /// Images per GEMM: enough columns to keep sgemm efficient, few enough to bound the scratch memory.
+    /// Images per GEMM: as many as keep the column matrix and the GEMM output within about 384 KiB, so im2col
+    /// writes and sgemm reads them in L2 (a 2.4 MB column matrix for LeNet's conv2 made im2col store-bound);
+    /// at least one image. When one image alone is larger (AlexNet's conv1: 4.4 MB), one image is cut into `band`
+    /// rows of output at a time, at least `minimumBandColumns` wide so the GEMM keeps its speed.
     private var chunk: Int = 1
-    static let targetColumns = 4096
-    static let scratchLimit = 1 << 23  // floats (32 MiB)
+    private var band: Int = 1
+    nonisolated(unsafe) static var chunkFloats = 98_304
+    nonisolated(unsafe) static var minimumBandColumns = 256
 
     public init(_ context: LayerBuildContext) throws {
         try context.requireInputs(1)
@@ -69,45 +74,94 @@ public final class Convolution: Layer {
     private func chunkSize(batch: Int) -> Int {
         let plane = outputShape.plane
         let perImage = (columnRows + filters) * plane
-        let wanted = max(1, (Convolution.targetColumns + plane - 1) / plane)
-        return max(1, min(batch, wanted, Convolution.scratchLimit / max(1, perImage)))
+        return max(1, min(batch, Convolution.chunkFloats / max(1, perImage)))
     }
 
-    public func scratchCount(batch: Int) -> Int {
+    /// Output rows per GEMM when a chunk is a single image: the whole plane if it fits the budget, else a band.
+    private func bandRows(batch: Int) -> Int {
+        let (oh, ow) = (outputShape.height, outputShape.width)
+        guard chunkSize(batch: batch) == 1 else { return oh }
+        let perRow = (columnRows + filters) * ow
+        let rows = max(Convolution.chunkFloats / max(1, perRow), (Convolution.minimumBandColumns + ow - 1) / ow)
+        return max(1, min(oh, rows))
+    }
+
+    /// Columns of one GEMM: a chunk of whole images, or one image's band of rows.
+    private func chunkColumns(batch: Int) -> Int {
         let images = chunkSize(batch: batch)
-        return (columnRows + filters) * outputShape.plane * images
+        return images == 1 ? bandRows(batch: batch) * outputShape.width : images * outputShape.plane
     }
 
-    public func reserve(batch: Int) { chunk = chunkSize(batch: batch) }
+    /// Per thread: the column matrix and GEMM output of one chunk, then private weight and bias gradients.
+    private func threadScratch(batch: Int) -> Int {
+        (columnRows + filters) * chunkColumns(batch: batch) + filters * groupRows + filters
+    }
+
+    public func scratchCount(batch: Int) -> Int { threadScratch(batch: batch) }
+
+    public func scratchCount(batch: Int, threads: Int) -> Int { threads * threadScratch(batch: batch) }
+
+    public func reserve(batch: Int) {
+        chunk = chunkSize(batch: batch)
+        band = bandRows(batch: batch)
+    }
+
+    /// Slices of the batch to run on separate threads: each image's work is independent.
+    private func parts(_ batch: Int, _ context: LayerContext) -> Int {
+        Parallel.parts(threads: context.threads, items: batch, work: batch * outputShape.count * groupRows)
+    }
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
-        let x = inputs[0], plane = outputShape.plane
-        var first = 0
-        while first < x.batch {
-            let count = min(chunk, x.batch - first)
+        let x = inputs[0], perThread = threadScratch(batch: chunk)
+        Parallel.slices(x.batch, parts: parts(x.batch, context)) { part, images in
+            forward(x, output, images, scratch: context.scratch + part * perThread)
+        }
+    }
+
+    private func forward(_ x: Tensor, _ output: Tensor, _ images: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+        let plane = outputShape.plane, ow = outputShape.width, oh = outputShape.height, fg = filters / groups
+        var first = images.lowerBound
+        while first < images.upperBound {
+            let count = min(chunk, images.upperBound - first)
+            if count == 1 {
+                // One image, in bands of rows: the GEMM writes the output rows themselves (leading dimension: plane).
+                let out = output.sample(first)
+                var top = 0
+                while top < oh {
+                    let rows = top..<min(oh, top + band), columns = rows.count * ow
+                    let (col, ld) = isPointwise ? (x.sample(first) + top * ow, plane) : (scratch, columns)
+                    if !isPointwise { im2col(x, first: first, count: 1, rows: rows, into: col) }
+                    for g in 0..<groups {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(fg), Int32(columns), Int32(groupRows),
+                                    1, weight.value + g * fg * groupRows, Int32(groupRows),
+                                    col + g * groupRows * ld, Int32(ld), 0, out + g * fg * plane + top * ow, Int32(plane))
+                    }
+                    top = rows.upperBound
+                }
+                if let bias {
+                    for f in 0..<filters {
+                        let dst = out + f &* plane, b = bias.value[f]
+                        for j in 0..<plane { dst[j] += b }
+                    }
+                }
+                first += 1
+                continue
+            }
             let columns = count * plane
-            let direct = count == 1  // one image: the GEMM writes the output sample itself
-            let col = isPointwise && direct ? x.sample(first) : context.scratch
-            if !(isPointwise && direct) { im2col(x, first: first, count: count, into: col) }
-            let y = direct ? output.sample(first) : context.scratch + columnRows * columns
-            let fg = filters / groups
+            im2col(x, first: first, count: count, rows: 0..<oh, into: scratch)
+            let y = scratch + columnRows * columns
             for g in 0..<groups {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(fg), Int32(columns), Int32(groupRows),
                             1, weight.value + g * fg * groupRows, Int32(groupRows),
-                            col + g * groupRows * columns, Int32(columns), 0, y + g * fg * columns, Int32(columns))
+                            scratch + g * groupRows * columns, Int32(columns), 0, y + g * fg * columns, Int32(columns))
             }
             // Scatter [filters, count·plane] into NCHW, adding the bias on the way.
             for i in 0..<count {
                 let out = output.sample(first + i)
                 for f in 0..<filters {
-                    let src = direct ? out + f &* plane : y + f &* columns + i &* plane
-                    let dst = out + f &* plane
+                    let dst = out + f &* plane, src = y + f &* columns + i &* plane
                     let b = bias?.value[f] ?? 0
-                    if direct {
-                        if bias != nil { for j in 0..<plane { dst[j] += b } }
-                    } else {
-                        for j in 0..<plane { dst[j] = src[j] + b }
-                    }
+                    for j in 0..<plane { dst[j] = src[j] + b }
                 }
             }
             first += count
@@ -116,93 +170,133 @@ public final class Convolution: Layer {
 
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
-        let x = inputs[0], plane = outputShape.plane, fg = filters / groups
-        let dx = inputGradients[0]
+        let x = inputs[0], dx = inputGradients[0]
         let wantWeights = context.computeParameterGradients
-        if wantWeights, let bias {
-            for n in 0..<x.batch {
-                let dy = outputGradient.sample(n)
-                for f in 0..<filters {
-                    var sum: Float = 0
-                    let row = dy + f &* plane
-                    for j in 0..<plane { sum += row[j] }
-                    bias.gradient[f] += sum
+        guard wantWeights || dx != nil else { return }
+        let perThread = threadScratch(batch: chunk), chunkFloats = perThread - filters * groupRows - filters
+        let weightCount = filters * groupRows
+        let parts = parts(x.batch, context)
+        Parallel.slices(x.batch, parts: parts) { part, images in
+            let scratch = context.scratch + part * perThread
+            // Slice 0 adds into the gradient buffer itself; the others into private sums, added in below.
+            var dW = weight.gradient, db = bias?.gradient
+            if part > 0 {
+                dW = scratch + chunkFloats
+                dW.update(repeating: 0, count: weightCount)
+                if db != nil {
+                    db = dW + weightCount
+                    db!.update(repeating: 0, count: filters)
                 }
+            }
+            backward(x, outputGradient, dx, images, scratch: scratch, weightGradient: wantWeights ? dW : nil,
+                     biasGradient: wantWeights ? db : nil)
+        }
+        if wantWeights {
+            for part in 1..<max(1, parts) {
+                let partial = context.scratch + part * perThread + chunkFloats
+                addRow(weight.gradient, partial, weightCount)
+                if let bias { addRow(bias.gradient, partial + weightCount, filters) }
             }
         }
-        guard wantWeights || dx != nil else { return }
-        var first = 0
-        while first < x.batch {
-            let count = min(chunk, x.batch - first)
+    }
+
+    private func backward(_ x: Tensor, _ outputGradient: Tensor, _ dx: Tensor?, _ images: Range<Int>,
+                          scratch: UnsafeMutablePointer<Float>,
+                          weightGradient: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?) {
+        let plane = outputShape.plane, ow = outputShape.width, oh = outputShape.height
+        if let biasGradient {
+            for n in images {
+                let dy = outputGradient.sample(n)
+                for f in 0..<filters { biasGradient[f] += vectorSum(dy + f &* plane, plane) }
+            }
+        }
+        var first = images.lowerBound
+        while first < images.upperBound {
+            let count = min(chunk, images.upperBound - first)
+            if count == 1 {
+                // One image, in bands of rows; dy is read in place (leading dimension: plane).
+                var top = 0
+                while top < oh {
+                    let rows = top..<min(oh, top + band), columns = rows.count * ow
+                    let dy = outputGradient.sample(first) + top * ow
+                    backwardGEMMs(x, dx, first: first, rows: rows, columns: columns, dy: dy, dyLeading: plane,
+                                  scratch: scratch, weightGradient: weightGradient)
+                    top = rows.upperBound
+                }
+                first += 1
+                continue
+            }
             let columns = count * plane
-            let direct = count == 1
-            let pointwise = isPointwise && direct
-            let col = pointwise ? x.sample(first) : context.scratch
-            let dy: UnsafeMutablePointer<Float>
-            if direct {
-                dy = outputGradient.sample(first)
-            } else {
-                dy = context.scratch + columnRows * columns
-                for i in 0..<count {
-                    let src = outputGradient.sample(first + i)
-                    for f in 0..<filters {
-                        let from = src + f &* plane, to = dy + (f &* columns &+ i &* plane)
-                        for j in 0..<plane { to[j] = from[j] }
-                    }
+            // Gather dy of the chunk into [filters, count·plane] after the column matrix.
+            let dy = scratch + columnRows * columns
+            for i in 0..<count {
+                let src = outputGradient.sample(first + i)
+                for f in 0..<filters {
+                    copyRow(dy + (f &* columns &+ i &* plane), src + f &* plane, plane)
                 }
             }
-            if wantWeights {
-                if !pointwise { im2col(x, first: first, count: count, into: col) }
-                for g in 0..<groups {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(fg), Int32(groupRows), Int32(columns),
-                                1, dy + g * fg * columns, Int32(columns), col + g * groupRows * columns, Int32(columns),
-                                1, weight.gradient + g * fg * groupRows, Int32(groupRows))
-                }
-            }
-            if let dx {
-                // dcol overwrites the column matrix (no longer needed), or for a pointwise conv goes straight into dx.
-                let dcol = pointwise ? dx.sample(first) : context.scratch
-                for g in 0..<groups {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(groupRows), Int32(columns), Int32(fg),
-                                1, weight.value + g * fg * groupRows, Int32(groupRows), dy + g * fg * columns, Int32(columns),
-                                pointwise ? 1 : 0, dcol + g * groupRows * columns, Int32(columns))
-                }
-                if !pointwise { col2im(dcol, first: first, count: count, into: dx) }
-            }
+            backwardGEMMs(x, dx, first: first, count: count, rows: 0..<oh, columns: columns, dy: dy, dyLeading: columns,
+                          scratch: scratch, weightGradient: weightGradient)
             first += count
         }
     }
 
-    /// col[(c·kh + ki)·kw + kj][i·plane + oh·OW + ow] = x[first + i, c, oh·sh − ph + ki, ow·sw − pw + kj] (0 outside).
-    func im2col(_ x: Tensor, first: Int, count: Int, into col: UnsafeMutablePointer<Float>) {
+    /// The two GEMMs of one chunk (whole images, or one image's band of output rows):
+    /// dW_g += dY_g · col_gᵀ, then dcol_g = W_gᵀ · dY_g added back into dx by col2im.
+    private func backwardGEMMs(_ x: Tensor, _ dx: Tensor?, first: Int, count: Int = 1, rows: Range<Int>, columns: Int,
+                               dy: UnsafeMutablePointer<Float>, dyLeading: Int, scratch: UnsafeMutablePointer<Float>,
+                               weightGradient: UnsafeMutablePointer<Float>?) {
+        let fg = filters / groups, plane = outputShape.plane, ow = outputShape.width
+        // A pointwise convolution of one image needs no im2col: the image rows are the column matrix.
+        let pointwise = isPointwise && count == 1
+        let (col, ld) = pointwise ? (x.sample(first) + rows.lowerBound * ow, plane) : (scratch, columns)
+        if let weightGradient {
+            if !pointwise { im2col(x, first: first, count: count, rows: rows, into: col) }
+            for g in 0..<groups {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(fg), Int32(groupRows), Int32(columns),
+                            1, dy + g * fg * dyLeading, Int32(dyLeading), col + g * groupRows * ld, Int32(ld),
+                            1, weightGradient + g * fg * groupRows, Int32(groupRows))
+            }
+        }
+        if let dx {
+            // dcol overwrites the column matrix (no longer needed), or for a pointwise conv goes straight into dx.
+            let (dcol, dld) = pointwise ? (dx.sample(first) + rows.lowerBound * ow, plane) : (scratch, columns)
+            for g in 0..<groups {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(groupRows), Int32(columns), Int32(fg),
+                            1, weight.value + g * fg * groupRows, Int32(groupRows), dy + g * fg * dyLeading, Int32(dyLeading),
+                            pointwise ? 1 : 0, dcol + g * groupRows * dld, Int32(dld))
+            }
+            if !pointwise { col2im(dcol, first: first, count: count, rows: rows, into: dx) }
+        }
+    }
+
+    /// col[(c·kh + ki)·kw + kj][i·P + (oh − top)·OW + ow] = x[first + i, c, oh·sh − ph + ki, ow·sw − pw + kj] (0 outside)
+    /// for output rows oh in `rows` (top = its first), P = rows.count·OW.
+    /// For each (channel, ki, kj) and image the output rows whose input row exists are copied whole (stride 1: one
+    /// contiguous run of `hi − lo` floats per row, eight lanes at a time), the rest zero-filled.
+    func im2col(_ x: Tensor, first: Int, count: Int, rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
         let (c, h, w) = (inputShape.channels, inputShape.height, inputShape.width)
         let (oh, ow) = (outputShape.height, outputShape.width)
-        let columns = count &* oh &* ow
+        let (kh, kw) = kernel, (sh, sw) = stride, (ph, pw) = padding
+        let top = rows.lowerBound, bottom = rows.upperBound
+        let plane = rows.count &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = x.shape.count
+        let base = x.sample(first)
         for ch in 0..<c {
-            for ki in 0..<kernel.h {
-                for kj in 0..<kernel.w {
-                    let row = col + ((ch &* kernel.h &+ ki) &* kernel.w &+ kj) &* columns
-                    let (lo, hi) = validRange(kj, padding.w, stride.w, w, ow)
+            for ki in 0..<kh {
+                let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
+                let vlo = max(ylo, top), vhi = max(vlo, min(yhi, bottom))
+                for kj in 0..<kw {
+                    let row = col + ((ch &* kh &+ ki) &* kw &+ kj) &* columns
+                    let (lo, hi) = validRange(kj, pw, sw, w, ow)
                     for i in 0..<count {
-                        let plane = x.sample(first &+ i) + (ch &* h &* w)
-                        for y in 0..<oh {
-                            let dst = row + (i &* oh &+ y) &* ow
-                            let iy = y &* stride.h &- padding.h &+ ki
-                            if iy < 0 || iy >= h {
-                                for o in 0..<ow { dst[o] = 0 }
-                                continue
-                            }
-                            // Rows are short (LeNet: 8–24 floats): inline loops beat memcpy/memset calls.
-                            let src = plane + (iy &* w &- padding.w &+ kj)
-                            for o in 0..<lo { dst[o] = 0 }
-                            if stride.w == 1 {
-                                for o in lo..<hi { dst[o] = src[o] }
-                            } else {
-                                var o = lo
-                                while o < hi { dst[o] = src[o &* stride.w]; o &+= 1 }
-                            }
-                            for o in hi..<ow { dst[o] = 0 }
-                        }
+                        let dstPlane = row + i &* plane
+                        let srcPlane = base + (i &* sampleSize &+ ch &* inPlane)
+                        if vlo > top { zeroRow(dstPlane, (vlo &- top) &* ow) }
+                        if vhi < bottom { zeroRow(dstPlane + (vhi &- top) &* ow, (bottom &- vhi) &* ow) }
+                        guard vhi > vlo else { continue }
+                        let src = srcPlane + ((vlo &* sh &- ph &+ ki) &* w &- pw &+ kj)
+                        copyBlock(dstPlane + (vlo &- top) &* ow, src, rows: vhi &- vlo, width: ow, lo: lo, hi: hi,
+                                  srcRowStep: sh &* w, srcStep: sw)
                     }
                 }
             }
@@ -210,30 +304,28 @@ public final class Convolution: Layer {
     }
 
     /// The adjoint of im2col: adds every column entry back onto the input position it was read from.
-    func col2im(_ col: UnsafeMutablePointer<Float>, first: Int, count: Int, into dx: Tensor) {
+    func col2im(_ col: UnsafeMutablePointer<Float>, first: Int, count: Int, rows: Range<Int>, into dx: Tensor) {
         let (c, h, w) = (inputShape.channels, inputShape.height, inputShape.width)
         let (oh, ow) = (outputShape.height, outputShape.width)
-        let columns = count &* oh &* ow
-        for ch in 0..<c {
-            for ki in 0..<kernel.h {
-                for kj in 0..<kernel.w {
-                    let row = col + ((ch &* kernel.h &+ ki) &* kernel.w &+ kj) &* columns
-                    let (lo, hi) = validRange(kj, padding.w, stride.w, w, ow)
-                    guard hi > lo else { continue }
-                    for i in 0..<count {
-                        let plane = dx.sample(first &+ i) + (ch &* h &* w)
-                        for y in 0..<oh {
-                            let iy = y &* stride.h &- padding.h &+ ki
-                            if iy < 0 || iy >= h { continue }
-                            let src = row + (i &* oh &+ y) &* ow
-                            let dst = plane + (iy &* w &- padding.w &+ kj)
-                            if stride.w == 1 {
-                                for o in lo..<hi { dst[o] += src[o] }
-                            } else {
-                                var o = lo
-                                while o < hi { dst[o &* stride.w] += src[o]; o &+= 1 }
-                            }
-                        }
+        let (kh, kw) = kernel, (sh, sw) = stride, (ph, pw) = padding
+        let top = rows.lowerBound, bottom = rows.upperBound
+        let plane = rows.count &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = dx.shape.count
+        let base = dx.sample(first)
+        // Image-major so one image's input-gradient plane stays in L1 while all kh·kw rows are added onto it.
+        for i in 0..<count {
+            for ch in 0..<c {
+                let dstPlane = base + (i &* sampleSize &+ ch &* inPlane)
+                for ki in 0..<kh {
+                    let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
+                    let vlo = max(ylo, top), vhi = max(vlo, min(yhi, bottom))
+                    guard vhi > vlo else { continue }
+                    for kj in 0..<kw {
+                        let (lo, hi) = validRange(kj, pw, sw, w, ow)
+                        guard hi > lo else { continue }
+                        let srcPlane = col + (((ch &* kh &+ ki) &* kw &+ kj) &* columns &+ i &* plane)
+                        let dst = dstPlane + ((vlo &* sh &- ph &+ ki) &* w &- pw &+ kj)
+                        addBlock(dst, srcPlane + (vlo &- top) &* ow, rows: vhi &- vlo, width: ow, lo: lo, hi: hi,
+                                 dstRowStep: sh &* w, dstStep: sw)
                     }
                 }
             }
@@ -269,7 +361,114 @@ public final class Convolution: Layer {
 extension Convolution {
     /// The forward GEMM (per group) for a batch: M × N × K and how many such calls, for benchmarking against sgemm.
     public func forwardGEMM(batch: Int) -> (m: Int, n: Int, k: Int, calls: Int) {
-        let images = chunkSize(batch: batch)
-        return (filters / groups, images * outputShape.plane, groupRows, groups * ((batch + images - 1) / images))
+        let images = chunkSize(batch: batch), columns = chunkColumns(batch: batch)
+        let perImage = images == 1 ? (outputShape.height + bandRows(batch: batch) - 1) / bandRows(batch: batch) : 1
+        return (filters / groups, columns, groupRows, groups * ((batch + images - 1) / images) * perImage)
     }
+}
+
+// Row kernels for im2col/col2im. Rows are short (LeNet 8–24 floats, AlexNet 13–55): explicit eight-lane vectors,
+// because the compiler's vectorised loop only starts at 32 floats and short rows would run its scalar remainder.
+
+@inline(__always)
+private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+@inline(__always)
+private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
+
+/// dst[0..<n] = src[0..<n] (the buffers do not overlap).
+@inline(__always)
+func copyRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    if n >= 8 {
+        var o = 0
+        while o &+ 8 <= n { store8(load8(src + o), dst + o); o &+= 8 }
+        // The last partial vector overlaps the previous one: same values written twice.
+        if o < n { store8(load8(src + (n &- 8)), dst + (n &- 8)) }
+    } else {
+        var o = 0
+        while o < n { dst[o] = src[o]; o &+= 1 }
+    }
+}
+
+/// dst[0..<n] = 0.
+@inline(__always)
+func zeroRow(_ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n >= 8 {
+        var o = 0
+        while o &+ 8 <= n { store8(SIMD8(), dst + o); o &+= 8 }
+        if o < n { store8(SIMD8(), dst + (n &- 8)) }
+    } else {
+        var o = 0
+        while o < n { dst[o] = 0; o &+= 1 }
+    }
+}
+
+/// One (channel, ki, kj, image) block of im2col: `rows` output rows of `width`, each row's entries lo..<hi read
+/// from src[o·srcStep] (the source advancing `srcRowStep` per row), the others zero. Kept out of line so its few
+/// variables live in registers: inlined into im2col's six nested loops they spilled on every row.
+@inline(never)
+func copyBlock(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int, lo: Int, hi: Int,
+               srcRowStep: Int, srcStep: Int) {
+    var d = dst, s = src
+    let run = hi &- lo
+    if lo == 0 && hi == width && srcStep == 1 {
+        for _ in 0..<rows { copyRow(d, s, width); d += width; s += srcRowStep }
+        return
+    }
+    for _ in 0..<rows {
+        if lo > 0 { zeroRow(d, lo) }
+        if hi < width { zeroRow(d + hi, width &- hi) }
+        if srcStep == 1 { copyRow(d + lo, s + lo, run) } else { gatherRow(d + lo, s + lo &* srcStep, run, srcStep) }
+        d += width; s += srcRowStep
+    }
+}
+
+/// The adjoint of `copyBlock`: dst[o·dstStep] += src[o] for o in lo..<hi of each row.
+@inline(never)
+func addBlock(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int, lo: Int, hi: Int,
+              dstRowStep: Int, dstStep: Int) {
+    var d = dst + lo &* dstStep, s = src + lo
+    let run = hi &- lo
+    for _ in 0..<rows {
+        if dstStep == 1 { addRow(d, s, run) } else { scatterAddRow(d, s, run, dstStep) }
+        d += dstRowStep; s += width
+    }
+}
+
+/// dst[o] = src[o·step] for o in 0..<n. Strides 2 and 4 (GoogLeNet's and AlexNet's first convolutions) take eight
+/// outputs per step from contiguous loads and even-lane shuffles. A block reads up to src[(o + 8)·step − 1], which
+/// lies before src[(o + 8)·step], an entry the row needs: so the vector path runs while o + 8 < n and never reads
+/// past the row.
+@inline(__always)
+func gatherRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, _ step: Int) {
+    var o = 0
+    if step == 2 {
+        while o &+ 8 < n {
+            store8(UnsafeRawPointer(src + 2 &* o).loadUnaligned(as: SIMD16<Float>.self).evenHalf, dst + o)
+            o &+= 8
+        }
+    } else if step == 4 {
+        while o &+ 8 < n {
+            let a = UnsafeRawPointer(src + 4 &* o).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+            let b = UnsafeRawPointer(src + (4 &* o &+ 16)).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+            store8(SIMD16(lowHalf: a, highHalf: b).evenHalf, dst + o)
+            o &+= 8
+        }
+    }
+    while o < n { dst[o] = src[o &* step]; o &+= 1 }
+}
+
+/// dst[0..<n] += src[0..<n].
+@inline(__always)
+func addRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    var o = 0
+    while o &+ 8 <= n { store8(load8(dst + o) + load8(src + o), dst + o); o &+= 8 }
+    while o < n { dst[o] += src[o]; o &+= 1 }
+}
+
+/// dst[o·step] += src[o] for o in 0..<n.
+@inline(__always)
+func scatterAddRow(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int, _ step: Int) {
+    var o = 0
+    while o < n { dst[o &* step] += src[o]; o &+= 1 }
 }

@@ -33,33 +33,54 @@ public final class FullyConnected: Layer {
         bias = hasBias ? parameters[1] : nil
     }
 
+    /// Slices of `items` (output or input features) to compute on separate threads: each reads its own rows or
+    /// columns of W, so the weights are still read once in all.
+    private func parts(_ batch: Int, items: Int, _ context: LayerContext) -> Int {
+        Parallel.parts(threads: context.threads, items: items, work: batch * outputs * inputs)
+    }
+
+    /// The forward writes yᵀ here first (see `forward`).
+    public func scratchCount(batch: Int) -> Int { outputs * batch }
+
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
-        let n = output.batch, y = output.data
-        if let bias {
-            for s in 0..<n { (y + s &* outputs).update(from: bias.value, count: outputs) }
+        let n = output.batch, y = output.data, x = inputs[0].data, k = self.inputs
+        let w = weight.value, b = bias?.value, yT = context.scratch
+        // yᵀ[r] = W[r] · xᵀ for each slice r of the outputs, then y = (yᵀ)ᵀ + b. OpenBLAS runs this orientation
+        // (M = outputs, N = batch) 17–25% faster than y = x·Wᵀ (M = batch) at batch 16; the transpose is tiny.
+        Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(n), Int32(k),
+                        1, w + r.lowerBound * k, Int32(k), x, Int32(k), 0, yT + r.lowerBound * n, Int32(n))
+            for o in r {
+                let row = yT + o &* n, shift = b?[o] ?? 0
+                for s in 0..<n { y[s &* outputs &+ o] = row[s] + shift }
+            }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outputs), Int32(self.inputs),
-                    1, inputs[0].data, Int32(self.inputs), weight.value, Int32(self.inputs),
-                    hasBias ? 1 : 0, y, Int32(outputs))
     }
 
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
-        let n = output.batch, dy = outputGradient.data
-        if context.computeParameterGradients {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outputs), Int32(self.inputs), Int32(n),
-                        1, dy, Int32(outputs), inputs[0].data, Int32(self.inputs), 1, weight.gradient, Int32(self.inputs))
-            if let bias {
-                let db = bias.gradient
-                for s in 0..<n {
-                    let row = dy + s &* outputs
-                    for j in 0..<outputs { db[j] += row[j] }
+        let n = output.batch, dy = outputGradient.data, x = inputs[0].data, k = self.inputs
+        let dW = context.computeParameterGradients ? weight.gradient : nil, db = dW != nil ? bias?.gradient : nil
+        let dx = inputGradients[0]?.data, w = weight.value
+        // One parallel region for both products: slice p of the outputs for the weight gradient, then slice p of the
+        // inputs for the input gradient.
+        let parts = parts(n, items: min(outputs, k), context)
+        Parallel.slices(parts, parts: parts) { part, _ in
+            if let dW {
+                // dW[r] += dy[:, r]ᵀ · x and db[r] += Σ dy[:, r]
+                let r = (outputs * part / parts)..<(outputs * (part + 1) / parts)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(r.count), Int32(k), Int32(n),
+                            1, dy + r.lowerBound, Int32(outputs), x, Int32(k), 1, dW + r.lowerBound * k, Int32(k))
+                if let db {
+                    for s in 0..<n { addRow(db + r.lowerBound, dy + (s &* outputs &+ r.lowerBound), r.count) }
                 }
             }
-        }
-        if let dx = inputGradients[0] {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(self.inputs), Int32(outputs),
-                        1, dy, Int32(outputs), weight.value, Int32(self.inputs), 1, dx.data, Int32(self.inputs))
+            if let dx {
+                // dx[:, r] += dy · W[:, r]
+                let r = (k * part / parts)..<(k * (part + 1) / parts)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(r.count), Int32(outputs),
+                            1, dy, Int32(outputs), w + r.lowerBound, Int32(k), 1, dx + r.lowerBound, Int32(k))
+            }
         }
     }
 

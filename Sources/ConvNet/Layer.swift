@@ -10,12 +10,16 @@ public struct LayerContext {
     public var computeParameterGradients: Bool
     /// Randomness for this step (dropout masks), derived by the trainer from (seed, step, rank).
     public var seed: UInt64
+    /// Threads a layer may split its work across (the scratch holds `scratchCount(batch:threads:)` floats).
+    public var threads: Int
 
-    public init(mode: Mode, scratch: UnsafeMutablePointer<Float>, computeParameterGradients: Bool = true, seed: UInt64 = 0) {
+    public init(mode: Mode, scratch: UnsafeMutablePointer<Float>, computeParameterGradients: Bool = true, seed: UInt64 = 0,
+                threads: Int = 1) {
         self.mode = mode
         self.scratch = scratch
         self.computeParameterGradients = computeParameterGradients
         self.seed = seed
+        self.threads = threads
     }
 }
 
@@ -59,6 +63,8 @@ public protocol Layer: AnyObject {
     func bind(parameters: [ParameterSlot], state: [ParameterSlot])
     /// Floats of shared scratch a call with this batch needs.
     func scratchCount(batch: Int) -> Int
+    /// Floats of shared scratch a call with this batch needs when it may use `threads` threads.
+    func scratchCount(batch: Int, threads: Int) -> Int
     /// Allocates what must live from forward to backward (masks, argmax) for batches up to `batch`. Called once.
     func reserve(batch: Int)
     func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext)
@@ -74,6 +80,7 @@ public extension Layer {
     var stateSpecs: [ParameterSpec] { [] }
     func bind(parameters: [ParameterSlot], state: [ParameterSlot]) {}
     func scratchCount(batch: Int) -> Int { 0 }
+    func scratchCount(batch: Int, threads: Int) -> Int { scratchCount(batch: batch) }
     func reserve(batch: Int) {}
     var detail: String { "" }
     var inputShape: Shape { inputShapes[0] }

@@ -18,10 +18,25 @@ public final class Network {
     private let activations: [UnsafeMutablePointer<Float>]
     private let activationGradients: [UnsafeMutablePointer<Float>?]
     private let shapes: [Shape]
-    private let scratch: UnsafeMutablePointer<Float>
-    private let scratchCount: Int
+    private var scratch: UnsafeMutablePointer<Float>
+    private var scratchCount: Int
     private var needsGradient: [Bool] = []
     private var parameterSlotsOfLayer: [[ParameterSlot]] = []
+
+    /// Threads the layers split their work across (convolution, fully connected, ReLU). It starts at OpenBLAS's
+    /// thread count, so setting that first (as `dtrain` does) is enough; OpenBLAS is held at one thread while the
+    /// layers run their own slices in parallel. Changing it re-sizes the scratch memory once, never per step.
+    public var threads: Int {
+        didSet {
+            precondition(threads > 0, "threads must be positive, found \(threads)")
+            let needed = Network.scratchNeeded(layers, maxBatch, threads)
+            if needed > scratchCount {
+                scratch.deallocate()
+                scratch = Network.allocate(needed)
+                scratchCount = needed
+            }
+        }
+    }
 
     /// Names of layers that are not trained (fine-tuning): no updates, and no weight-gradient work.
     public var frozen: Set<String> = [] { didSet { planBackward() } }
@@ -85,8 +100,9 @@ public final class Network {
 
         activations = shapes.map { Network.allocate(maxBatch * $0.count) }
         activationGradients = shapes.indices.map { $0 == 0 ? nil : Network.allocate(maxBatch * shapes[$0].count) }
-        scratchCount = layers.map { $0.scratchCount(batch: maxBatch) }.max() ?? 0
-        scratch = Network.allocate(max(1, scratchCount))
+        threads = max(1, BLAS.threads)
+        scratchCount = Network.scratchNeeded(layers, maxBatch, threads)
+        scratch = Network.allocate(scratchCount)
         for layer in layers { layer.reserve(batch: maxBatch) }
         loss = SoftmaxCrossEntropy(classes: outputs, maxBatch: maxBatch)
         forwardSeconds = Array(repeating: 0, count: layers.count)
@@ -99,6 +115,10 @@ public final class Network {
         for a in activations { a.deallocate() }
         for g in activationGradients { g?.deallocate() }
         scratch.deallocate()
+    }
+
+    private static func scratchNeeded(_ layers: [Layer], _ batch: Int, _ threads: Int) -> Int {
+        max(1, layers.map { $0.scratchCount(batch: batch, threads: threads) }.max() ?? 0)
     }
 
     private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
@@ -144,13 +164,15 @@ public final class Network {
 
     private func context(_ mode: Mode, _ seed: UInt64, layer: Int) -> LayerContext {
         LayerContext(mode: mode, scratch: scratch, computeParameterGradients: !frozen.contains(layers[layer].name),
-                     seed: SeededGenerator.mix(seed ^ UInt64(layer)))
+                     seed: SeededGenerator.mix(seed ^ UInt64(layer)), threads: threads)
     }
 
     /// Runs every layer on the first `batch` samples of the input buffer; returns the logits.
     @discardableResult
     public func forward(batch: Int, mode: Mode, seed: UInt64 = 0) -> Tensor {
         precondition(batch > 0 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        let blasThreads = holdBLASAtOneThread()
+        defer { restoreBLAS(blasThreads) }
         for (i, layer) in layers.enumerated() {
             let start = profiling ? Network.now() : 0
             layer.forward(inputIndices[i].map { tensor($0, batch) }, tensor(i + 1, batch), context(mode, seed, layer: i))
@@ -187,6 +209,8 @@ public final class Network {
             dTop.data.update(from: loss.logitsGradient, count: dTop.count)
         }
         for t in 1..<top where needsGradient[t] { tensorGradientZero(t, batch) }
+        let blasThreads = holdBLASAtOneThread()
+        defer { restoreBLAS(blasThreads) }
         for i in stride(from: layers.count - 1, through: 0, by: -1) where needsGradient[i + 1] {
             let start = profiling ? Network.now() : 0
             let ins = inputIndices[i]
@@ -196,6 +220,20 @@ public final class Network {
             if profiling { backwardSeconds[i] += Network.now() - start }
             layerDone?(i)
         }
+    }
+
+    /// With several threads the layers parallelise themselves (`Parallel`); OpenBLAS stays at one thread meanwhile,
+    /// also for GEMMs too small to split: its own worker threads would otherwise wake for them and then spin,
+    /// taking a core from the layers' threads. Returns OpenBLAS's thread count to restore.
+    private func holdBLASAtOneThread() -> Int {
+        guard threads > 1 else { return 0 }
+        let current = BLAS.threads
+        if current != 1 { BLAS.setThreads(1) }
+        return current
+    }
+
+    private func restoreBLAS(_ count: Int) {
+        if count > 1 { BLAS.setThreads(count) }
     }
 
     /// Softmax cross-entropy of the last forward's logits; also prepares the gradient `backward` starts from.

@@ -107,56 +107,60 @@ public final class MaxPooling: Layer {
         let laneOffsets = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &* Int32(sw)
         let twoByTwo = w.kernel == (2, 2) && w.stride == (2, 2) && w.padding == (0, 0)
         let planes = output.batch &* w.input.channels
-        for p in 0..<planes {
-            let src = x.data + p &* inPlane
-            for i in 0..<oh {
-                let (ylo, yhi) = w.rows(i)
-                let best = output.data + (p &* outPlane &+ i &* ow)
-                let at = argmax! + (p &* outPlane &+ i &* ow)
-                if twoByTwo && yhi &- ylo == 2 {
-                    poolTwoByTwo(src + ylo &* inW, rowStart: ylo &* inW, best, at)
-                    continue
-                }
-                var j = 0
-                while j < ow {
-                    if j >= vectorLo && j &+ 8 <= vectorHi {
-                        // Eight outputs at once: one vector per window position, in row-major order.
-                        let first = j &* sw &- pw
-                        var top = SIMD8<Float>(repeating: -.infinity)
-                        var index = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: ylo &* inW &+ first)) &+ laneOffsets
-                        for u in ylo..<yhi {
-                            let row = src + u &* inW
-                            for v in 0..<kw {
-                                let column = first &+ v
-                                let values = sw == 1 ? UnsafeRawPointer(row + column).loadUnaligned(as: SIMD8<Float>.self)
-                                    : UnsafeRawPointer(row + column).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                                let take = values .> top .| values .!= values
-                                top.replace(with: values, where: take)
-                                index.replace(with: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: u &* inW &+ column)) &+ laneOffsets,
-                                              where: take)
-                            }
-                        }
-                        UnsafeMutableRawPointer(best + j).storeBytes(of: top, as: SIMD8<Float>.self)
-                        UnsafeMutableRawPointer(at + j).storeBytes(of: index, as: SIMD8<Int32>.self)
-                        j &+= 8
-                    } else {
-                        // One output whose window may be clipped by the padding or the edge.
-                        let (xlo, xhi) = w.columns(j)
-                        var position = ylo &* inW &+ xlo
-                        var top = src[position]
-                        for u in ylo..<yhi {
-                            let row = u &* inW
-                            for v in xlo..<xhi {
-                                let value = src[row &+ v]
-                                if value > top || value != value {
-                                    top = value
-                                    position = row &+ v
+        let taps = w.kernel.h &* w.kernel.w
+        // Planes are independent: split them across the network's threads when there is enough work.
+        Parallel.slices(planes, parts: Parallel.parts(threads: context.threads, items: planes, work: 4 &* planes &* outPlane &* taps)) { _, slice in
+            for p in slice {
+                let src = x.data + p &* inPlane
+                for i in 0..<oh {
+                    let (ylo, yhi) = w.rows(i)
+                    let best = output.data + (p &* outPlane &+ i &* ow)
+                    let at = argmax! + (p &* outPlane &+ i &* ow)
+                    if twoByTwo && yhi &- ylo == 2 {
+                        poolTwoByTwo(src + ylo &* inW, rowStart: ylo &* inW, best, at)
+                        continue
+                    }
+                    var j = 0
+                    while j < ow {
+                        if j >= vectorLo && j &+ 8 <= vectorHi {
+                            // Eight outputs at once: one vector per window position, in row-major order.
+                            let first = j &* sw &- pw
+                            var top = SIMD8<Float>(repeating: -.infinity)
+                            var index = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: ylo &* inW &+ first)) &+ laneOffsets
+                            for u in ylo..<yhi {
+                                let row = src + u &* inW
+                                for v in 0..<kw {
+                                    let column = first &+ v
+                                    let values = sw == 1 ? UnsafeRawPointer(row + column).loadUnaligned(as: SIMD8<Float>.self)
+                                        : UnsafeRawPointer(row + column).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                                    let take = values .> top .| values .!= values
+                                    top.replace(with: values, where: take)
+                                    index.replace(with: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: u &* inW &+ column)) &+ laneOffsets,
+                                                  where: take)
                                 }
                             }
+                            UnsafeMutableRawPointer(best + j).storeBytes(of: top, as: SIMD8<Float>.self)
+                            UnsafeMutableRawPointer(at + j).storeBytes(of: index, as: SIMD8<Int32>.self)
+                            j &+= 8
+                        } else {
+                            // One output whose window may be clipped by the padding or the edge.
+                            let (xlo, xhi) = w.columns(j)
+                            var position = ylo &* inW &+ xlo
+                            var top = src[position]
+                            for u in ylo..<yhi {
+                                let row = u &* inW
+                                for v in xlo..<xhi {
+                                    let value = src[row &+ v]
+                                    if value > top || value != value {
+                                        top = value
+                                        position = row &+ v
+                                    }
+                                }
+                            }
+                            best[j] = top
+                            at[j] = Int32(truncatingIfNeeded: position)
+                            j &+= 1
                         }
-                        best[j] = top
-                        at[j] = Int32(truncatingIfNeeded: position)
-                        j &+= 1
                     }
                 }
             }
@@ -190,6 +194,23 @@ public final class MaxPooling: Layer {
             UnsafeMutableRawPointer(at + j).storeBytes(of: base &+ upperOffset.replacing(with: lowerOffset, where: takeLower),
                                                        as: SIMD8<Int32>.self)
             j &+= 8
+        }
+        // Four outputs at a time from eight-float loads: LeNet's rows (12 and 4 outputs) end here.
+        while 2 &* j &+ 7 < inW && j &+ 4 <= ow {
+            let upper = UnsafeRawPointer(top + 2 &* j).loadUnaligned(as: SIMD8<Float>.self)
+            let lower = UnsafeRawPointer(bottom + 2 &* j).loadUnaligned(as: SIMD8<Float>.self)
+            let (a, b, c, d) = (upper.evenHalf, upper.oddHalf, lower.evenHalf, lower.oddHalf)
+            let upperTakesB = b .> a .| b .!= b, lowerTakesD = d .> c .| d .!= d
+            let upperMax = a.replacing(with: b, where: upperTakesB), lowerMax = c.replacing(with: d, where: lowerTakesD)
+            let upperOffset = SIMD4<Int32>().replacing(with: SIMD4(repeating: 1), where: upperTakesB)
+            let below4 = SIMD4<Int32>(repeating: Int32(inW))
+            let lowerOffset = below4.replacing(with: below4 &+ 1, where: lowerTakesD)
+            let takeLower = lowerMax .> upperMax .| lowerMax .!= lowerMax
+            UnsafeMutableRawPointer(best + j).storeBytes(of: upperMax.replacing(with: lowerMax, where: takeLower), as: SIMD4<Float>.self)
+            let base = SIMD4<Int32>(0, 2, 4, 6) &+ SIMD4<Int32>(repeating: Int32(truncatingIfNeeded: rowStart &+ 2 &* j))
+            UnsafeMutableRawPointer(at + j).storeBytes(of: base &+ upperOffset.replacing(with: lowerOffset, where: takeLower),
+                                                       as: SIMD4<Int32>.self)
+            j &+= 4
         }
         while j < ow {
             // the last window lacks its right column when ceil mode meets an odd width
@@ -226,11 +247,14 @@ public final class MaxPooling: Layer {
         guard let dx = inputGradients[0] else { return }
         let inPlane = window.input.plane, outPlane = window.output.plane
         let planes = output.batch &* window.input.channels
-        for p in 0..<planes {
-            let d = dx.data + p &* inPlane
-            let dy = outputGradient.data + p &* outPlane
-            let arg = argmax! + p &* outPlane
-            for i in 0..<outPlane { d[Int(arg[i])] += dy[i] }
+        let argmax = argmax!
+        Parallel.slices(planes, parts: Parallel.parts(threads: context.threads, items: planes, work: 4 &* planes &* inPlane)) { _, slice in
+            for p in slice {
+                let d = dx.data + p &* inPlane
+                let dy = outputGradient.data + p &* outPlane
+                let arg = argmax + p &* outPlane
+                for i in 0..<outPlane { d[Int(arg[i])] += dy[i] }
+            }
         }
     }
 

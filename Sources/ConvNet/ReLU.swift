@@ -12,16 +12,26 @@ public final class ReLU: Layer {
         inputShapes = context.inputShapes
     }
 
+    /// Elementwise work, cut into contiguous slices for the network's threads when there is enough of it
+    /// (an element costs about what four multiply-adds of a GEMM do: it is a load, a compare and a store).
+    private func slices(_ count: Int, _ context: LayerContext, _ body: (Range<Int>) -> Void) {
+        Parallel.slices(count, parts: Parallel.parts(threads: context.threads, items: count, work: 4 * count)) { _, r in body(r) }
+    }
+
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let x = inputs[0].data, y = output.data
-        for i in 0..<output.count { y[i] = max(x[i], 0) }
+        slices(output.count, context) { r in
+            for i in r { y[i] = max(x[i], 0) }
+        }
     }
 
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
         guard let dx = inputGradients[0]?.data else { return }
         let y = output.data, dy = outputGradient.data
-        for i in 0..<output.count { dx[i] += y[i] > 0 ? dy[i] : 0 }
+        slices(output.count, context) { r in
+            for i in r { dx[i] += y[i] > 0 ? dy[i] : 0 }
+        }
     }
 
     public var cost: LayerCost { LayerCost(units: outputShape.count, connections: outputShape.count, flops: outputShape.count) }

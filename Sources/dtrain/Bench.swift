@@ -93,8 +93,9 @@ struct Bench: ParsableCommand {
         }
         let flops = 3 * Double(network.layers.reduce(0) { $0 + $1.cost.flops }) * Double(batch)
         print("")
-        print("step (median of \(steps)): forward \(fmt(med(\.forward) * 1e3, 2)) ms, loss \(fmt(med(\.loss) * 1e3, 2)) ms, backward \(fmt(med(\.backward) * 1e3, 2)) ms, update \(fmt(med(\.update) * 1e3, 2)) ms")
-        print("images/s: best \(fmt(Double(batch) / best, 0)), median \(fmt(Double(batch) / median, 0));  effective GFLOP/s (3 × forward FLOPs): median \(fmt(flops / median / 1e9, 1))")
+        print("step: best \(fmt(best * 1e3, 2)) ms, median \(fmt(median * 1e3, 2)) ms (of \(steps)); medians: forward \(fmt(med(\.forward) * 1e3, 2)) ms, loss \(fmt(med(\.loss) * 1e3, 2)) ms, backward \(fmt(med(\.backward) * 1e3, 2)) ms, update \(fmt(med(\.update) * 1e3, 2)) ms")
+        let rateDecimals = Double(batch) / best < 100 ? 1 : 0
+        print("images/s: best \(fmt(Double(batch) / best, rateDecimals)), median \(fmt(Double(batch) / median, rateDecimals));  effective GFLOP/s (3 × forward FLOPs): median \(fmt(flops / median / 1e9, 1))")
     }
 }
 

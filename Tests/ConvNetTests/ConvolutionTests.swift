@@ -65,6 +65,40 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    func testMatchesNaiveReferenceOnWideRows() throws {
+        // Rows long enough for the eight-lane copy and the stride-2/4 gathers, with their scalar tails and padding.
+        let cases: [(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), width: Int)] = [
+            ((3, 3), (1, 1), (1, 1), 29), ((5, 5), (1, 1), (0, 0), 28), ((3, 5), (2, 2), (1, 2), 41),
+            ((11, 11), (4, 4), (2, 2), 67), ((4, 3), (3, 4), (0, 1), 70), ((1, 1), (2, 2), (0, 0), 35),
+        ]
+        try compareWideRows(cases)
+        // again with images cut into bands of one output row (AlexNet's conv1 is cut so: its columns are 4.4 MB)
+        let saved = (Convolution.chunkFloats, Convolution.minimumBandColumns)
+        (Convolution.chunkFloats, Convolution.minimumBandColumns) = (1, 1)
+        defer { (Convolution.chunkFloats, Convolution.minimumBandColumns) = saved }
+        try compareWideRows(cases)
+    }
+
+    private func compareWideRows(_ cases: [(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), width: Int)]) throws {
+        for (trial, c) in cases.enumerated() {
+            let json = """
+            {"type": "conv", "filters": 3, "kernel": [\(c.kernel.0), \(c.kernel.1)], "stride": [\(c.stride.0), \(c.stride.1)],
+             "padding": [\(c.padding.0), \(c.padding.1)]}
+            """
+            let input = Shape(channels: 2, height: c.kernel.0 + 3, width: c.width)
+            let harness = try LayerHarness(json, inputs: [input], batch: 2, seed: UInt64(100 + trial))
+            let y = harness.runForward()
+            let slots = harness.parameters.slots
+            let reference = Self.naiveConvolution(
+                x: harness.inputs[0].tensor.buffer.map(Double.init), batch: 2, input: input,
+                weight: UnsafeBufferPointer(start: slots[0].value, count: slots[0].count).map(Double.init),
+                bias: UnsafeBufferPointer(start: slots[1].value, count: slots[1].count).map(Double.init),
+                filters: 3, kernel: c.kernel, stride: c.stride, padding: c.padding, groups: 1)
+            XCTAssertEqual(y.shape, reference.shape, "case \(trial)")
+            assertClose(Array(y.buffer), reference.output, tolerance: 1e-4, floor: 1e-2, "case \(trial) \(json)")
+        }
+    }
+
     /// A one-filter convolution of a one-channel image with a given kernel; returns the output plane.
     func convolve(_ image: [[Float]], kernel: [[Float]], stride: Int = 1, padding: Int = 0,
                   file: StaticString = #filePath, line: UInt = #line) throws -> (shape: Shape, values: [[Float]]) {

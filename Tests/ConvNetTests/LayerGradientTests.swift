@@ -9,6 +9,22 @@ final class LayerGradientTests: XCTestCase {
         checkLayer(#"{"type": "conv", "filters": 3, "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 7, 6)], batch: 3)
     }
 
+    func testConvolutionWideRows() {
+        // rows of 19–20 outputs: the eight-lane im2col copy and col2im add with their tails
+        checkLayer(#"{"type": "conv", "filters": 2, "kernel": 3, "padding": 1}"#, inputs: [shape(1, 3, 20)], batch: 2)
+        checkLayer(#"{"type": "conv", "filters": 2, "kernel": [2, 4], "stride": [1, 2], "padding": [0, 1]}"#, inputs: [shape(1, 3, 40)], batch: 1)
+    }
+
+    func testConvolutionInBandsOfRows() {
+        // A tiny budget makes every image too large for one GEMM, so images are cut into bands of output rows.
+        let saved = (Convolution.chunkFloats, Convolution.minimumBandColumns)
+        (Convolution.chunkFloats, Convolution.minimumBandColumns) = (1, 1)
+        defer { (Convolution.chunkFloats, Convolution.minimumBandColumns) = saved }
+        checkLayer(#"{"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 9, 7)], batch: 2)
+        checkLayer(#"{"type": "conv", "filters": 4, "kernel": [2, 3], "padding": [1, 0], "groups": 2}"#, inputs: [shape(2, 5, 4)], batch: 1)
+        checkLayer(#"{"type": "conv", "filters": 3, "kernel": 1}"#, inputs: [shape(2, 5, 3)], batch: 2)
+    }
+
     func testConvolutionNonSquareKernelStrideAndPadding() {
         checkLayer(#"{"type": "conv", "filters": 4, "kernel": [3, 2], "stride": [1, 2], "padding": [2, 1]}"#,
                    inputs: [shape(3, 5, 6)], batch: 2)

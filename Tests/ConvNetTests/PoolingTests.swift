@@ -119,6 +119,9 @@ final class PoolingTests: XCTestCase {
         let cases: [(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), ceil: Bool, input: Shape)] = [
             ((2, 2), (2, 2), (0, 0), false, shape(3, 7, 37)),  // the vectorised 2×2/2 path, a tail, an odd height
             ((2, 2), (2, 2), (0, 0), true, shape(2, 5, 17)),   // ceil mode: the last row/column is a partial window
+            ((2, 2), (2, 2), (0, 0), false, shape(2, 8, 24)),  // LeNet's pool1: eight outputs, then four
+            ((2, 2), (2, 2), (0, 0), false, shape(3, 8, 8)),   // LeNet's pool2: four outputs only
+            ((2, 2), (2, 2), (0, 0), true, shape(1, 6, 13)),   // four, then one by one with a partial last window
             ((3, 3), (2, 2), (0, 0), false, shape(2, 13, 13)),
             ((3, 3), (2, 2), (1, 1), true, shape(2, 10, 11)),
             ((3, 2), (1, 3), (1, 1), false, shape(1, 6, 9)),

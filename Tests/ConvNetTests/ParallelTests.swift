@@ -1,0 +1,61 @@
+import Foundation
+import XCTest
+@testable import ConvNet
+
+/// Layers split across threads (batch slices for convolution, feature slices for fully connected, element slices for
+/// ReLU) must compute what one thread computes: same logits, same input and parameter gradients, up to rounding.
+final class ParallelTests: XCTestCase {
+    static let config = """
+    {"name": "split", "input": [4, 9, 7], "classes": 6, "layers": [
+      {"name": "conv1", "type": "conv", "filters": 6, "kernel": [3, 2], "stride": 2, "padding": 1, "groups": 2},
+      {"name": "relu1", "type": "relu"},
+      {"name": "conv2", "type": "conv", "filters": 5, "kernel": 3, "padding": 1},
+      {"name": "pool1", "type": "maxpool", "kernel": 2},
+      {"name": "fc1", "type": "fc", "outputs": 7},
+      {"name": "relu2", "type": "relu"},
+      {"name": "fc2", "type": "fc", "outputs": "classes"}
+    ]}
+    """
+
+    /// Logits and every parameter gradient after one forward and backward with `threads`.
+    private func run(threads: Int, batch: Int) throws -> (logits: [Float], gradients: [Float]) {
+        let network = try Network(spec: try NetworkSpec(try parseConfig(Self.config, path: "network")), maxBatch: batch)
+        network.threads = threads
+        network.initializeParameters(seed: 5)
+        let input = network.inputTensor(batch: batch)
+        fillNormal(input.data, count: input.count, seed: 6)
+        let labels = (0..<batch).map { Int32($0 % 6) }
+        let logits = network.forward(batch: batch, mode: .train)
+        labels.withUnsafeBufferPointer { _ = network.computeLoss(labels: $0.baseAddress!, batch: batch) }
+        network.parameters.zeroGradients()
+        network.backward(batch: batch)
+        return (Array(logits.buffer), Array(network.parameters.gradients))
+    }
+
+    func testTwoAndThreeThreadsMatchOneThread() throws {
+        let saved = Parallel.minimumWorkPerPart
+        Parallel.minimumWorkPerPart = 1  // split even these tiny layers
+        defer { Parallel.minimumWorkPerPart = saved }
+        let batch = 5  // odd, so slices differ in size
+        let one = try run(threads: 1, batch: batch)
+        XCTAssertTrue(one.gradients.contains { $0 != 0 })
+        for threads in [2, 3] {
+            let many = try run(threads: threads, batch: batch)
+            for (a, b) in zip(one.logits, many.logits) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a))) }
+            for (i, (a, b)) in zip(one.gradients, many.gradients).enumerated() {
+                XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a)), "gradient \(i), \(threads) threads")
+            }
+        }
+    }
+
+    func testSlicesCoverTheRangeOnce() {
+        for (count, parts) in [(7, 2), (5, 3), (1, 2), (64, 2), (3, 8)] {
+            var seen = [Int](repeating: 0, count: count)
+            let lock = NSLock()
+            Parallel.slices(count, parts: parts) { _, r in
+                lock.lock(); for i in r { seen[i] += 1 }; lock.unlock()
+            }
+            XCTAssertEqual(seen, [Int](repeating: 1, count: count), "\(count) items in \(parts) parts")
+        }
+    }
+}
