@@ -60,6 +60,13 @@ public final class BatchLoader {
     /// call. Throws when too many files were bad or no readable replacement exists.
     public func next() throws -> Batch? { try state.next() }
 
+    /// With `cacheDecoded`: decodes every image of the split into memory now, on `threads` threads, so that even the
+    /// first epoch reads no files. (Without it each rank's cache fills only with the samples its share brings, a new
+    /// share every epoch, so decoding would slow the first several epochs.) Unreadable files are left out here and
+    /// handled as usual when a batch asks for them. Returns the number of images decoded.
+    @discardableResult
+    public func preloadCache() -> Int { state.preloadCache() }
+
     /// Steps in each epoch (the same on every rank).
     public var stepsPerEpoch: Int { sampler.stepsPerEpoch }
 
@@ -202,6 +209,28 @@ final class LoaderState: @unchecked Sendable {
         return Batch(images: imageBase, labels: labelBase, count: count, capacity: capacity, epoch: epoch, step: step)
     }
 
+    func preloadCache() -> Int {
+        guard options.cacheDecoded, case .dataset(let index) = source else { return 0 }
+        let gray = preprocessor.options.channels == 1
+        let minimumSide = min(preprocessor.minimumDecodeShorterSide(training: true),
+                              preprocessor.minimumDecodeShorterSide(training: false))
+        let pieces = max(1, options.threads * 8), count = index.count
+        let decodedCount = Counter()
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+            guard let reader = try? ImageReader() else { return }
+            let range = (piece * count / pieces)..<((piece + 1) * count / pieces)
+            var decoded: [(Int, Image)] = []
+            for i in range where locked({ decodedCache[i] == nil }) {
+                if let image = try? reader.read(path: index.path(i), minimumShorterSide: minimumSide, gray: gray) {
+                    decoded.append((i, image))
+                }
+            }
+            locked { for (i, image) in decoded { decodedCache[i] = image } }
+            decodedCount.add(decoded.count)
+        }
+        return decodedCount.value
+    }
+
     /// A decode thread: take the next sample of the prefetch window, prepare it into its slot, repeat.
     func work() {
         let reader: ImageReader
@@ -257,7 +286,11 @@ final class LoaderState: @unchecked Sendable {
                 }
                 remaining[slot] -= 1
             }
-            condition.broadcast()
+            // Wake the waiters only when one of them can go on: a batch is complete (the trainer), a failure, or
+            // no sample in flight any more (`start`). Waking them for every sample cost a context switch per image.
+            if myGeneration != generation || remaining[slot] <= 0 || failure != nil || inFlight == 0 {
+                condition.broadcast()
+            }
         }
     }
 
@@ -311,4 +344,13 @@ final class LoaderState: @unchecked Sendable {
         }
         return .failed(DataError("no readable image found to replace '\(index.path(Int(sample)))' after 100 tries: is '\(index.splitPath)' full of damaged files?"), newlyBad: newlyBad)
     }
+}
+
+/// A thread-safe tally for the preload's workers.
+private final class Counter: @unchecked Sendable {
+    // Safety: `total` is only touched under `lock`.
+    private let lock = NSLock()
+    private var total = 0
+    func add(_ n: Int) { lock.lock(); total += n; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return total }
 }

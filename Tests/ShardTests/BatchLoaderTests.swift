@@ -184,6 +184,19 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertEqual(cached.skippedThisEpoch, 0)
     }
 
+    func testPreloadFillsTheCacheBeforeTheFirstEpoch() throws {
+        let root = temporaryFolder(self)
+        makeDataset(at: root, classes: ["a", "b"], perClass: 5)
+        let index = try DatasetIndex.scan(root: root, split: "train")
+        let reference = try collect(try loader(index, batch: 2, rank: 1, ranks: 2), epoch: 0)
+        let cached = try loader(index, batch: 2, rank: 1, ranks: 2) { $0.cacheDecoded = true; $0.threads = 2 }
+        XCTAssertEqual(cached.preloadCache(), 10)
+        try FileManager.default.removeItem(atPath: root + "/train")   // the whole split, not only this rank's share
+        XCTAssertEqual(try collect(cached, epoch: 0), reference)
+        XCTAssertEqual(cached.skippedThisEpoch, 0)
+        XCTAssertEqual(try loader(index, batch: 2).preloadCache(), 0, "no preload without cacheDecoded")
+    }
+
     func testSyntheticMode() throws {
         var options = LoaderOptions(batchSize: 8)
         options.seed = 3
