@@ -48,7 +48,7 @@ fi
 if section scaling; then
     echo; echo "== scaling: LeNet-5, per-rank batch 64, synthetic data, 1 BLAS thread per rank"
     for ((r = 1; r <= runs; r++)); do
-        $bin configs/lenet5.json "${synthetic[@]}" --batch-size 64 --max-steps 400 --output "$tmp/s1-$r" --overwrite \
+        OPENBLAS_NUM_THREADS=1 $bin configs/lenet5.json "${synthetic[@]}" --batch-size 64 --max-steps 400 --output "$tmp/s1-$r" --overwrite \
             | grep 'step time' | sed 's/^/1 rank:  /'
         mpi 2 --mca mpi_yield_when_idle 1 $bin configs/lenet5.json "${synthetic[@]}" --batch-size 128 --max-steps 400 \
             --output "$tmp/s2-$r" --overwrite | grep 'step time' | sed 's/^/2 ranks: /'
@@ -70,8 +70,11 @@ fi
 if section yield; then
     echo; echo "== 4 ranks on $(nproc) cores, LeNet-5 b32/rank: without and with mpi_yield_when_idle"
     for y in 0 1; do
-        mpi 4 --mca mpi_yield_when_idle $y $bin configs/lenet5.json "${synthetic[@]}" --batch-size 128 --max-steps 100 \
-            --output "$tmp/yield-$y" --overwrite | grep 'step time' | sed "s/^/yield_when_idle=$y: /"
+        started=$SECONDS
+        timeout 90 bash -c "$(declare -f mpi); root=(${root[*]}); mpi 4 --mca mpi_yield_when_idle $y $bin configs/lenet5.json ${synthetic[*]} --batch-size 128 --max-steps 20 --output $tmp/yield-$y --overwrite" \
+            | grep 'step time' | sed "s/^/yield_when_idle=$y: /"
+        [[ ${PIPESTATUS[0]} -eq 124 ]] && echo "yield_when_idle=$y: 20 steps did not finish in 90 s"
+        echo "yield_when_idle=$y: $((SECONDS - started)) s wall"
     done
 fi
 
