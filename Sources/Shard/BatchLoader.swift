@@ -116,6 +116,10 @@ final class LoaderState: @unchecked Sendable {
     var bad = Set<Int32>()
     var badFileNames: [String] = []
     var decodedCache: [Image?]
+    /// Filled by `preloadCache` when the transform is deterministic (evaluation, or training without random crops
+    /// and flips): every sample's finished input tensor in one allocation, so preparing it is a copy.
+    var tensors: UnsafeMutablePointer<Float>? = nil
+    var tensorReady: [Bool] = []
 
     init(source: BatchSource, preprocessor: Preprocessor, sampler: EpochSampler, options: LoaderOptions) {
         self.source = source
@@ -144,6 +148,13 @@ final class LoaderState: @unchecked Sendable {
     deinit {
         images.deallocate()
         labels.deallocate()
+        tensors?.deallocate()
+    }
+
+    /// True when a sample's input tensor does not depend on the epoch.
+    var deterministic: Bool {
+        let p = preprocessor.options
+        return sampler.mode == .evaluation || (p.trainCrop == .centre && !p.horizontalFlip)
     }
 
     func locked<T>(_ body: () -> T) -> T {
@@ -216,18 +227,31 @@ final class LoaderState: @unchecked Sendable {
                               preprocessor.minimumDecodeShorterSide(training: false))
         let pieces = max(1, options.threads * 8), count = index.count
         let decodedCount = Counter()
-        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
-            guard let reader = try? ImageReader() else { return }
-            let range = (piece * count / pieces)..<((piece + 1) * count / pieces)
-            var decoded: [(Int, Image)] = []
-            for i in range where locked({ decodedCache[i] == nil }) {
-                if let image = try? reader.read(path: index.path(i), minimumShorterSide: minimumSide, gray: gray) {
-                    decoded.append((i, image))
+        // A deterministic transform: keep finished tensors (allocated and touched here, not during training).
+        let finished: UnsafeMutablePointer<Float>? = deterministic ? .allocate(capacity: count * imageSize) : nil
+        var ready = [Bool](repeating: false, count: finished == nil ? 0 : count)
+        let training = sampler.mode == .training
+        ready.withUnsafeMutableBufferPointer { ready in
+            let readyBase = ready.baseAddress
+            DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+                guard let reader = try? ImageReader() else { return }
+                let range = (piece * count / pieces)..<((piece + 1) * count / pieces)
+                var decoded: [(Int, Image)] = []
+                for i in range where locked({ decodedCache[i] == nil }) {
+                    guard let image = try? reader.read(path: index.path(i), minimumShorterSide: minimumSide, gray: gray) else { continue }
+                    if let finished, let readyBase {
+                        var unused = SampleRandom(0)   // deterministic: no random draws
+                        preprocessor.apply(image, training: training, random: &unused, into: finished + i * imageSize)
+                        readyBase[i] = true
+                    } else {
+                        decoded.append((i, image))
+                    }
                 }
+                locked { for (i, image) in decoded { decodedCache[i] = image } }
+                decodedCount.add(finished == nil ? decoded.count : range.count { readyBase![$0] })
             }
-            locked { for (i, image) in decoded { decodedCache[i] = image } }
-            decodedCount.add(decoded.count)
         }
+        if let finished { locked { tensors = finished; tensorReady = ready } }
         return decodedCount.value
     }
 
@@ -326,6 +350,10 @@ final class LoaderState: @unchecked Sendable {
                 (bad.contains(candidate), options.cacheDecoded ? decodedCache[Int(candidate)] : nil)
             }
             if knownBad { continue }
+            if let tensors, tensorReady[Int(candidate)] {   // set before the workers start, read-only after
+                output.update(from: tensors + Int(candidate) * imageSize, count: imageSize)
+                return .prepared(label: index.labels[Int(candidate)], newlyBad: newlyBad, replaced: candidate != sample)
+            }
             let image: Image
             if let cached {
                 image = cached

@@ -191,9 +191,14 @@ final class BatchLoaderTests: XCTestCase {
         let reference = try collect(try loader(index, batch: 2, rank: 1, ranks: 2), epoch: 0)
         let cached = try loader(index, batch: 2, rank: 1, ranks: 2) { $0.cacheDecoded = true; $0.threads = 2 }
         XCTAssertEqual(cached.preloadCache(), 10)
+        // Evaluation is deterministic: the preload keeps finished tensors, and they must equal the decoded path's.
+        let evalReference = try collect(try loader(index, batch: 3, mode: .evaluation), epoch: 0)
+        let evalCached = try loader(index, batch: 3, mode: .evaluation) { $0.cacheDecoded = true }
+        XCTAssertEqual(evalCached.preloadCache(), 10)
         try FileManager.default.removeItem(atPath: root + "/train")   // the whole split, not only this rank's share
         XCTAssertEqual(try collect(cached, epoch: 0), reference)
         XCTAssertEqual(cached.skippedThisEpoch, 0)
+        XCTAssertEqual(try collect(evalCached, epoch: 0), evalReference)
         XCTAssertEqual(try loader(index, batch: 2).preloadCache(), 0, "no preload without cacheDecoded")
     }
 

@@ -36,7 +36,8 @@ dtrain_common_args() {
         echo "--step-seconds ${MOCK_STEP_SECONDS:-0.2} ${DTRAIN_TEST_ARGS:-}"
     else
         # A progress line every step, so the fault tests can tell how many steps a kill lost.
-        echo "--data $DTRAIN_TEST_DATA --batch-size ${DTRAIN_TEST_BATCH:-32} --set log.every_steps=1 ${DTRAIN_TEST_ARGS:-}"
+        # Many epochs: a run that a fault should stop must not end by itself first (LeNet-5 trains fast).
+        echo "--data $DTRAIN_TEST_DATA --batch-size ${DTRAIN_TEST_BATCH:-32} --epochs 100000 --set log.every_steps=1 ${DTRAIN_TEST_ARGS:-}"
     fi
 }
 
