@@ -35,10 +35,12 @@ if section peer; then
         for threads in 1 2; do
             for ((r = 1; r <= runs; r++)); do
                 echo "-- dtrain $config batch $batch threads $threads (run $r)"
-                $bin bench "configs/$config.json" --batch "$batch" --threads "$threads" --steps $((batch > 32 ? 200 : 5)) --no-sgemm | tail -1
+                steps=$((batch > 32 ? 300 : 8)) warmup=$((batch > 32 ? 20 : 2))
+                $bin bench "configs/$config.json" --batch "$batch" --threads "$threads" --steps $steps --warmup $warmup --no-sgemm | tail -1
                 if [[ -f $peer/bench_torch.py ]]; then
                     echo "-- PyTorch $model batch $batch threads $threads (run $r)"
-                    /usr/bin/python3 "$peer/bench_torch.py" --model "$model" --batch "$batch" --threads "$threads" 2>&1 | tail -2
+                    /usr/bin/python3 "$peer/bench_torch.py" --model "$model" --batch "$batch" --threads "$threads" \
+                        --steps $steps --warmup $warmup 2>&1 | tail -2
                 fi
             done
         done
