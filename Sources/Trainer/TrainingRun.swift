@@ -302,7 +302,7 @@ public final class TrainingRun {
         print("dtrain: \(config.file)")
         print("resolved configuration:")
         print(config.json.serialized(pretty: true))
-        print("world size \(communicator.size); global batch \(s.batchSize) = \(communicator.size) ranks × \(perRankBatch) per rank")
+        print("world size \(communicator.size); global batch \(s.batchSize) = \(communicator.size) rank\(communicator.size == 1 ? "" : "s") × \(perRankBatch) per rank")
         print("learning rate \(sci(s.effectiveLR()))\(s.scaleLR ? " (linear scaling rule: \(sci(s.lr)) × \(s.batchSize)/256)" : "")\(s.warmupEpochs > 0 ? ", warm-up \(f(s.warmupEpochs, 2)) epochs" : "")")
         print("data: \(config.data.synthetic ? "synthetic" : config.data.root), \(classes.count) classes, \(train.sampleCount) train images (\(train.stepsPerEpoch) steps per epoch, \(train.droppedPerEpoch) dropped per epoch), \(val.sampleCount) val images")
         print("network: \(network.spec.name), \(group(network.parameters.count)) parameters\(network.frozen.isEmpty ? "" : ", frozen: \(network.frozen.sorted().joined(separator: ", "))")")
