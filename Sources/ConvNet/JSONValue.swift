@@ -84,7 +84,8 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
-    static func quote(_ s: String) -> String {
+    /// A string as a JSON string literal (also used for safetensors headers).
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

@@ -1,3 +1,4 @@
+import ConvNet
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -113,12 +114,12 @@ public struct SafeTensorsWriter {
     /// The 8-byte length prefix and the padded JSON header.
     private func headerBytes() -> [UInt8] {
         var json = "{\"__metadata__\":{"
-        json += metadata.keys.sorted().map { StrictJSON.quote($0) + ":" + StrictJSON.quote(metadata[$0]!) }.joined(separator: ",")
+        json += metadata.keys.sorted().map { JSONValue.quote($0) + ":" + JSONValue.quote(metadata[$0]!) }.joined(separator: ",")
         json += "}"
         var offset = 0
         for entry in ordered {
             let end = offset + entry.byteCount
-            json += "," + StrictJSON.quote(entry.name) + ":{\"dtype\":\"\(entry.dtype.rawValue)\",\"shape\":["
+            json += "," + JSONValue.quote(entry.name) + ":{\"dtype\":\"\(entry.dtype.rawValue)\",\"shape\":["
                 + entry.shape.map(String.init).joined(separator: ",") + "],\"data_offsets\":[\(offset),\(end)]}"
             offset = end
         }
