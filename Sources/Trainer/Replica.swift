@@ -141,11 +141,23 @@ public final class Replica {
     }
 
     /// True if every value in `ranges` is finite (a NaN or infinity anywhere makes the sum non-finite).
+    /// 0·x is 0 for finite x and NaN for NaN or ±∞; four 16-lane sums keep the loop vectorised (a serial float sum
+    /// does not vectorise: it cost 2% of a LeNet-5 step).
     static func allFinite(_ buffer: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) -> Bool {
-        let p = buffer.baseAddress!
+        let p = UnsafeRawPointer(buffer.baseAddress!)
         for range in ranges {
-            var sum: Float = 0
-            for i in range { sum += p[i] * 0 }  // 0·x is 0 for finite x and NaN for NaN or ±∞
+            var a = SIMD16<Float>(), b = a, c = a, d = a
+            var i = range.lowerBound
+            while i &+ 64 <= range.upperBound {
+                let q = p + i &* 4
+                a += q.loadUnaligned(as: SIMD16<Float>.self) * 0
+                b += q.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self) * 0
+                c += q.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self) * 0
+                d += q.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self) * 0
+                i &+= 64
+            }
+            var sum = ((a + b) + (c + d)).sum()
+            while i < range.upperBound { sum += p.load(fromByteOffset: i &* 4, as: Float.self) * 0; i &+= 1 }
             if sum.isNaN { return false }
         }
         return true

@@ -106,4 +106,26 @@ final class MetricsMathTests: XCTestCase {
             }
         }
     }
+
+    /// The finiteness check sees a NaN or infinity wherever it lies: in the vectorised body, in the tail, in the
+    /// last range; and ignores values outside the ranges it is given.
+    func testAllFiniteFindsEveryNonFiniteValue() {
+        let count = 1000
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        for i in 0..<count { buffer[i] = Float(i) - 500 }
+        let whole = [0..<count], split = [0..<300, 301..<700, 700..<count]
+        XCTAssertTrue(Replica.allFinite(buffer, ranges: whole))
+        for position in [0, 63, 64, 511, 960, 999] {
+            for bad in [Float.nan, .infinity, -.infinity] {
+                buffer[position] = bad
+                XCTAssertFalse(Replica.allFinite(buffer, ranges: whole), "\(bad) at \(position)")
+                XCTAssertFalse(Replica.allFinite(buffer, ranges: split), "\(bad) at \(position), split ranges")
+                buffer[position] = 1
+            }
+        }
+        buffer[300] = .nan   // between the ranges: not checked
+        XCTAssertTrue(Replica.allFinite(buffer, ranges: split))
+        XCTAssertFalse(Replica.allFinite(buffer, ranges: whole))
+    }
 }
