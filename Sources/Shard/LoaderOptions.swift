@@ -3,7 +3,9 @@
 public struct LoaderOptions: Sendable, Equatable {
     /// Samples per rank per step (`batch_size` in the trainer's config).
     public var batchSize: Int
-    /// Decoding/augmenting threads per rank (`data.threads`, default 2).
+    /// Decoding/augmenting threads per rank (`data.threads`, default 2). 0: no prefetching; the trainer prepares
+    /// each batch itself when it asks for it (the trainer also prepares any sample of its current batch that no
+    /// thread has taken yet).
     public var threads: Int = 2
     /// Batches prepared ahead of the one the trainer holds (`data.prefetch`, default 2). Memory: (prefetch + 1)
     /// batches of C·H·W floats.
@@ -21,7 +23,7 @@ public struct LoaderOptions: Sendable, Equatable {
 
     public func validate() throws {
         guard batchSize > 0 else { throw DataError("batch size must be positive, found \(batchSize)") }
-        guard threads >= 1, threads <= 256 else { throw DataError("data threads must be 1…256, found \(threads)") }
+        guard threads >= 0, threads <= 256 else { throw DataError("data threads must be 0…256, found \(threads)") }
         guard prefetch >= 1, prefetch <= 64 else { throw DataError("data prefetch must be 1…64 batches, found \(prefetch)") }
         guard maxBadFraction >= 0, maxBadFraction <= 1 else {
             throw DataError("max bad fraction must lie in [0, 1], found \(maxBadFraction)")

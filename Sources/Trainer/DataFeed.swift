@@ -71,6 +71,11 @@ public final class DataFeed {
 
     /// The next batch of this epoch, or nil at its end.
     public func next() throws -> Batch? { try loader.next() }
+
+    /// The next batch with its images written into `network`'s input (see `BatchLoader.next(into:)`).
+    public func next(into network: Network) throws -> Batch? {
+        try loader.next(into: network.inputTensor(batch: loader.options.batchSize).data)
+    }
 }
 
 extension DataSettings {

@@ -10,9 +10,8 @@ public enum Evaluation {
     public static func run(network: Network, feed: DataFeed, communicator: Communicator) throws -> Sums {
         try feed.begin(epoch: 0, step: 0)
         var sums = Sums()
-        while let batch = try feed.next() {
+        while let batch = try feed.next(into: network) {
             guard batch.count > 0 else { continue }
-            network.inputTensor(batch: batch.count).data.update(from: batch.images, count: batch.count * network.input.count)
             let logits = network.forward(batch: batch.count, mode: .eval)
             network.computeLoss(labels: batch.labels, batch: batch.count)
             sums.add(logits: logits, labels: batch.labels, losses: network.loss.sampleLoss)

@@ -112,7 +112,8 @@ public struct DataSettings {
         guard std.allSatisfy({ $0 > 0 }) else { throw ConfigError("\(c.path): 'std' values must be positive") }
         threads = try c.int("threads", default: 2)
         prefetch = try c.int("prefetch", default: 4)
-        guard threads >= 1, prefetch >= 1 else { throw ConfigError("\(c.path): 'threads' and 'prefetch' must be at least 1") }
+        guard threads >= 0 else { throw ConfigError("\(c.path): 'threads' must be 0 (the trainer prepares its batches) or more") }
+        guard prefetch >= 1 else { throw ConfigError("\(c.path): 'prefetch' must be at least 1") }
         cache = try c.bool("cache", default: false)
         maxBadFraction = try c.double("max_bad_fraction", default: 0.01)
         synthetic = try c.bool("synthetic", default: false)

@@ -188,9 +188,7 @@ public final class TrainingRun {
             var stop = false
             while position.step < total {
                 let waitStart = Network.now()
-                guard let batch = try train.next() else { break }
-                let input = network.inputTensor(batch: batch.count)
-                input.data.update(from: batch.images, count: input.count)
+                guard let batch = try train.next(into: network) else { break }
                 let dataWait = Network.now() - waitStart
                 timing.data += dataWait
                 logTiming.data += dataWait

@@ -10,11 +10,18 @@ final class BatchLoaderTests: XCTestCase {
         var images: [Float]
     }
 
-    private func collect(_ loader: BatchLoader, epoch: Int, from step: Int = 0) throws -> [Collected] {
+    /// Every batch of an epoch. `into`: through `next(into:)`, with a destination full of a value no image has,
+    /// so that any part `next(into:)` leaves unwritten shows.
+    private func collect(_ loader: BatchLoader, epoch: Int, from step: Int = 0, into: Bool = false) throws -> [Collected] {
         loader.start(epoch: epoch, step: step)
         var out = [Collected]()
-        while let batch = try loader.next() {
-            let size = loader.preprocess.imageSize
+        let size = loader.preprocess.imageSize
+        let destination = UnsafeMutablePointer<Float>.allocate(capacity: loader.options.batchSize * size)
+        defer { destination.deallocate() }
+        while true {
+            destination.update(repeating: -1234, count: loader.options.batchSize * size)
+            guard let batch = try into ? loader.next(into: destination) : loader.next() else { break }
+            if into { XCTAssertEqual(batch.images, destination) }
             out.append(Collected(step: batch.step, count: batch.count,
                                  labels: Array(UnsafeBufferPointer(start: batch.labels, count: batch.capacity)),
                                  images: Array(UnsafeBufferPointer(start: batch.images, count: batch.capacity * size))))
@@ -75,6 +82,10 @@ final class BatchLoaderTests: XCTestCase {
         let one = try collect(try loader(index, batch: 2, preprocess: augment) { $0.threads = 1; $0.prefetch = 1 }, epoch: 3)
         let many = try loader(index, batch: 2, preprocess: augment) { $0.threads = 3; $0.prefetch = 4 }
         XCTAssertEqual(one, try collect(many, epoch: 3))
+        XCTAssertEqual(one, try collect(many, epoch: 3, into: true), "written into a destination: the same batches")
+        let none = try loader(index, batch: 2, preprocess: augment) { $0.threads = 0 }   // next() prepares everything
+        XCTAssertEqual(one, try collect(none, epoch: 3))
+        XCTAssertEqual(one, try collect(none, epoch: 3, into: true))
         XCTAssertEqual(one.count, 6)
         XCTAssertNotEqual(one, try collect(many, epoch: 4), "another epoch, other order and crops")
         // Resuming at step 4 of epoch 3 (a new loader, as after a restart) gives the rest of the epoch, even when the
@@ -91,8 +102,10 @@ final class BatchLoaderTests: XCTestCase {
         let index = try DatasetIndex.scan(root: root, split: "val")
         var seen = [Int]()
         for rank in 0..<3 {
-            let batches = try collect(try loader(index, batch: 2, rank: rank, ranks: 3, mode: .evaluation), epoch: 0)
+            let l = try loader(index, batch: 2, rank: rank, ranks: 3, mode: .evaluation)
+            let batches = try collect(l, epoch: 0)
             XCTAssertEqual(batches.count, 2, "every rank runs ⌈8 / 6⌉ steps")
+            XCTAssertEqual(try collect(l, epoch: 0, into: true), batches, "a destination's unused tail is zeroed too")
             for b in batches {
                 seen += values(b)
                 XCTAssertTrue(b.images[(b.count * 16)...].allSatisfy { $0 == 0 }, "unused tail zero-filled")
@@ -199,6 +212,9 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertEqual(try collect(cached, epoch: 0), reference)
         XCTAssertEqual(cached.skippedThisEpoch, 0)
         XCTAssertEqual(try collect(evalCached, epoch: 0), evalReference)
+        XCTAssertEqual(try collect(evalCached, epoch: 0, into: true), evalReference)
+        XCTAssertFalse(evalCached.threadsStarted, "every sample a finished tensor: next() copies them, no decode threads")
+        XCTAssertTrue(cached.threadsStarted, "random crops: decode threads prepare the batches ahead")
         XCTAssertEqual(try loader(index, batch: 2).preloadCache(), 0, "no preload without cacheDecoded")
     }
 
@@ -219,6 +235,7 @@ final class BatchLoaderTests: XCTestCase {
         }
         XCTAssertNotEqual(batches[0].labels, batches[1].labels)
         XCTAssertEqual(try collect(l, epoch: 0), batches, "deterministic")
+        XCTAssertEqual(try collect(l, epoch: 0, into: true), batches)
         XCTAssertThrowsDataError(try BatchLoader(source: .synthetic(count: 40, classes: 0), preprocess: shape,
                                                  sampler: sampler, options: options), containing: ["synthetic"])
     }
