@@ -45,6 +45,13 @@ public final class FullyConnected: Layer {
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let n = output.batch, y = output.data, x = inputs[0].data, k = self.inputs
         let w = weight.value, b = bias?.value, yT = context.scratch
+        if FullyConnected.skinnyKernels && SkinnyGEMM.suits(batch: n, outputs: outputs, inputs: k) {
+            Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
+                SkinnyGEMM.forward(x: x, w: w, y: y, n: n, k: k, m: outputs, rows: r)
+                if let b { for s in 0..<n { addRow(y + (s &* outputs &+ r.lowerBound), b + r.lowerBound, r.count) } }
+            }
+            return
+        }
         // yᵀ[r] = W[r] · xᵀ for each slice r of the outputs, then y = (yᵀ)ᵀ + b. OpenBLAS runs this orientation
         // (M = outputs, N = batch) 17–25% faster than y = x·Wᵀ (M = batch) at batch 16; the transpose is tiny.
         Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
@@ -83,6 +90,10 @@ public final class FullyConnected: Layer {
             }
         }
     }
+
+    /// The forward of small batches through large weights uses `SkinnyGEMM` instead of sgemm (see
+    /// `SkinnyGEMM.suits`). Off only to compare the two in tests and benchmarks.
+    nonisolated(unsafe) public static var skinnyKernels = true
 
     public var cost: LayerCost {
         let weights = outputs * inputs + (hasBias ? outputs : 0)

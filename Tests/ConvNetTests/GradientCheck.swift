@@ -83,8 +83,12 @@ final class LayerHarness: GradientCheckable {
 
     deinit { scratch.deallocate() }
 
+    /// Threads the layer may use (its scratch does not depend on them for the layers tested with more than one).
+    var threads = 1
+
     var context: LayerContext {
-        LayerContext(mode: mode, scratch: scratch, computeParameterGradients: computeParameterGradients, seed: seed)
+        LayerContext(mode: mode, scratch: scratch, computeParameterGradients: computeParameterGradients, seed: seed,
+                     threads: threads)
     }
 
     @discardableResult
