@@ -26,7 +26,7 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(n
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 section() { [[ $what == all || $what == "$1" ]]; }
 mpi() { local n=$1; shift; mpirun "${root[@]}" -n "$n" --bind-to none --oversubscribe -x OPENBLAS_NUM_THREADS=1 "$@"; }
-synthetic=(--set data.synthetic=true --set data.synthetic_train=25600 --set log.every_steps=1000000 --progress plain)
+synthetic=(--set data.synthetic=true --set data.synthetic_train=64000 --set log.every_steps=1000000 --progress plain)
 
 if section peer; then
     echo; echo "== dtrain bench vs PyTorch ($runs runs each, alternating)"
@@ -50,9 +50,10 @@ fi
 if section scaling; then
     echo; echo "== scaling: LeNet-5, per-rank batch 64, synthetic data, 1 BLAS thread per rank"
     for ((r = 1; r <= runs; r++)); do
-        OPENBLAS_NUM_THREADS=1 $bin configs/lenet5.json "${synthetic[@]}" --batch-size 64 --max-steps 400 --output "$tmp/s1-$r" --overwrite \
+        OPENBLAS_NUM_THREADS=1 $bin configs/lenet5.json "${synthetic[@]}" --batch-size 64 --max-steps 800 --output "$tmp/s1-$r" --overwrite \
             | grep 'step time' | sed 's/^/1 rank:  /'
-        mpi 2 --mca mpi_yield_when_idle 1 $bin configs/lenet5.json "${synthetic[@]}" --batch-size 128 --max-steps 400 \
+        # The project's launcher, as users run it: with 2 ranks of 1 thread it binds each rank to a core.
+        launch/dtrain-mpirun -n 2 -- configs/lenet5.json "${synthetic[@]}" --batch-size 128 --max-steps 800 \
             --output "$tmp/s2-$r" --overwrite | grep 'step time' | sed 's/^/2 ranks: /'
     done
 fi
@@ -62,7 +63,7 @@ if section sync; then
     for spec in "lenet5 128 300" "alexnet-torchvision 64 6"; do
         read -r config batch steps <<<"$spec"
         for bucket in 0 4; do
-            mpi 2 --mca mpi_yield_when_idle 1 $bin "configs/$config.json" "${synthetic[@]}" --set data.synthetic_train=$((batch * (steps + 1))) \
+            launch/dtrain-mpirun -n 2 -- "configs/$config.json" "${synthetic[@]}" --set data.synthetic_train=$((batch * (steps + 1))) \
                 --set network.classes=1000 --batch-size "$batch" --max-steps "$steps" --set solver.gradient_bucket_mb=$bucket \
                 --output "$tmp/sync-$config-$bucket" --overwrite | grep 'step time' | sed "s/^/$config, bucket $bucket MiB: /"
         done
