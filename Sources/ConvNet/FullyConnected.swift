@@ -69,16 +69,18 @@ public final class FullyConnected: Layer {
         let n = output.batch, dy = outputGradient.data, x = inputs[0].data, k = self.inputs
         let dW = context.computeParameterGradients ? weight.gradient : nil, db = dW != nil ? bias?.gradient : nil
         let dx = inputGradients[0]?.data, w = weight.value
+        let beta: Float = context.overwriteParameterGradients ? 0 : 1
         // One parallel region for both products: slice p of the outputs for the weight gradient, then slice p of the
         // inputs for the input gradient.
         let parts = parts(n, items: min(outputs, k), context)
         Parallel.slices(parts, parts: parts) { part, _ in
             if let dW {
-                // dW[r] += dy[:, r]ᵀ · x and db[r] += Σ dy[:, r]
+                // dW[r] += dy[:, r]ᵀ · x and db[r] += Σ dy[:, r] (or = when overwriting: β = 0)
                 let r = (outputs * part / parts)..<(outputs * (part + 1) / parts)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(r.count), Int32(k), Int32(n),
-                            1, dy + r.lowerBound, Int32(outputs), x, Int32(k), 1, dW + r.lowerBound * k, Int32(k))
+                            1, dy + r.lowerBound, Int32(outputs), x, Int32(k), beta, dW + r.lowerBound * k, Int32(k))
                 if let db {
+                    if beta == 0 { (db + r.lowerBound).update(repeating: 0, count: r.count) }
                     for s in 0..<n { addRow(db + r.lowerBound, dy + (s &* outputs &+ r.lowerBound), r.count) }
                 }
             }
@@ -94,6 +96,8 @@ public final class FullyConnected: Layer {
     /// The forward of small batches through large weights uses `SkinnyGEMM` instead of sgemm (see
     /// `SkinnyGEMM.suits`). Off only to compare the two in tests and benchmarks.
     nonisolated(unsafe) public static var skinnyKernels = true
+
+    public var writesFreshParameterGradients: Bool { true }
 
     public var cost: LayerCost {
         let weights = outputs * inputs + (hasBias ? outputs : 0)

@@ -197,10 +197,12 @@ public final class Network {
 
     /// Backpropagates `logitsGradient` (the loss head's output, or one given by a test) through every layer,
     /// adding parameter gradients into `parameters.gradients` (zero them first with `parameters.zeroGradients()`).
+    /// `freshGradients`: the gradients of this backward replace what the buffer held, as if it had been zeroed
+    /// first; layers that can write theirs do so, the others' are zeroed just before they run.
     /// `layerDone(i)` runs right after layer i's backward: its parameter gradients are then final, so a trainer can
     /// start reducing them while the layers below are still working.
     public func backward(batch: Int, mode: Mode = .train, seed: UInt64 = 0, logitsGradient: Tensor? = nil,
-                         layerDone: ((Int) -> Void)? = nil) {
+                         freshGradients: Bool = false, layerDone: ((Int) -> Void)? = nil) {
         let top = layers.count
         let dTop = tensor(top, batch, gradient: true)
         if let given = logitsGradient {
@@ -211,12 +213,25 @@ public final class Network {
         for t in 1..<top where needsGradient[t] { tensorGradientZero(t, batch) }
         let blasThreads = holdBLASAtOneThread()
         defer { restoreBLAS(blasThreads) }
+        if freshGradients && parameters.ownsGradients {
+            // Layers that backward does not reach (or that are frozen) get zeros, as after zeroGradients().
+            for i in layers.indices where !needsGradient[i + 1] || frozen.contains(layers[i].name) {
+                for slot in parameterSlotsOfLayer[i] { slot.gradient.update(repeating: 0, count: slot.count) }
+            }
+        }
         for i in stride(from: layers.count - 1, through: 0, by: -1) where needsGradient[i + 1] {
             let start = profiling ? Network.now() : 0
             let ins = inputIndices[i]
+            var context = context(mode, seed, layer: i)
+            if freshGradients && parameters.ownsGradients && context.computeParameterGradients {
+                if layers[i].writesFreshParameterGradients {
+                    context.overwriteParameterGradients = true
+                } else {
+                    for slot in parameterSlotsOfLayer[i] { slot.gradient.update(repeating: 0, count: slot.count) }
+                }
+            }
             layers[i].backward(ins.map { tensor($0, batch) }, tensor(i + 1, batch), tensor(i + 1, batch, gradient: true),
-                               ins.map { needsGradient[$0] ? tensor($0, batch, gradient: true) : nil },
-                               context(mode, seed, layer: i))
+                               ins.map { needsGradient[$0] ? tensor($0, batch, gradient: true) : nil }, context)
             if profiling { backwardSeconds[i] += Network.now() - start }
             layerDone?(i)
         }

@@ -69,7 +69,8 @@ public final class ParameterBuffer {
         self.ownsGradients = withGradients
     }
 
-    private let ownsGradients: Bool
+    /// False for a network built without gradients (evaluation only): `gradients` then aliases `values`.
+    let ownsGradients: Bool
 
     deinit {
         UnsafeMutableRawPointer(values.baseAddress!).deallocate()

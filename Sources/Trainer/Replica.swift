@@ -80,7 +80,6 @@ public final class Replica {
         let forwardDone = Network.now()
         timing.forward += forwardDone - clock
 
-        network.parameters.zeroGradients()
         let overlapping = bucketFloats > 0 && network.frozen.isEmpty && communicator.size > 1
         var localBad = !loss.isFinite
         var requests: [AllreduceRequest] = []
@@ -96,7 +95,7 @@ public final class Replica {
                 do { requests.append(try communicator.startAllreduce(bucket, op: .average)) } catch { failure = error }
                 bucketEnd = to
             }
-            network.backward(batch: count, seed: dropoutSeed) { layer in
+            network.backward(batch: count, seed: dropoutSeed, freshGradients: true) { layer in
                 guard let first = self.network.parameterSlots(ofLayer: layer).first else { return }
                 ready = first.offset
                 if bucketEnd - ready >= self.bucketFloats { flush(down: ready) }
@@ -104,7 +103,7 @@ public final class Replica {
             if bucketEnd > 0 { flush(down: 0) }
             if let failure { throw failure }
         } else {
-            network.backward(batch: count, seed: dropoutSeed)
+            network.backward(batch: count, seed: dropoutSeed, freshGradients: true)
             localBad = localBad || !Replica.allFinite(network.parameters.gradients, ranges: sgd.trainableRanges)
         }
         let backwardDone = Network.now()

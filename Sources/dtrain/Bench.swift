@@ -57,8 +57,7 @@ struct Bench: ParsableCommand {
             let t1 = Network.now()
             labels.withUnsafeBufferPointer { _ = network.computeLoss(labels: $0.baseAddress!, batch: batch) }
             let t2 = Network.now()
-            network.parameters.zeroGradients()
-            network.backward(batch: batch, seed: UInt64(step))
+            network.backward(batch: batch, seed: UInt64(step), freshGradients: true)
             let t3 = Network.now()
             sgd.step(network.parameters, lr: 1e-4)
             let t4 = Network.now()

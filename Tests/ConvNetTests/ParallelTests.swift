@@ -18,17 +18,26 @@ final class ParallelTests: XCTestCase {
     """
 
     /// Logits and every parameter gradient after one forward and backward with `threads`.
-    private func run(threads: Int, batch: Int) throws -> (logits: [Float], gradients: [Float]) {
+    /// `freshGradients`: the gradient buffer holds garbage and backward is asked to replace it, instead of zeroing it
+    /// first. `frozen`: layers left out of training.
+    private func run(threads: Int, batch: Int, freshGradients: Bool = false,
+                     frozen: Set<String> = []) throws -> (logits: [Float], gradients: [Float]) {
         let network = try Network(spec: try NetworkSpec(try parseConfig(Self.config, path: "network")), maxBatch: batch)
         network.threads = threads
+        network.frozen = frozen
         network.initializeParameters(seed: 5)
         let input = network.inputTensor(batch: batch)
         fillNormal(input.data, count: input.count, seed: 6)
         let labels = (0..<batch).map { Int32($0 % 6) }
         let logits = network.forward(batch: batch, mode: .train)
         labels.withUnsafeBufferPointer { _ = network.computeLoss(labels: $0.baseAddress!, batch: batch) }
-        network.parameters.zeroGradients()
-        network.backward(batch: batch)
+        if freshGradients {
+            network.parameters.gradients.update(repeating: 3.5)
+            network.backward(batch: batch, freshGradients: true)
+        } else {
+            network.parameters.zeroGradients()
+            network.backward(batch: batch)
+        }
         return (Array(logits.buffer), Array(network.parameters.gradients))
     }
 
@@ -44,6 +53,19 @@ final class ParallelTests: XCTestCase {
             for (a, b) in zip(one.logits, many.logits) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a))) }
             for (i, (a, b)) in zip(one.gradients, many.gradients).enumerated() {
                 XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a)), "gradient \(i), \(threads) threads")
+            }
+        }
+    }
+
+    /// A backward asked for fresh gradients (fully connected layers write theirs with β = 0, the others are zeroed
+    /// first) leaves exactly what zeroing the buffer and accumulating leaves, frozen layers included.
+    func testFreshGradientsEqualZeroedAndAccumulated() throws {
+        for threads in [1, 2] {
+            for frozen: Set<String> in [[], ["conv1"], ["fc2"], ["conv1", "conv2", "fc1"]] {
+                let zeroed = try run(threads: threads, batch: 5, frozen: frozen)
+                let fresh = try run(threads: threads, batch: 5, freshGradients: true, frozen: frozen)
+                XCTAssertEqual(fresh.gradients, zeroed.gradients, "\(threads) thread(s), frozen \(frozen.sorted())")
+                XCTAssertTrue(zeroed.gradients.contains { $0 != 0 })
             }
         }
     }
