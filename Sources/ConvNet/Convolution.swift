@@ -39,6 +39,17 @@ public final class Convolution: Layer {
     nonisolated(unsafe) static var chunkFloats = 98_304
     nonisolated(unsafe) static var minimumBandColumns = 256
 
+    /// 3×3 stride-1 layers (padding 0 or 1, at least 16 channels and filters per group) run their forward and input
+    /// gradient on Winograd's F(2×2, 3×3) (see `WinogradConvolution`); the weight gradient stays on im2col.
+    /// Off only to compare the two in tests and benchmarks.
+    nonisolated(unsafe) public static var winogradEnabled = true
+    private let winograd: WinogradConvolution?
+    /// The input gradient as a convolution of dy: rotated filters, channel axes swapped, padding 2 − p.
+    private let winogradGradient: WinogradConvolution?
+    private var reservedBatch = 1
+    /// The forward's transformed filters, kept for the input gradient (which reads them rotated).
+    private var transformedFilters: UnsafeMutablePointer<Float>?
+
     public init(_ context: LayerBuildContext) throws {
         try context.requireInputs(1)
         let c = context.config
@@ -58,6 +69,23 @@ public final class Convolution: Layer {
         let oh = try context.slide(input.height, kernel: k.0, stride: s.0, padding: p.0, axis: "height")
         let ow = try context.slide(input.width, kernel: k.1, stride: s.1, padding: p.1, axis: "width")
         outputShape = Shape(channels: filters, height: oh, width: ow)
+        if k == (3, 3) && s == (1, 1) && p.0 == p.1 && p.0 <= 1 && input.channels / groups >= 16 && filters / groups >= 16 {
+            winograd = WinogradConvolution(channels: input.channels, height: input.height, width: input.width,
+                                           outputs: filters, groups: groups, padding: p.0)
+            winogradGradient = WinogradConvolution(channels: filters, height: oh, width: ow, outputs: input.channels,
+                                                   groups: groups, padding: 2 - p.0)
+        } else {
+            winograd = nil
+            winogradGradient = nil
+        }
+    }
+
+    private var usesWinograd: Bool { winograd != nil && Convolution.winogradEnabled }
+
+    /// The Winograd path's scratch: one region per thread.
+    private func winogradScratch(batch: Int, threads: Int) -> Int {
+        guard let winograd, let winogradGradient else { return 0 }
+        return threads * max(winograd.threadFloats(batch: batch), winogradGradient.threadFloats(batch: batch))
     }
 
     public var parameterSpecs: [ParameterSpec] {
@@ -97,13 +125,34 @@ public final class Convolution: Layer {
         (columnRows + filters) * chunkColumns(batch: batch) + filters * groupRows + filters
     }
 
-    public func scratchCount(batch: Int) -> Int { threadScratch(batch: batch) }
+    public func scratchCount(batch: Int) -> Int { scratchCount(batch: batch, threads: 1) }
 
-    public func scratchCount(batch: Int, threads: Int) -> Int { threads * threadScratch(batch: batch) }
+    public func scratchCount(batch: Int, threads: Int) -> Int {
+        max(threads * threadScratch(batch: batch), winogradScratch(batch: batch, threads: threads))
+    }
 
     public func reserve(batch: Int) {
         chunk = chunkSize(batch: batch)
         band = bandRows(batch: batch)
+        reservedBatch = batch
+        if let winograd, transformedFilters == nil { transformedFilters = .allocate(capacity: winograd.filterFloats) }
+    }
+
+    deinit { transformedFilters?.deallocate() }
+
+    /// Runs `geometry` over the batch on the layer's threads: y (+)= conv(x). The forward transforms the filters;
+    /// the input gradient (`rotated`) reads the forward's transform.
+    private func runWinograd(_ geometry: WinogradConvolution, rotated: Bool, x: Tensor, y: Tensor,
+                             bias: UnsafePointer<Float>?, accumulate: Bool, _ context: LayerContext) {
+        if transformedFilters == nil { reserve(batch: reservedBatch) }
+        let u = transformedFilters!
+        if !rotated { geometry.transformFilters(weight.value, into: u) }
+        let chunk = geometry.chunk(batch: reservedBatch)
+        let perThread = max(winograd!.threadFloats(batch: reservedBatch), winogradGradient!.threadFloats(batch: reservedBatch))
+        Parallel.slices(x.batch, parts: parts(x.batch, context)) { part, images in
+            geometry.run(x: x.data, u: u, rotatedFilters: rotated, bias: bias, y: y.data, accumulate: accumulate,
+                         images: images, chunk: chunk, scratch: context.scratch + part * perThread)
+        }
     }
 
     /// Slices of the batch to run on separate threads: each image's work is independent.
@@ -113,6 +162,10 @@ public final class Convolution: Layer {
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let x = inputs[0], perThread = threadScratch(batch: chunk)
+        if usesWinograd {
+            runWinograd(winograd!, rotated: false, x: x, y: output, bias: bias?.value, accumulate: false, context)
+            return
+        }
         Parallel.slices(x.batch, parts: parts(x.batch, context)) { part, images in
             forward(x, output, images, scratch: context.scratch + part * perThread)
         }
@@ -171,6 +224,17 @@ public final class Convolution: Layer {
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
         let x = inputs[0], dx = inputGradients[0]
+        if usesWinograd, let dx {
+            // The weight and bias gradients on im2col, then dx += the Winograd convolution of dy (with the filters the
+            // forward transformed: backward always follows the forward it differentiates).
+            if context.computeParameterGradients { im2colBackward(x, outputGradient, nil, context) }
+            runWinograd(winogradGradient!, rotated: true, x: outputGradient, y: dx, bias: nil, accumulate: true, context)
+            return
+        }
+        im2colBackward(x, outputGradient, dx, context)
+    }
+
+    private func im2colBackward(_ x: Tensor, _ outputGradient: Tensor, _ dx: Tensor?, _ context: LayerContext) {
         let wantWeights = context.computeParameterGradients
         guard wantWeights || dx != nil else { return }
         let perThread = threadScratch(batch: chunk), chunkFloats = perThread - filters * groupRows - filters

@@ -75,7 +75,7 @@ final class LayerHarness: GradientCheckable {
         for (i, x) in inputs.enumerated() { fillNormal(x.tensor.data, count: x.tensor.count, seed: seed &+ UInt64(i) &+ 100) }
         inputGradients = shapes.map { TensorStorage(batch: batch, shape: $0) }
         output = TensorStorage(batch: batch, shape: layer.outputShape)
-        let scratchCount = max(1, layer.scratchCount(batch: batch))
+        let scratchCount = max(1, layer.scratchCount(batch: batch), layer.scratchCount(batch: batch, threads: 4))
         scratch = .allocate(capacity: scratchCount)
         scratch.initialize(repeating: .nan, count: scratchCount)  // a layer reading scratch it did not write shows up
         layer.reserve(batch: batch)
@@ -83,7 +83,7 @@ final class LayerHarness: GradientCheckable {
 
     deinit { scratch.deallocate() }
 
-    /// Threads the layer may use (its scratch does not depend on them for the layers tested with more than one).
+    /// Threads the layer may use (up to 4: the scratch is sized for that).
     var threads = 1
 
     var context: LayerContext {

@@ -1,0 +1,205 @@
+import CBLAS
+
+/// Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+/// 2016) for 3×3 stride-1 convolutions: each 2×2 block of output comes from a 4×4 input tile with 16 multiplies per
+/// channel instead of 36. The tiles' 16 transformed values turn a convolution into 16 independent GEMMs
+/// (filters × channels times channels × tiles), so the multiplies still run on sgemm:
+///
+///     U = G g Gᵀ (per filter and channel),  V = Bᵀ d B (per channel and tile),
+///     M_ξ = U_ξ · V_ξ (ξ = 0..<16),         y = Aᵀ M A (per filter and tile).
+///
+/// The same routine computes a convolution's input gradient: for stride 1 that is a convolution of dy with the filters
+/// rotated by 180° and their two channel axes swapped, padded by 2 − p.
+///
+/// AlexNet's 3×3 layers at 13×13 (7×7 tiles per image, 16% of them past the edge) need 1.9× fewer multiply-adds this
+/// way; the transforms are additions only. Rounding differs from the direct sum by a few ulps (the test compares
+/// against float64 at 1e-4).
+struct WinogradConvolution {
+    /// Input channels, rows and columns (all groups), output channels (all groups), zero padding on each side.
+    let channels: Int, height: Int, width: Int, outputs: Int, groups: Int, padding: Int
+
+    var outputHeight: Int { height + 2 * padding - 2 }
+    var outputWidth: Int { width + 2 * padding - 2 }
+    var tileRows: Int { (outputHeight + 1) / 2 }
+    var tileColumns: Int { (outputWidth + 1) / 2 }
+    var tilesPerImage: Int { tileRows * tileColumns }
+    var channelsPerGroup: Int { channels / groups }
+    var outputsPerGroup: Int { outputs / groups }
+
+    /// Images transformed together: enough tiles (about 256) for GEMMs of a good width.
+    func chunk(batch: Int) -> Int { max(1, min(batch, 256 / max(1, tilesPerImage))) }
+
+    /// Floats of the transformed filters of all groups.
+    var filterFloats: Int { 16 * outputs * channelsPerGroup }
+
+    /// Floats one thread needs for a chunk: the transformed input and the GEMM products of one group.
+    func threadFloats(batch: Int) -> Int {
+        16 * (channelsPerGroup + outputsPerGroup) * chunk(batch: batch) * tilesPerImage
+    }
+
+    // MARK: Filters
+
+    /// U[g][ξ][o][c] = (G w G ᵀ)_ξ for each group g, output channel o and input channel c of the group, from
+    /// weights `[outputs, channels/groups, 3, 3]`.
+    func transformFilters(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        let og = outputsPerGroup, cg = channelsPerGroup, xiStride = og &* cg
+        for g in 0..<groups {
+            let base = u + g &* 16 &* xiStride
+            for o in 0..<og {
+                for c in 0..<cg {
+                    let k = w + ((g &* og &+ o) &* cg &+ c) &* 9, out = base + (o &* cg &+ c)
+                    // G k (4 × 3), then each of its rows times Gᵀ.
+                    let a0 = k[0], a1 = k[1], a2 = k[2], b0 = k[3], b1 = k[4], b2 = k[5], c0 = k[6], c1 = k[7], c2 = k[8]
+                    transformRow(a0, a1, a2, out, xiStride)
+                    transformRow(0.5 * (a0 + b0 + c0), 0.5 * (a1 + b1 + c1), 0.5 * (a2 + b2 + c2), out + 4 &* xiStride, xiStride)
+                    transformRow(0.5 * (a0 - b0 + c0), 0.5 * (a1 - b1 + c1), 0.5 * (a2 - b2 + c2), out + 8 &* xiStride, xiStride)
+                    transformRow(c0, c1, c2, out + 12 &* xiStride, xiStride)
+                }
+            }
+        }
+    }
+
+    /// (a, b, e) Gᵀ = (a, (a + b + e)/2, (a − b + e)/2, e), stored `stride` apart.
+    @inline(__always) private func transformRow(_ a: Float, _ b: Float, _ e: Float, _ out: UnsafeMutablePointer<Float>,
+                                                _ stride: Int) {
+        out[0] = a
+        out[stride] = 0.5 * (a + b + e)
+        out[2 &* stride] = 0.5 * (a - b + e)
+        out[3 &* stride] = e
+    }
+
+    /// Rotating a 3×3 kernel by 180° permutes its transform: G J = P G, with J reversing three entries and P swapping
+    /// rows 0 and 3, so G (J k J) Gᵀ = P U Pᵀ. The input gradient therefore reuses the forward's U: ξ = 4a + b reads
+    /// U at 4π(a) + π(b), transposed (its channel axes swap).
+    static let rotated: [Int] = (0..<16).map { xi in
+        let swap = [3, 1, 2, 0]
+        return swap[xi / 4] * 4 + swap[xi % 4]
+    }
+
+    // MARK: The convolution
+
+    /// y (+)= conv(x) for images `images`: x `[batch, channels, height, width]`, y `[batch, outputs, outputHeight,
+    /// outputWidth]`, `u` from `transformFilters`. Overwrites y (plus `bias`) unless `accumulate`.
+    /// `rotatedFilters`: u is the transform of the forward layer whose input gradient this computes (filters
+    /// `[channels, outputs/groups, 3, 3]`), used rotated and transposed. `scratch` holds `threadFloats(batch:)` floats.
+    func run(x: UnsafePointer<Float>, u: UnsafePointer<Float>, rotatedFilters: Bool, bias: UnsafePointer<Float>?,
+             y: UnsafeMutablePointer<Float>, accumulate: Bool, images: Range<Int>, chunk: Int,
+             scratch: UnsafeMutablePointer<Float>) {
+        let cg = channelsPerGroup, og = outputsPerGroup, plane = height * width, outPlane = outputHeight * outputWidth
+        var first = images.lowerBound
+        while first < images.upperBound {
+            let count = min(chunk, images.upperBound - first)
+            let tiles = count * tilesPerImage
+            let v = scratch, m = scratch + 16 * cg * tiles
+            for g in 0..<groups {
+                for i in 0..<count {
+                    transformInput(x + ((first + i) * channels + g * cg) * plane, channels: cg,
+                                   into: v + i * tilesPerImage, stride: tiles)
+                }
+                let ug = u + g * 16 * og * cg
+                for xi in 0..<16 {
+                    if rotatedFilters {   // U stored [cg][og] per ξ by the forward layer
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(og), Int32(tiles), Int32(cg),
+                                    1, ug + WinogradConvolution.rotated[xi] * og * cg, Int32(og), v + xi * cg * tiles,
+                                    Int32(tiles), 0, m + xi * og * tiles, Int32(tiles))
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(tiles), Int32(cg),
+                                    1, ug + xi * og * cg, Int32(cg), v + xi * cg * tiles, Int32(tiles),
+                                    0, m + xi * og * tiles, Int32(tiles))
+                    }
+                }
+                for i in 0..<count {
+                    transformOutput(m + i * tilesPerImage, stride: tiles, filters: og, bias: bias.map { $0 + g * og },
+                                    into: y + ((first + i) * outputs + g * og) * outPlane, accumulate: accumulate)
+                }
+            }
+            first += count
+        }
+    }
+
+    /// V[ξ][c][t] = (Bᵀ d B)_ξ for the 4×4 tile d of channel c at tile t of one image; rows of V are `stride` long.
+    private func transformInput(_ x: UnsafePointer<Float>, channels: Int, into v: UnsafeMutablePointer<Float>,
+                                stride: Int) {
+        let h = height, w = width, p = padding, tw = tileColumns, th = tileRows
+        let xiStride = channels &* stride
+        for c in 0..<channels {
+            let image = x + c &* h &* w
+            let out = v + c &* stride
+            for ty in 0..<th {
+                let top = 2 &* ty &- p
+                for tx in 0..<tw {
+                    let left = 2 &* tx &- p
+                    // The tile, zero outside the image.
+                    var d = SIMD16<Float>()
+                    if top >= 0 && top &+ 4 <= h && left >= 0 && left &+ 4 <= w {
+                        let row = image + (top &* w &+ left)
+                        for r in 0..<4 {
+                            let q = row + r &* w
+                            d[r &* 4] = q[0]; d[r &* 4 &+ 1] = q[1]; d[r &* 4 &+ 2] = q[2]; d[r &* 4 &+ 3] = q[3]
+                        }
+                    } else {
+                        for r in 0..<4 {
+                            let yy = top &+ r
+                            guard yy >= 0 && yy < h else { continue }
+                            for s in 0..<4 {
+                                let xx = left &+ s
+                                if xx >= 0 && xx < w { d[r &* 4 &+ s] = image[yy &* w &+ xx] }
+                            }
+                        }
+                    }
+                    // Bᵀ d: rows 0 − 2, 1 + 2, 2 − 1, 1 − 3; then the same on the columns of each row.
+                    let r0 = d.lowHalf.lowHalf, r1 = d.lowHalf.highHalf, r2 = d.highHalf.lowHalf, r3 = d.highHalf.highHalf
+                    let o = out + (ty &* tw &+ tx)
+                    store(r0 - r2, o, xiStride)
+                    store(r1 + r2, o + 4 &* xiStride, xiStride)
+                    store(r2 - r1, o + 8 &* xiStride, xiStride)
+                    store(r1 - r3, o + 12 &* xiStride, xiStride)
+                }
+            }
+        }
+    }
+
+    /// The column transform of one row of Bᵀ d, stored at o, o + stride, o + 2·stride, o + 3·stride.
+    @inline(__always) private func store(_ t: SIMD4<Float>, _ o: UnsafeMutablePointer<Float>, _ stride: Int) {
+        o[0] = t[0] - t[2]
+        o[stride] = t[1] + t[2]
+        o[2 &* stride] = t[2] - t[1]
+        o[3 &* stride] = t[1] - t[3]
+    }
+
+    /// y[o] (+)= Aᵀ M A (+ bias) for each filter o and tile of one image; M rows are `stride` long.
+    private func transformOutput(_ m: UnsafePointer<Float>, stride: Int, filters: Int, bias: UnsafePointer<Float>?,
+                                 into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let oh = outputHeight, ow = outputWidth, tw = tileColumns, th = tileRows
+        let xiStride = filters &* stride
+        for o in 0..<filters {
+            let shift = bias?[o] ?? 0
+            let plane = y + o &* oh &* ow
+            let row = m + o &* stride
+            for ty in 0..<th {
+                for tx in 0..<tw {
+                    let index = ty &* tw &+ tx
+                    var q = SIMD16<Float>()
+                    for xi in 0..<16 { q[xi] = row[xi &* xiStride &+ index] }
+                    // Aᵀ M: rows 0 + 1 + 2 and 1 − 2 − 3.
+                    let r0 = q.lowHalf.lowHalf, r1 = q.lowHalf.highHalf, r2 = q.highHalf.lowHalf, r3 = q.highHalf.highHalf
+                    let s0 = r0 + r1 + r2, s1 = r1 - r2 - r3
+                    let y00 = s0[0] + s0[1] + s0[2] + shift, y01 = s0[1] - s0[2] - s0[3] + shift
+                    let y10 = s1[0] + s1[1] + s1[2] + shift, y11 = s1[1] - s1[2] - s1[3] + shift
+                    let oy = 2 &* ty, ox = 2 &* tx
+                    let p0 = plane + (oy &* ow &+ ox)
+                    let right = ox &+ 1 < ow, below = oy &+ 1 < oh
+                    if accumulate {
+                        p0[0] += y00
+                        if right { p0[1] += y01 }
+                        if below { p0[ow] += y10; if right { p0[ow &+ 1] += y11 } }
+                    } else {
+                        p0[0] = y00
+                        if right { p0[1] = y01 }
+                        if below { p0[ow] = y10; if right { p0[ow &+ 1] = y11 } }
+                    }
+                }
+            }
+        }
+    }
+}
