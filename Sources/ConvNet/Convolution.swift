@@ -81,6 +81,8 @@ public final class Convolution: Layer {
     }
 
     private var usesWinograd: Bool { winograd != nil && Convolution.winogradEnabled }
+    /// True if forward and input gradient run on Winograd F(2×2, 3×3).
+    public var runsOnWinograd: Bool { usesWinograd }
 
     /// The Winograd path's scratch: one region per thread.
     private func winogradScratch(batch: Int, threads: Int) -> Int {
