@@ -39,8 +39,8 @@ public final class Convolution: Layer {
     nonisolated(unsafe) static var chunkFloats = 98_304
     nonisolated(unsafe) static var minimumBandColumns = 256
 
-    /// 3×3 stride-1 layers (padding 0 or 1, at least 16 channels and filters per group) run their forward and input
-    /// gradient on Winograd's F(2×2, 3×3) (see `WinogradConvolution`); the weight gradient stays on im2col.
+    /// 3×3 stride-1 layers (padding 0 or 1, at least 16 channels and filters per group) run forward, input gradient
+    /// and weight gradient on Winograd's F(2×2, 3×3) (see `WinogradConvolution`).
     /// Off only to compare the two in tests and benchmarks.
     nonisolated(unsafe) public static var winogradEnabled = true
     private let winograd: WinogradConvolution?
@@ -84,10 +84,13 @@ public final class Convolution: Layer {
     /// True if forward and input gradient run on Winograd F(2×2, 3×3).
     public var runsOnWinograd: Bool { usesWinograd }
 
-    /// The Winograd path's scratch: one region per thread.
-    private func winogradScratch(batch: Int, threads: Int) -> Int {
+    /// The Winograd path's scratch: one region per thread, for a chunk's transforms and then a private weight
+    /// gradient in the transformed domain.
+    private func winogradScratch(batch: Int, threads: Int) -> Int { threads * winogradRegion(batch: batch) }
+
+    private func winogradRegion(batch: Int) -> Int {
         guard let winograd, let winogradGradient else { return 0 }
-        return threads * max(winograd.threadFloats(batch: batch), winogradGradient.threadFloats(batch: batch))
+        return max(winograd.threadFloats(batch: batch), winogradGradient.threadFloats(batch: batch)) + winograd.filterFloats
     }
 
     public var parameterSpecs: [ParameterSpec] {
@@ -149,8 +152,7 @@ public final class Convolution: Layer {
         if transformedFilters == nil { reserve(batch: reservedBatch) }
         let u = transformedFilters!
         if !rotated { geometry.transformFilters(weight.value, into: u) }
-        let chunk = geometry.chunk(batch: reservedBatch)
-        let perThread = max(winograd!.threadFloats(batch: reservedBatch), winogradGradient!.threadFloats(batch: reservedBatch))
+        let chunk = geometry.chunk(batch: reservedBatch), perThread = winogradRegion(batch: reservedBatch)
         Parallel.slices(x.batch, parts: parts(x.batch, context)) { part, images in
             geometry.run(x: x.data, u: u, rotatedFilters: rotated, bias: bias, y: y.data, accumulate: accumulate,
                          images: images, chunk: chunk, scratch: context.scratch + part * perThread)
@@ -226,14 +228,36 @@ public final class Convolution: Layer {
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
         let x = inputs[0], dx = inputGradients[0]
-        if usesWinograd, let dx {
-            // The weight and bias gradients on im2col, then dx += the Winograd convolution of dy (with the filters the
-            // forward transformed: backward always follows the forward it differentiates).
-            if context.computeParameterGradients { im2colBackward(x, outputGradient, nil, context) }
-            runWinograd(winogradGradient!, rotated: true, x: outputGradient, y: dx, bias: nil, accumulate: true, context)
+        if usesWinograd {
+            if context.computeParameterGradients { winogradWeightGradient(x, outputGradient, context) }
+            // dx += the Winograd convolution of dy, with the filters the forward transformed (backward always follows
+            // the forward it differentiates).
+            if let dx { runWinograd(winogradGradient!, rotated: true, x: outputGradient, y: dx, bias: nil, accumulate: true, context) }
             return
         }
         im2colBackward(x, outputGradient, dx, context)
+    }
+
+    /// dW and db on the Winograd path: each thread sums its images' products in the transformed domain, then the
+    /// sums are added and mapped back to 3×3 kernels once.
+    private func winogradWeightGradient(_ x: Tensor, _ dy: Tensor, _ context: LayerContext) {
+        let geometry = winograd!, chunk = geometry.chunk(batch: reservedBatch), region = winogradRegion(batch: reservedBatch)
+        let transformOffset = region - geometry.filterFloats, parts = parts(x.batch, context)
+        Parallel.slices(x.batch, parts: parts) { part, images in
+            let scratch = context.scratch + part * region, du = scratch + transformOffset
+            du.update(repeating: 0, count: geometry.filterFloats)
+            geometry.accumulateWeightGradient(x: x.data, dy: dy.data, du: du, images: images, chunk: chunk, scratch: scratch)
+        }
+        let du = context.scratch + transformOffset
+        for part in 1..<max(1, parts) { addRow(du, context.scratch + part * region + transformOffset, geometry.filterFloats) }
+        geometry.finishWeightGradient(du, into: weight.gradient)
+        if let bias {
+            let plane = outputShape.plane
+            for n in 0..<x.batch {
+                let sample = dy.sample(n)
+                for f in 0..<filters { bias.gradient[f] += vectorSum(sample + f &* plane, plane) }
+            }
+        }
     }
 
     private func im2colBackward(_ x: Tensor, _ outputGradient: Tensor, _ dx: Tensor?, _ context: LayerContext) {

@@ -117,6 +117,100 @@ struct WinogradConvolution {
         }
     }
 
+    // MARK: The weight gradient
+
+    /// dU[g][ξ][o][c] += Σ_t dM_ξ[o][t] · V_ξ[c][t] over the tiles of images `images`, with V the forward's input
+    /// transform of x and dM = A dy Aᵀ the adjoint of the output transform on each 2×2 block of dy (zero past the
+    /// edge). `finishWeightGradient` turns dU into dW. `du` holds `filterFloats`; `scratch` `threadFloats(batch:)`.
+    func accumulateWeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>,
+                                  images: Range<Int>, chunk: Int, scratch: UnsafeMutablePointer<Float>) {
+        let cg = channelsPerGroup, og = outputsPerGroup, plane = height * width, outPlane = outputHeight * outputWidth
+        var first = images.lowerBound
+        while first < images.upperBound {
+            let count = min(chunk, images.upperBound - first)
+            let tiles = count * tilesPerImage
+            let v = scratch, m = scratch + 16 * cg * tiles
+            for g in 0..<groups {
+                for i in 0..<count {
+                    transformInput(x + ((first + i) * channels + g * cg) * plane, channels: cg,
+                                   into: v + i * tilesPerImage, stride: tiles)
+                    transformOutputGradient(dy + ((first + i) * outputs + g * og) * outPlane, filters: og,
+                                            into: m + i * tilesPerImage, stride: tiles)
+                }
+                let dug = du + g * 16 * og * cg
+                for xi in 0..<16 {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(og), Int32(cg), Int32(tiles),
+                                1, m + xi * og * tiles, Int32(tiles), v + xi * cg * tiles, Int32(tiles),
+                                1, dug + xi * og * cg, Int32(cg))
+                }
+            }
+            first += count
+        }
+    }
+
+    /// dW[o][c] += Gᵀ dU G for every filter and channel: the adjoint of the filter transform.
+    func finishWeightGradient(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
+        let og = outputsPerGroup, cg = channelsPerGroup, xiStride = og &* cg
+        for g in 0..<groups {
+            let base = du + g &* 16 &* xiStride
+            for o in 0..<og {
+                for c in 0..<cg {
+                    let q = base + (o &* cg &+ c), k = dw + ((g &* og &+ o) &* cg &+ c) &* 9
+                    // T = Gᵀ dU (3 × 4), then dW = T G: each step maps (p0, p1, p2, p3) to
+                    // (p0 + (p1 + p2)/2, (p1 − p2)/2, (p1 + p2)/2 + p3).
+                    let r0 = SIMD4(q[0], q[xiStride], q[2 &* xiStride], q[3 &* xiStride])
+                    let r1 = SIMD4(q[4 &* xiStride], q[5 &* xiStride], q[6 &* xiStride], q[7 &* xiStride])
+                    let r2 = SIMD4(q[8 &* xiStride], q[9 &* xiStride], q[10 &* xiStride], q[11 &* xiStride])
+                    let r3 = SIMD4(q[12 &* xiStride], q[13 &* xiStride], q[14 &* xiStride], q[15 &* xiStride])
+                    addAdjointRow(r0 + 0.5 * (r1 + r2), k)
+                    addAdjointRow(0.5 * (r1 - r2), k + 3)
+                    addAdjointRow(0.5 * (r1 + r2) + r3, k + 6)
+                }
+            }
+        }
+    }
+
+    /// k[0..<3] += (p0 + (p1 + p2)/2, (p1 − p2)/2, (p1 + p2)/2 + p3): one row of T G.
+    @inline(__always) private func addAdjointRow(_ p: SIMD4<Float>, _ k: UnsafeMutablePointer<Float>) {
+        k[0] += p[0] + 0.5 * (p[1] + p[2])
+        k[1] += 0.5 * (p[1] - p[2])
+        k[2] += 0.5 * (p[1] + p[2]) + p[3]
+    }
+
+    /// dM[ξ][o][t] = (A dy Aᵀ)_ξ for each filter o and 2×2 block t of dy of one image (rows `stride` long).
+    private func transformOutputGradient(_ dy: UnsafePointer<Float>, filters: Int, into m: UnsafeMutablePointer<Float>,
+                                         stride: Int) {
+        let oh = outputHeight, ow = outputWidth, tw = tileColumns, th = tileRows
+        let xiStride = filters &* stride
+        for o in 0..<filters {
+            let plane = dy + o &* oh &* ow
+            let out = m + o &* stride
+            for ty in 0..<th {
+                for tx in 0..<tw {
+                    let oy = 2 &* ty, ox = 2 &* tx
+                    let right = ox &+ 1 < ow, below = oy &+ 1 < oh
+                    let p0 = plane + (oy &* ow &+ ox)
+                    let y00 = p0[0], y01: Float = right ? p0[1] : 0
+                    let y10: Float = below ? p0[ow] : 0, y11: Float = below && right ? p0[ow &+ 1] : 0
+                    // A dy: rows y0, y0 + y1, y0 − y1, −y1 (y0, y1 the rows of the block); then the same on columns.
+                    let o = out + (ty &* tw &+ tx)
+                    storeAdjointRow(y00, y01, o, xiStride)
+                    storeAdjointRow(y00 + y10, y01 + y11, o + 4 &* xiStride, xiStride)
+                    storeAdjointRow(y00 - y10, y01 - y11, o + 8 &* xiStride, xiStride)
+                    storeAdjointRow(-y10, -y11, o + 12 &* xiStride, xiStride)
+                }
+            }
+        }
+    }
+
+    /// (a, b) Aᵀ = (a, a + b, a − b, −b), stored `stride` apart.
+    @inline(__always) private func storeAdjointRow(_ a: Float, _ b: Float, _ o: UnsafeMutablePointer<Float>, _ stride: Int) {
+        o[0] = a
+        o[stride] = a + b
+        o[2 &* stride] = a - b
+        o[3 &* stride] = -b
+    }
+
     /// V[ξ][c][t] = (Bᵀ d B)_ξ for the 4×4 tile d of channel c at tile t of one image; rows of V are `stride` long.
     private func transformInput(_ x: UnsafePointer<Float>, channels: Int, into v: UnsafeMutablePointer<Float>,
                                 stride: Int) {

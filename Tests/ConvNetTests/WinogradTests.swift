@@ -38,9 +38,8 @@ final class WinogradTests: XCTestCase {
         }
     }
 
-    /// dx from Winograd equals dx from im2col (itself checked against finite differences elsewhere); dW and db are
-    /// the im2col path's in both runs.
-    func testInputGradientMatchesTheIm2colPath() throws {
+    /// dx, dW and db from Winograd equal those from im2col (itself checked against finite differences elsewhere).
+    func testGradientsMatchTheIm2colPath() throws {
         defer { Convolution.winogradEnabled = true }
         for c in cases {
             for threads in [1, 2] {
@@ -54,7 +53,9 @@ final class WinogradTests: XCTestCase {
                     h.runBackward(outputGradient: dy.tensor)
                     results.append(Array(h.inputGradients[0].tensor.buffer) + Array(h.parameters.gradients))
                 }
-                assertClose(results[1], results[0].map(Double.init), tolerance: 1e-4, floor: 1e-1, "\(c), \(threads) threads")
+                // A weight gradient sums hundreds of products of order 1 (7 images × 169 positions), so rounding in
+                // another order moves it by ~1e-5 whatever its value: compare on that scale.
+                assertClose(results[1], results[0].map(Double.init), tolerance: 1e-4, floor: 1, "\(c), \(threads) threads")
             }
         }
     }
