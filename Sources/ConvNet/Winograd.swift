@@ -9,7 +9,8 @@ import CBLAS
 ///     M_ξ = U_ξ · V_ξ (ξ = 0..<16),         y = Aᵀ M A (per filter and tile).
 ///
 /// The same routine computes a convolution's input gradient: for stride 1 that is a convolution of dy with the filters
-/// rotated by 180° and their two channel axes swapped, padded by 2 − p.
+/// rotated by 180° and their two channel axes swapped, padded by 2 − p. The weight gradient is the adjoint of the
+/// forward: dU_ξ = (A dy Aᵀ)_ξ · V_ξᵀ summed over tiles, then dW = Gᵀ dU G.
 ///
 /// AlexNet's 3×3 layers at 13×13 (7×7 tiles per image, 16% of them past the edge) need 1.9× fewer multiply-adds this
 /// way; the transforms are additions only. Rounding differs from the direct sum by a few ulps (the test compares
