@@ -27,15 +27,29 @@ struct WinogradConvolution {
     var channelsPerGroup: Int { channels / groups }
     var outputsPerGroup: Int { outputs / groups }
 
-    /// Images transformed together: enough tiles (about 256) for GEMMs of a good width.
-    func chunk(batch: Int) -> Int { max(1, min(batch, 256 / max(1, tilesPerImage))) }
+    /// Tiles transformed together: enough for GEMMs of a good width, few enough for the transforms to stay in L2/L3.
+    nonisolated(unsafe) static var targetTiles = 256
+
+    /// Images transformed together (small maps), at least one.
+    func chunk(batch: Int) -> Int { max(1, min(batch, WinogradConvolution.targetTiles / max(1, tilesPerImage))) }
+
+    /// Tile rows transformed together when a chunk is one image: all of them, or a band of a large map, so the
+    /// scratch does not grow with the image (a 224×224 map would otherwise need 100 MB per thread).
+    var bandRows: Int { max(1, min(tileRows, WinogradConvolution.targetTiles / max(1, tileColumns))) }
+
+    /// The tile rows of each pass over a chunk of `count` images.
+    private func bands(images count: Int) -> [Range<Int>] {
+        let rows = count == 1 ? bandRows : tileRows
+        return stride(from: 0, to: tileRows, by: rows).map { $0..<min(tileRows, $0 + rows) }
+    }
 
     /// Floats of the transformed filters of all groups.
     var filterFloats: Int { 16 * outputs * channelsPerGroup }
 
-    /// Floats one thread needs for a chunk: the transformed input and the GEMM products of one group.
+    /// Floats one thread needs for a pass: the transformed input and the GEMM products of one group.
     func threadFloats(batch: Int) -> Int {
-        16 * (channelsPerGroup + outputsPerGroup) * chunk(batch: batch) * tilesPerImage
+        let chunk = chunk(batch: batch), tiles = chunk == 1 ? bandRows * tileColumns : chunk * tilesPerImage
+        return 16 * (channelsPerGroup + outputsPerGroup) * tiles
     }
 
     // MARK: Filters
@@ -87,15 +101,13 @@ struct WinogradConvolution {
              y: UnsafeMutablePointer<Float>, accumulate: Bool, images: Range<Int>, chunk: Int,
              scratch: UnsafeMutablePointer<Float>) {
         let cg = channelsPerGroup, og = outputsPerGroup, plane = height * width, outPlane = outputHeight * outputWidth
-        var first = images.lowerBound
-        while first < images.upperBound {
-            let count = min(chunk, images.upperBound - first)
-            let tiles = count * tilesPerImage
+        forEachPass(images, chunk: chunk) { first, count, rows in
+            let perImage = rows.count * tileColumns, tiles = count * perImage
             let v = scratch, m = scratch + 16 * cg * tiles
             for g in 0..<groups {
                 for i in 0..<count {
-                    transformInput(x + ((first + i) * channels + g * cg) * plane, channels: cg,
-                                   into: v + i * tilesPerImage, stride: tiles)
+                    transformInput(x + ((first + i) * channels + g * cg) * plane, channels: cg, rows: rows,
+                                   into: v + i * perImage, stride: tiles)
                 }
                 let ug = u + g * 16 * og * cg
                 for xi in 0..<16 {
@@ -110,10 +122,21 @@ struct WinogradConvolution {
                     }
                 }
                 for i in 0..<count {
-                    transformOutput(m + i * tilesPerImage, stride: tiles, filters: og, bias: bias.map { $0 + g * og },
-                                    into: y + ((first + i) * outputs + g * og) * outPlane, accumulate: accumulate)
+                    transformOutput(m + i * perImage, stride: tiles, filters: og, bias: bias.map { $0 + g * og },
+                                    rows: rows, into: y + ((first + i) * outputs + g * og) * outPlane,
+                                    accumulate: accumulate)
                 }
             }
+        }
+    }
+
+    /// Calls `body(first image, image count, tile rows)` for each pass over `images`: chunks of whole small images,
+    /// or one large image in bands of tile rows.
+    private func forEachPass(_ images: Range<Int>, chunk: Int, _ body: (Int, Int, Range<Int>) -> Void) {
+        var first = images.lowerBound
+        while first < images.upperBound {
+            let count = min(chunk, images.upperBound - first)
+            for rows in bands(images: count) { body(first, count, rows) }
             first += count
         }
     }
@@ -126,17 +149,15 @@ struct WinogradConvolution {
     func accumulateWeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>,
                                   images: Range<Int>, chunk: Int, scratch: UnsafeMutablePointer<Float>) {
         let cg = channelsPerGroup, og = outputsPerGroup, plane = height * width, outPlane = outputHeight * outputWidth
-        var first = images.lowerBound
-        while first < images.upperBound {
-            let count = min(chunk, images.upperBound - first)
-            let tiles = count * tilesPerImage
+        forEachPass(images, chunk: chunk) { first, count, rows in
+            let perImage = rows.count * tileColumns, tiles = count * perImage
             let v = scratch, m = scratch + 16 * cg * tiles
             for g in 0..<groups {
                 for i in 0..<count {
-                    transformInput(x + ((first + i) * channels + g * cg) * plane, channels: cg,
-                                   into: v + i * tilesPerImage, stride: tiles)
-                    transformOutputGradient(dy + ((first + i) * outputs + g * og) * outPlane, filters: og,
-                                            into: m + i * tilesPerImage, stride: tiles)
+                    transformInput(x + ((first + i) * channels + g * cg) * plane, channels: cg, rows: rows,
+                                   into: v + i * perImage, stride: tiles)
+                    transformOutputGradient(dy + ((first + i) * outputs + g * og) * outPlane, filters: og, rows: rows,
+                                            into: m + i * perImage, stride: tiles)
                 }
                 let dug = du + g * 16 * og * cg
                 for xi in 0..<16 {
@@ -145,7 +166,6 @@ struct WinogradConvolution {
                                 1, dug + xi * og * cg, Int32(cg))
                 }
             }
-            first += count
         }
     }
 
@@ -178,15 +198,16 @@ struct WinogradConvolution {
         k[2] += 0.5 * (p[1] + p[2]) + p[3]
     }
 
-    /// dM[ξ][o][t] = (A dy Aᵀ)_ξ for each filter o and 2×2 block t of dy of one image (rows `stride` long).
-    private func transformOutputGradient(_ dy: UnsafePointer<Float>, filters: Int, into m: UnsafeMutablePointer<Float>,
-                                         stride: Int) {
-        let oh = outputHeight, ow = outputWidth, tw = tileColumns, th = tileRows
+    /// dM[ξ][o][t] = (A dy Aᵀ)_ξ for each filter o and 2×2 block t of dy in tile rows `rows` of one image (rows of
+    /// dM are `stride` long).
+    private func transformOutputGradient(_ dy: UnsafePointer<Float>, filters: Int, rows: Range<Int>,
+                                         into m: UnsafeMutablePointer<Float>, stride: Int) {
+        let oh = outputHeight, ow = outputWidth, tw = tileColumns
         let xiStride = filters &* stride
         for o in 0..<filters {
             let plane = dy + o &* oh &* ow
             let out = m + o &* stride
-            for ty in 0..<th {
+            for ty in rows {
                 for tx in 0..<tw {
                     let oy = 2 &* ty, ox = 2 &* tx
                     let right = ox &+ 1 < ow, below = oy &+ 1 < oh
@@ -194,7 +215,7 @@ struct WinogradConvolution {
                     let y00 = p0[0], y01: Float = right ? p0[1] : 0
                     let y10: Float = below ? p0[ow] : 0, y11: Float = below && right ? p0[ow &+ 1] : 0
                     // A dy: rows y0, y0 + y1, y0 − y1, −y1 (y0, y1 the rows of the block); then the same on columns.
-                    let o = out + (ty &* tw &+ tx)
+                    let o = out + ((ty &- rows.lowerBound) &* tw &+ tx)
                     storeAdjointRow(y00, y01, o, xiStride)
                     storeAdjointRow(y00 + y10, y01 + y11, o + 4 &* xiStride, xiStride)
                     storeAdjointRow(y00 - y10, y01 - y11, o + 8 &* xiStride, xiStride)
@@ -212,15 +233,16 @@ struct WinogradConvolution {
         o[3 &* stride] = -b
     }
 
-    /// V[ξ][c][t] = (Bᵀ d B)_ξ for the 4×4 tile d of channel c at tile t of one image; rows of V are `stride` long.
-    private func transformInput(_ x: UnsafePointer<Float>, channels: Int, into v: UnsafeMutablePointer<Float>,
-                                stride: Int) {
-        let h = height, w = width, p = padding, tw = tileColumns, th = tileRows
+    /// V[ξ][c][t] = (Bᵀ d B)_ξ for the 4×4 tile d of channel c at each tile t in tile rows `rows` of one image; rows of
+    /// V are `stride` long.
+    private func transformInput(_ x: UnsafePointer<Float>, channels: Int, rows: Range<Int>,
+                                into v: UnsafeMutablePointer<Float>, stride: Int) {
+        let h = height, w = width, p = padding, tw = tileColumns
         let xiStride = channels &* stride
         for c in 0..<channels {
             let image = x + c &* h &* w
             let out = v + c &* stride
-            for ty in 0..<th {
+            for ty in rows {
                 let top = 2 &* ty &- p
                 for tx in 0..<tw {
                     let left = 2 &* tx &- p
@@ -244,7 +266,7 @@ struct WinogradConvolution {
                     }
                     // Bᵀ d: rows 0 − 2, 1 + 2, 2 − 1, 1 − 3; then the same on the columns of each row.
                     let r0 = d.lowHalf.lowHalf, r1 = d.lowHalf.highHalf, r2 = d.highHalf.lowHalf, r3 = d.highHalf.highHalf
-                    let o = out + (ty &* tw &+ tx)
+                    let o = out + ((ty &- rows.lowerBound) &* tw &+ tx)
                     store(r0 - r2, o, xiStride)
                     store(r1 + r2, o + 4 &* xiStride, xiStride)
                     store(r2 - r1, o + 8 &* xiStride, xiStride)
@@ -262,18 +284,18 @@ struct WinogradConvolution {
         o[3 &* stride] = t[1] - t[3]
     }
 
-    /// y[o] (+)= Aᵀ M A (+ bias) for each filter o and tile of one image; M rows are `stride` long.
+    /// y[o] (+)= Aᵀ M A (+ bias) for each filter o and tile in tile rows `rows` of one image; M rows are `stride` long.
     private func transformOutput(_ m: UnsafePointer<Float>, stride: Int, filters: Int, bias: UnsafePointer<Float>?,
-                                 into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let oh = outputHeight, ow = outputWidth, tw = tileColumns, th = tileRows
+                                 rows: Range<Int>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let oh = outputHeight, ow = outputWidth, tw = tileColumns
         let xiStride = filters &* stride
         for o in 0..<filters {
             let shift = bias?[o] ?? 0
             let plane = y + o &* oh &* ow
             let row = m + o &* stride
-            for ty in 0..<th {
+            for ty in rows {
                 for tx in 0..<tw {
-                    let index = ty &* tw &+ tx
+                    let index = (ty &- rows.lowerBound) &* tw &+ tx
                     var q = SIMD16<Float>()
                     for xi in 0..<16 { q[xi] = row[xi &* xiStride &+ index] }
                     // Aᵀ M: rows 0 + 1 + 2 and 1 − 2 − 3.

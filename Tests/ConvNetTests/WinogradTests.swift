@@ -60,6 +60,21 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// With a tiny tile budget every image is done in bands of tile rows (one, or two with a shorter last band):
+    /// the results stay those of the definition and of im2col.
+    func testLargeImagesInBandsOfTileRows() throws {
+        let saved = WinogradConvolution.targetTiles
+        defer { WinogradConvolution.targetTiles = saved }
+        for target in [1, 9] {   // 13×13 outputs: 7×7 tiles; bands of 1 and of 9 / 7 = 1 row; 5×6: 3×3 tiles, 3 rows
+            WinogradConvolution.targetTiles = target
+            try testForwardMatchesTheDefinition()
+            try testGradientsMatchTheIm2colPath()
+        }
+        WinogradConvolution.targetTiles = 6   // 3 tiles per row: bands of 2 rows, the last of 1 (3×3 tiles)
+        try testForwardMatchesTheDefinition()
+        try testGradientsMatchTheIm2colPath()
+    }
+
     func testGradientsAgainstCentralDifferences() throws {
         checkGradients(try harness(cases[0]))
         checkGradients(try harness(cases[1]))
