@@ -80,9 +80,8 @@ public final class Convolution: Layer {
         }
     }
 
-    private var usesWinograd: Bool { winograd != nil && Convolution.winogradEnabled }
-    /// True if forward and input gradient run on Winograd F(2×2, 3×3).
-    public var runsOnWinograd: Bool { usesWinograd }
+    /// True if this layer's forward and gradients run on Winograd F(2×2, 3×3).
+    public var runsOnWinograd: Bool { winograd != nil && Convolution.winogradEnabled }
 
     /// The Winograd path's scratch: one region per thread, for a chunk's transforms and then a private weight
     /// gradient in the transformed domain.
@@ -166,7 +165,7 @@ public final class Convolution: Layer {
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let x = inputs[0], perThread = threadScratch(batch: chunk)
-        if usesWinograd {
+        if runsOnWinograd {
             runWinograd(winograd!, rotated: false, x: x, y: output, bias: bias?.value, accumulate: false, context)
             return
         }
@@ -228,7 +227,7 @@ public final class Convolution: Layer {
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
         let x = inputs[0], dx = inputGradients[0]
-        if usesWinograd {
+        if runsOnWinograd {
             if context.computeParameterGradients { winogradWeightGradient(x, outputGradient, context) }
             // dx += the Winograd convolution of dy, with the filters the forward transformed (backward always follows
             // the forward it differentiates).

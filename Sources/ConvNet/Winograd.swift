@@ -100,15 +100,12 @@ struct WinogradConvolution {
     func run(x: UnsafePointer<Float>, u: UnsafePointer<Float>, rotatedFilters: Bool, bias: UnsafePointer<Float>?,
              y: UnsafeMutablePointer<Float>, accumulate: Bool, images: Range<Int>, chunk: Int,
              scratch: UnsafeMutablePointer<Float>) {
-        let cg = channelsPerGroup, og = outputsPerGroup, plane = height * width, outPlane = outputHeight * outputWidth
+        let cg = channelsPerGroup, og = outputsPerGroup, outPlane = outputHeight * outputWidth
         forEachPass(images, chunk: chunk) { first, count, rows in
             let perImage = rows.count * tileColumns, tiles = count * perImage
             let v = scratch, m = scratch + 16 * cg * tiles
             for g in 0..<groups {
-                for i in 0..<count {
-                    transformInput(x + ((first + i) * channels + g * cg) * plane, channels: cg, rows: rows,
-                                   into: v + i * perImage, stride: tiles)
-                }
+                transformInputs(x, images: first..<(first + count), group: g, rows: rows, into: v, stride: tiles)
                 let ug = u + g * 16 * og * cg
                 for xi in 0..<16 {
                     if rotatedFilters {   // U stored [cg][og] per ξ by the forward layer
@@ -130,6 +127,16 @@ struct WinogradConvolution {
         }
     }
 
+    /// V of group `group` for tile rows `rows` of each image of a pass, image after image along rows `stride` long.
+    private func transformInputs(_ x: UnsafePointer<Float>, images: Range<Int>, group: Int, rows: Range<Int>,
+                                 into v: UnsafeMutablePointer<Float>, stride: Int) {
+        let cg = channelsPerGroup, plane = height * width, perImage = rows.count * tileColumns
+        for (i, image) in images.enumerated() {
+            transformInput(x + (image * channels + group * cg) * plane, channels: cg, rows: rows,
+                           into: v + i * perImage, stride: stride)
+        }
+    }
+
     /// Calls `body(first image, image count, tile rows)` for each pass over `images`: chunks of whole small images,
     /// or one large image in bands of tile rows.
     private func forEachPass(_ images: Range<Int>, chunk: Int, _ body: (Int, Int, Range<Int>) -> Void) {
@@ -148,14 +155,13 @@ struct WinogradConvolution {
     /// edge). `finishWeightGradient` turns dU into dW. `du` holds `filterFloats`; `scratch` `threadFloats(batch:)`.
     func accumulateWeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>,
                                   images: Range<Int>, chunk: Int, scratch: UnsafeMutablePointer<Float>) {
-        let cg = channelsPerGroup, og = outputsPerGroup, plane = height * width, outPlane = outputHeight * outputWidth
+        let cg = channelsPerGroup, og = outputsPerGroup, outPlane = outputHeight * outputWidth
         forEachPass(images, chunk: chunk) { first, count, rows in
             let perImage = rows.count * tileColumns, tiles = count * perImage
             let v = scratch, m = scratch + 16 * cg * tiles
             for g in 0..<groups {
+                transformInputs(x, images: first..<(first + count), group: g, rows: rows, into: v, stride: tiles)
                 for i in 0..<count {
-                    transformInput(x + ((first + i) * channels + g * cg) * plane, channels: cg, rows: rows,
-                                   into: v + i * perImage, stride: tiles)
                     transformOutputGradient(dy + ((first + i) * outputs + g * og) * outPlane, filters: og, rows: rows,
                                             into: m + i * perImage, stride: tiles)
                 }
