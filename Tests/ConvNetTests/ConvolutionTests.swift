@@ -54,14 +54,11 @@ final class ConvolutionTests: XCTestCase {
             let input = Shape(channels: channels, height: height, width: width)
             let harness = try LayerHarness(json, inputs: [input], batch: batch, seed: UInt64(trial))
             let y = harness.runForward()
-            let slots = harness.parameters.slots
-            let reference = Self.naiveConvolution(
-                x: harness.inputs[0].tensor.buffer.map(Double.init), batch: batch, input: input,
-                weight: UnsafeBufferPointer(start: slots[0].value, count: slots[0].count).map(Double.init),
-                bias: hasBias ? UnsafeBufferPointer(start: slots[1].value, count: slots[1].count).map(Double.init) : nil,
-                filters: filters, kernel: kernel, stride: stride, padding: padding, groups: groups)
+            let reference = harness.convolutionReference(filters: filters, kernel: kernel, stride: stride,
+                                                         padding: padding, groups: groups, bias: hasBias)
             XCTAssertEqual(y.shape, reference.shape, "trial \(trial): \(json)")
-            assertClose(Array(y.buffer), reference.output, tolerance: 1e-4, floor: 1e-2, "trial \(trial) \(json)")
+            assertWithinRounding(Array(y.buffer), exact: reference.output, magnitude: reference.magnitude,
+                                 terms: reference.terms, "trial \(trial) \(json)")
         }
     }
 
@@ -88,14 +85,11 @@ final class ConvolutionTests: XCTestCase {
             let input = Shape(channels: 2, height: c.kernel.0 + 3, width: c.width)
             let harness = try LayerHarness(json, inputs: [input], batch: 2, seed: UInt64(100 + trial))
             let y = harness.runForward()
-            let slots = harness.parameters.slots
-            let reference = Self.naiveConvolution(
-                x: harness.inputs[0].tensor.buffer.map(Double.init), batch: 2, input: input,
-                weight: UnsafeBufferPointer(start: slots[0].value, count: slots[0].count).map(Double.init),
-                bias: UnsafeBufferPointer(start: slots[1].value, count: slots[1].count).map(Double.init),
-                filters: 3, kernel: c.kernel, stride: c.stride, padding: c.padding, groups: 1)
+            let reference = harness.convolutionReference(filters: 3, kernel: c.kernel, stride: c.stride,
+                                                         padding: c.padding)
             XCTAssertEqual(y.shape, reference.shape, "case \(trial)")
-            assertClose(Array(y.buffer), reference.output, tolerance: 1e-4, floor: 1e-2, "case \(trial) \(json)")
+            assertWithinRounding(Array(y.buffer), exact: reference.output, magnitude: reference.magnitude,
+                                 terms: reference.terms, "case \(trial) \(json)")
         }
     }
 
@@ -151,6 +145,7 @@ final class ConvolutionTests: XCTestCase {
         let (_, y) = try convolve(square, kernel: box)
         // corner windows hold 4 bright pixels, edge windows 6, the centre 9: 36/9, 54/9, 81/9
         let expected: [[Float]] = [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
+        // 9 products of weights rounded to float (1/9 is inexact): |error| ≤ (γ(9) + u) · 81/9 ≈ 5e-6
         for i in 0..<3 { for j in 0..<3 { XCTAssertEqual(y[i][j], expected[i][j], accuracy: 1e-5) } }
     }
 
@@ -182,12 +177,17 @@ final class ConvolutionTests: XCTestCase {
         }
         let y = original.runForward(), y2 = shifted.runForward()
         XCTAssertEqual(y.shape, y2.shape)
+        // Both are float32 sums of the same 13 terms, perhaps in other orders (GEMM blocks depend on the position).
+        let reference = original.convolutionReference(filters: 3, kernel: (3, 2), padding: (1, 1))
+        let (oh, ow) = (y.shape.height, y.shape.width)
         var compared = 0
         // Away from the borders (where padding or the zero fill enters a window) the output moves with the input.
         for f in 0..<3 {
             for i in (dy + 1)..<(y.shape.height - 1) {
                 for j in (dx + 1)..<(y.shape.width - 1) {
-                    XCTAssertEqual(y2[0, f, i, j], y[0, f, i - dy, j - dx], accuracy: 1e-5, "filter \(f) at \(i),\(j)")
+                    let bound = 2 * gamma(reference.terms) * reference.magnitude[(f * oh + i - dy) * ow + j - dx]
+                    XCTAssertEqual(y2[0, f, i, j], y[0, f, i - dy, j - dx], accuracy: Float(bound),
+                                   "filter \(f) at \(i),\(j)")
                     compared += 1
                 }
             }
@@ -201,14 +201,18 @@ final class ConvolutionTests: XCTestCase {
         let harness = try LayerHarness(#"{"type": "fc", "outputs": 3}"#, inputs: [Shape(channels: 2, height: 2, width: 1)], batch: 2)
         let y = harness.runForward()
         let w = harness.parameters.slots[0].value, b = harness.parameters.slots[1].value, x = harness.inputs[0].tensor.data
-        var expected: [Double] = []
+        var expected: [Double] = [], magnitude: [Double] = []
         for n in 0..<2 {
             for o in 0..<3 {
-                var sum = Double(b[o])
-                for i in 0..<4 { sum += Double(w[o * 4 + i]) * Double(x[n * 4 + i]) }
+                var sum = Double(b[o]), absolute = abs(Double(b[o]))
+                for i in 0..<4 {
+                    sum += Double(w[o * 4 + i]) * Double(x[n * 4 + i])
+                    absolute += abs(Double(w[o * 4 + i]) * Double(x[n * 4 + i]))
+                }
                 expected.append(sum)
+                magnitude.append(absolute)
             }
         }
-        assertClose(Array(y.buffer), expected, tolerance: 1e-5, floor: 1e-3, "fc")
+        assertWithinRounding(Array(y.buffer), exact: expected, magnitude: magnitude, terms: 5, "fc")
     }
 }

@@ -25,15 +25,12 @@ final class WinogradTests: XCTestCase {
         for c in cases {
             for threads in [1, 2] {
                 let h = try harness(c, threads: threads)
-                let input = Shape(channels: c.channels, height: c.height, width: c.width)
-                let slots = h.parameters.slots
-                let reference = ConvolutionTests.naiveConvolution(
-                    x: h.inputs[0].tensor.buffer.map(Double.init), batch: c.batch, input: input,
-                    weight: UnsafeBufferPointer(start: slots[0].value, count: slots[0].count).map(Double.init),
-                    bias: c.bias ? UnsafeBufferPointer(start: slots[1].value, count: slots[1].count).map(Double.init) : nil,
-                    filters: c.filters, kernel: (3, 3), stride: (1, 1), padding: (c.padding, c.padding), groups: c.groups)
+                let reference = h.convolutionReference(filters: c.filters, kernel: (3, 3),
+                                                       padding: (c.padding, c.padding), groups: c.groups, bias: c.bias)
                 XCTAssertTrue(Convolution.winogradEnabled)
-                assertClose(Array(h.runForward().buffer), reference.output, tolerance: 1e-4, floor: 1e-1, "\(c), \(threads) threads")
+                let bound = winogradMagnitude(h, c)
+                assertWithinRounding(Array(h.runForward().buffer), exact: reference.output, magnitude: bound.magnitude,
+                                     terms: bound.terms, factor: 16, "\(c), \(threads) threads")
             }
         }
     }
@@ -53,9 +50,10 @@ final class WinogradTests: XCTestCase {
                     h.runBackward(outputGradient: dy.tensor)
                     results.append(Array(h.inputGradients[0].tensor.buffer) + Array(h.parameters.gradients))
                 }
-                // A weight gradient sums hundreds of products of order 1 (7 images × 169 positions), so rounding in
-                // another order moves it by ~1e-5 whatever its value: compare on that scale.
-                assertClose(results[1], results[0].map(Double.init), tolerance: 1e-4, floor: 1, "\(c), \(threads) threads")
+                let h = try harness(c, threads: threads)
+                let bound = winogradGradientMagnitude(h, c, outputGradientSeed: 77)
+                assertWithinRounding(results[1], exact: results[0].map(Double.init), magnitude: bound.magnitude,
+                                     terms: bound.terms, factor: 17, "\(c), \(threads) threads")
             }
         }
     }
@@ -93,5 +91,72 @@ final class WinogradTests: XCTestCase {
         XCTAssertEqual(try output(strided, true), try output(strided, false))
         let plain = #"{"type": "conv", "filters": 16, "kernel": 3, "padding": 1}"#
         XCTAssertNotEqual(try output(plain, true), try output(plain, false))
+    }
+
+    // Rounding bounds for F(2×2, 3×3). An output is Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A over 4×4 input tiles d; with the
+    // transforms' absolute values in its place, each filter tap meets each tile pixel with a weight of at most 4 per
+    // dimension (|A|ᵀ·max|G|·row sums of |B|ᵀ = 4), so the terms' magnitudes add up to at most
+    // 16 · Σ_c ‖g_c‖₁ · max|d_c|; float32 rounding of the whole chain then stays within γ(terms) of that, with the
+    // transforms' few additions counted among the terms. The im2col path is within γ of the smaller direct sum.
+
+    /// 16 · Σ_c ‖w_{f,c}‖₁ · max|x_{n,c}| + |b_f| per output (the factor 16 is passed to the assertion).
+    func winogradMagnitude(_ h: LayerHarness, _ c: Case) -> (magnitude: [Double], terms: Int) {
+        let x = h.inputs[0].tensor, w = h.parameters.slots[0].value
+        let plane = c.height * c.width, perGroupIn = c.channels / c.groups, perGroupOut = c.filters / c.groups
+        let out = c.height + 2 * c.padding - 2, outPlane = out * (c.width + 2 * c.padding - 2)
+        let maxX = (0..<(c.batch * c.channels)).map { p in (0..<plane).map { abs(Double(x.data[p * plane + $0])) }.max()! }
+        var magnitude: [Double] = []
+        for n in 0..<c.batch {
+            for f in 0..<c.filters {
+                let g = f / perGroupOut
+                var sum = c.bias ? abs(Double(h.parameters.slots[1].value[f])) : 0
+                for k in 0..<perGroupIn {
+                    let norm = (0..<9).reduce(0.0) { $0 + abs(Double(w[(f * perGroupIn + k) * 9 + $1])) }
+                    sum += norm * maxX[n * c.channels + g * perGroupIn + k]
+                }
+                magnitude += Array(repeating: sum, count: outPlane)
+            }
+        }
+        return (magnitude, perGroupIn * 16 + 16)
+    }
+
+    /// The same bound for the input gradient (Σ_f ‖w_{f,c}‖₁ · max|dy_{n,f}|) and the weight gradient
+    /// (Σ_n ‖dy_{n,f}‖₁ · max|x_{n,c}|); the bias gradient is a plain sum of dy.
+    func winogradGradientMagnitude(_ h: LayerHarness, _ c: Case,
+                                   outputGradientSeed: UInt64) -> (magnitude: [Double], terms: Int) {
+        let x = h.inputs[0].tensor, w = h.parameters.slots[0].value
+        let (oh, ow) = (c.height + 2 * c.padding - 2, c.width + 2 * c.padding - 2)
+        let dy = TensorStorage(batch: c.batch, shape: Shape(channels: c.filters, height: oh, width: ow))
+        fillNormal(dy.tensor.data, count: dy.tensor.count, seed: outputGradientSeed)
+        let plane = c.height * c.width, outPlane = oh * ow
+        let perGroupIn = c.channels / c.groups, perGroupOut = c.filters / c.groups
+        func planeAbs(_ p: UnsafeMutablePointer<Float>, _ index: Int, _ count: Int) -> [Double] {
+            (0..<count).map { abs(Double(p[index * count + $0])) }
+        }
+        let maxX = (0..<(c.batch * c.channels)).map { planeAbs(x.data, $0, plane).max()! }
+        let maxDy = (0..<(c.batch * c.filters)).map { planeAbs(dy.tensor.data, $0, outPlane).max()! }
+        let sumDy = (0..<(c.batch * c.filters)).map { planeAbs(dy.tensor.data, $0, outPlane).reduce(0, +) }
+        func norm(_ f: Int, _ k: Int) -> Double { (0..<9).reduce(0.0) { $0 + abs(Double(w[(f * perGroupIn + k) * 9 + $1])) } }
+        var magnitude: [Double] = []
+        for n in 0..<c.batch {
+            for channel in 0..<c.channels {
+                let g = channel / perGroupIn, k = channel % perGroupIn
+                let sum = (0..<perGroupOut).reduce(0.0) { s, j in
+                    let f = g * perGroupOut + j
+                    return s + norm(f, k) * maxDy[n * c.filters + f]
+                }
+                magnitude += Array(repeating: sum, count: plane)
+            }
+        }
+        for f in 0..<c.filters {
+            let g = f / perGroupOut
+            for k in 0..<perGroupIn {
+                let sum = (0..<c.batch).reduce(0.0) { $0 + sumDy[$1 * c.filters + f] * maxX[$1 * c.channels + g * perGroupIn + k] }
+                magnitude += Array(repeating: sum, count: 9)
+            }
+        }
+        if c.bias { for f in 0..<c.filters { magnitude.append((0..<c.batch).reduce(0.0) { $0 + sumDy[$1 * c.filters + f] }) } }
+        let terms = max(perGroupOut * 16, c.batch * (oh + 2) * (ow + 2)) + 16
+        return (magnitude, terms)
     }
 }
