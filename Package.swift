@@ -25,9 +25,11 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c"),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng"),
+        // cpuid: the processor's vendor and SIMD features, for run-time kernel choices.
+        .target(name: "CCPUID"),
 
         // The conv-net core: shapes, the flat parameter buffer, one file per layer, the network and its summary.
-        .target(name: "ConvNet", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        .target(name: "ConvNet", dependencies: ["CBLAS", "CCPUID"], swiftSettings: fastMath),
         // The only code that calls MPI.
         .target(name: "MPI", dependencies: ["CMPI"]),
         // Datasets: scan, decode, augment, split across ranks, prefetch.

@@ -13,6 +13,8 @@ public struct RunOptions {
     public var checkReplicas = false
     /// Live progress line or plain lines (auto: live only when the output is a terminal).
     public var progress = ProgressReport.Style.auto
+    /// The start-up line naming OpenBLAS's kernel set and why (printed by rank 0).
+    public var blasReport: String?
     public init(resume: String? = nil) { self.resume = resume }
 }
 
@@ -300,6 +302,7 @@ public final class TrainingRun {
         print("dtrain: \(config.file)")
         print("resolved configuration:")
         print(config.json.serialized(pretty: true))
+        if let blas = options.blasReport { print(blas) }
         print("world size \(communicator.size); global batch \(s.batchSize) = \(communicator.size) rank\(communicator.size == 1 ? "" : "s") × \(perRankBatch) per rank")
         print("learning rate \(sci(s.effectiveLR()))\(s.scaleLR ? " (linear scaling rule: \(sci(s.lr)) × \(s.batchSize)/256)" : "")\(s.warmupEpochs > 0 ? ", warm-up \(f(s.warmupEpochs, 2)) epochs" : "")")
         print("data: \(config.data.synthetic ? "synthetic" : config.data.root), \(classes.count) classes, \(train.sampleCount) train images (\(train.stepsPerEpoch) steps per epoch, \(train.droppedPerEpoch) dropped per epoch), \(val.sampleCount) val images")

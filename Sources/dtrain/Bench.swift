@@ -27,24 +27,32 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed steps first.")
     var warmup = 3
 
+    @Option(help: "Classes, for a config whose last layer takes its size from the dataset ('outputs': \"classes\").")
+    var classes = 10
+
     @Flag(help: "Skip the per-layer sgemm comparison.")
     var noSgemm = false
 
     @Flag(help: "Run 3×3 stride-1 convolutions on im2col + sgemm instead of Winograd F(2×2, 3×3), to compare the two.")
     var noWinograd = false
 
+    @OptionGroup var kernels: KernelOptions
+
     func validate() throws {
-        guard batch > 0, threads > 0, steps > 0, warmup >= 0 else { throw ValidationError("--batch, --threads and --steps must be positive") }
+        guard batch > 0, threads > 0, steps > 0, warmup >= 0, classes > 0 else {
+            throw ValidationError("--batch, --threads, --steps and --classes must be positive")
+        }
     }
 
     func run() throws {
+        let blas = try kernels.applyKernelChoice()
         BLAS.setThreads(threads)
         Convolution.winogradEnabled = !noWinograd
         let spec: NetworkSpec
         let network: Network
         do {
             spec = try NetworkSpec.load(file: config)
-            network = try Network(spec: spec, maxBatch: batch)
+            network = try Network(spec: spec, classes: spec.classes == nil ? classes : nil, maxBatch: batch)
         } catch let error as ConfigError { throw ValidationError(error.message) }
         network.initializeParameters(seed: 1)
         var rng = SeededGenerator(seed: 7)
@@ -68,8 +76,9 @@ struct Bench: ParsableCommand {
             if step >= warmup { times.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3)) }
         }
 
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") == true ? "AVX-512" : "AVX2 only"
-        print("dtrain bench \(config): \(spec.name), batch \(batch), OpenBLAS \(BLAS.coreName) kernels, \(threads) thread\(threads == 1 ? "" : "s"), CPU \(cpu)")
+        print("dtrain bench \(config): \(spec.name), batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), "
+              + "CPU \(Processor.current.description)")
+        print(blas)
         print("")
         let n = Double(steps)
         let header = ["layer", "type", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s", "sgemm GF/s", "fwd % sgemm"]
@@ -101,6 +110,12 @@ struct Bench: ParsableCommand {
         print("step: best \(fmt(best * 1e3, 2)) ms, median \(fmt(median * 1e3, 2)) ms (of \(steps)); medians: forward \(fmt(med(\.forward) * 1e3, 2)) ms, loss \(fmt(med(\.loss) * 1e3, 2)) ms, backward \(fmt(med(\.backward) * 1e3, 2)) ms, update \(fmt(med(\.update) * 1e3, 2)) ms")
         let rateDecimals = Double(batch) / best < 100 ? 1 : 0
         print("images/s: best \(fmt(Double(batch) / best, rateDecimals)), median \(fmt(Double(batch) / median, rateDecimals));  effective GFLOP/s (3 × forward FLOPs): median \(fmt(flops / median / 1e9, 1))")
+        // The direct-FLOP limit: the step's FLOPs counted as direct convolution, at the FMA peak of `threads` cores.
+        if let peak = Processor.current.measuredFMAPeak() {
+            let limit = Double(threads) * peak
+            print("direct-FLOP limit: \(fmt(100 * flops / median / 1e9 / limit, 1))% of \(threads) × \(fmt(peak, 1)) "
+                  + "GFLOP/s (measured FP32 FMA peak per core, \(Processor.current.avx512 ? "AVX-512" : "AVX2"))")
+        }
     }
 }
 

@@ -21,13 +21,17 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a config value (repeatable).", valueName: "key.path=value"))
     var assignments: [String] = []
 
+    @OptionGroup var kernels: KernelOptions
+
     func run() throws {
+        let blas = try kernels.applyKernelChoice()
         let communicator = try Communicator.initialize()
         Communicator.runOrAbort {
             let overrides = (data.map { ["data.root=\(JSONValue.string($0).serialized())"] } ?? []) + assignments
             let config = try TrainConfig.load(file: self.config, overrides: overrides)
             let sums = try CheckpointEvaluation.run(config: config, checkpoint: checkpoint, communicator: communicator)
             if communicator.rank == 0 {
+                print(blas)
                 print("\(checkpoint) on \(config.data.root)/\(config.data.valFolder): \(Int(sums.count)) images, loss \(String(format: "%.4f", sums.meanLoss)), top-1 error \(String(format: "%.2f%%", 100 * sums.top1Error)), top-5 error \(String(format: "%.2f%%", 100 * sums.top5Error))")
             }
         }
@@ -48,7 +52,10 @@ struct Predict: ParsableCommand {
     @Argument(help: "Image files (JPEG or PNG).")
     var images: [String]
 
+    @OptionGroup var kernels: KernelOptions
+
     func run() throws {
+        _ = try kernels.applyKernelChoice()
         try reportingErrors("predict") {
             for result in try Prediction.run(checkpoint: checkpoint, images: images, top: top) {
                 print(result.path)

@@ -58,6 +58,8 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("check-replicas"), help: "After every step, check that all ranks hold identical parameters (one checksum collective).")
     var checkReplicas = false
 
+    @OptionGroup var kernels: KernelOptions
+
     @Flag(help: "Debug mode: one process on a small subset; checks every layer's output for NaN/Inf, gradient-checks the first batch, prints per-layer times; deterministic.")
     var debug = false
 
@@ -80,8 +82,10 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let blas = try kernels.applyKernelChoice()
         StopSignal.install()
         if debug {
+            print(blas)
             try runDebug()
             return
         }
@@ -93,6 +97,7 @@ struct Train: ParsableCommand {
             options.progress = progress
             options.checkReplicas = checkReplicas
             options.overwrite = overwrite
+            options.blasReport = blas
             let run = try TrainingRun(config: config, options: options, communicator: communicator)
             outcome = try run.run()
         }
