@@ -68,12 +68,25 @@ wait_for_log() {
 }
 
 # ---- 1. trains and checkpoints ----
+# The library forced to its SSE3 kernels inside the job; dtrain must choose better ones on each rank (sbatch passes
+# the environment on). Only where the processor has AVX2, else there is nothing better to choose.
+blas_expect=""
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    export OPENBLAS_CORETYPE=Prescott DTRAIN_BLAS_KERNELS=best
+    blas_expect="kernels (chosen by dtrain; the library detected Prescott)"
+fi
 t0=$(date +%s.%N)
 job=$(submit) || fail "sbatch refused the script"
 slurm_wait_state "$job" RUNNING "$WAIT" || { failed "$job"; fail "job $job did not start"; }
 wait_for_step "$output/last.safetensors" "$CHECKPOINT_EVERY" "$WAIT" ||
     { failed "$job"; fail "job $job wrote no checkpoint at step >= $CHECKPOINT_EVERY within $WAIT s"; }
 log "1. job $job running and checkpointed after $(seconds_since "$t0") s"
+# Every rank chose its OpenBLAS kernels before MPI started (forced weak here, so it must have restarted).
+if [[ -n $blas_expect ]]; then
+    job_log "$job" | grep -qF -- "$blas_expect" ||
+        { failed "$job"; fail "the job's start-up line does not say '$blas_expect'"; }
+    log "1. kernel choice inside the job: '$blas_expect'"
+fi
 
 # ---- 2. pre-timeout signal: checkpoint, exit 0, requeue, resume ----
 t0=$(date +%s.%N)
@@ -136,4 +149,4 @@ resumed_in_run "$job2" 1 ||
 log "4. scontrol requeue: job $job2 ran again and resumed past step $step_before after $(seconds_since "$t0") s"
 scancel "$job2"
 
-pass "trained, checkpointed, signalled, requeued and resumed in $(seconds_since "$started") s"
+pass "trained, checkpointed, signalled, requeued and resumed in $(seconds_since "$started") s${blas_expect:+; dtrain chose better BLAS kernels than the forced Prescott}"
