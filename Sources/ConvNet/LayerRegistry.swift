@@ -23,7 +23,7 @@ public enum LayerRegistry {
             throw ConfigError("\(context.config.path): unknown layer type \"\(type)\"; known types: \(typeNames.joined(separator: ", "))")
         }
         let layer = try builder(context)
-        context.config.ignore("type", "name", "inputs")
+        context.config.ignore("type", "name", "inputs", "torch")
         try context.config.finish()
         return layer
     }

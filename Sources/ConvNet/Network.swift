@@ -22,6 +22,7 @@ public final class Network {
     private var scratchCount: Int
     private var needsGradient: [Bool] = []
     private var parameterSlotsOfLayer: [[ParameterSlot]] = []
+    private var stateSlotsOfLayer: [[ParameterSlot]] = []
 
     /// Threads the layers split their work across (convolution, fully connected, ReLU). It starts at OpenBLAS's
     /// thread count, so setting that first (as `dtrain` does) is enough; OpenBLAS is held at one thread while the
@@ -94,6 +95,7 @@ public final class Network {
             let ss = Array(state.slots[s..<(s + layer.stateSpecs.count)])
             layer.bind(parameters: ps, state: ss)
             parameterSlotsOfLayer.append(ps)
+            stateSlotsOfLayer.append(ss)
             p += ps.count
             s += ss.count
         }
@@ -265,6 +267,9 @@ public final class Network {
 
     /// Parameter slots of each layer, in layer order.
     public func parameterSlots(ofLayer index: Int) -> [ParameterSlot] { parameterSlotsOfLayer[index] }
+
+    /// State slots (running statistics) of each layer.
+    public func stateSlots(ofLayer index: Int) -> [ParameterSlot] { stateSlotsOfLayer[index] }
 
     /// Index of the tensor each input of layer `index` reads (0 = network input, i + 1 = layer i).
     public func inputs(ofLayer index: Int) -> [Int] { inputIndices[index] }

@@ -22,7 +22,13 @@ public struct NetworkSpec {
         public var type: String
         /// Names of the tensors this layer reads; empty means the previous layer's output.
         public var inputs: [String]
+        /// The module path of this layer in a PyTorch model (`features.0`, `inception3a.branch2.1.conv`): its
+        /// tensors are `<torch>.weight` … in a state dict. Nil: the layer's own name.
+        public var torch: String?
         public var config: ConfigObject
+
+        /// The prefix of this layer's tensors in a PyTorch state dict.
+        public var torchName: String { torch ?? name }
     }
 
     /// The tensor name of the network's input.
@@ -51,11 +57,28 @@ public struct NetworkSpec {
             for input in inputs where !seen.contains(input) || input == name {
                 throw ConfigError("\(layer.path) \"\(name)\": input \"\(input)\" is not the network input or an earlier layer")
             }
-            layers.append(LayerSpec(name: name, type: type, inputs: inputs,
+            let torch = layer.has("torch") ? try layer.string("torch") : nil
+            if let torch { try NetworkSpec.checkTorchName(torch, layer: name, path: layer.path) }
+            layers.append(LayerSpec(name: name, type: type, inputs: inputs, torch: torch,
                                     config: try ConfigObject(.object(layer.members), path: "\(layer.path) \"\(name)\"")))
         }
         guard !layers.isEmpty else { throw ConfigError("\(config.path): 'layers' is empty") }
+        var owners: [String: String] = [:]
+        for layer in layers {
+            if let other = owners[layer.torchName] {
+                throw ConfigError("\(config.path): layers \"\(other)\" and \"\(layer.name)\" both have the torch name \"\(layer.torchName)\"; each must be unique")
+            }
+            owners[layer.torchName] = layer.name
+        }
         try config.finish()
+    }
+
+    /// A module path: dot-separated non-empty parts (`features.0`), as `nn.Module.named_modules()` prints them.
+    static func checkTorchName(_ torch: String, layer: String, path: String) throws {
+        let parts = torch.split(separator: ".", omittingEmptySubsequences: false)
+        guard !torch.isEmpty, parts.allSatisfy({ !$0.isEmpty && !$0.contains(where: \.isWhitespace) }) else {
+            throw ConfigError("\(path) \"\(layer)\": 'torch' must be a module path such as \"features.0\" (dot-separated names without spaces), found \"\(torch)\"")
+        }
     }
 
     /// Reads the `network` section of a whole config file.
