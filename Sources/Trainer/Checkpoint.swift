@@ -15,15 +15,23 @@ public struct TrainingPosition: Equatable, Sendable {
     }
 }
 
-/// A checkpoint in safetensors format, readable by `safetensors.numpy.load_file`:
+/// A checkpoint in safetensors format, readable by `safetensors.numpy.load_file` and `safetensors.torch.load_file`:
 /// - every parameter and running statistic under its PyTorch-style name (`conv1.weight`, `bn1.running_mean`),
-/// - the momentum buffers under `optimizer.momentum.<name>`,
-/// - metadata: format and version, position (epoch, step, global step), seed, world size, global batch, best
-///   validation top-1 error so far, class names (JSON list) and the resolved config (JSON).
+/// - the momentum buffers under `optimizer.momentum.<name>` (resumable checkpoints; `best` holds weights only),
+/// - metadata: `format` `pt` (the safetensors convention names the framework there), dtrain's own marker under
+///   `dtrain_format` and its `version`, the position (epoch, step, global step), seed, world size, global batch,
+///   best validation top-1 error so far, class names (JSON list) and the resolved config (JSON).
+/// Version 1 files (marker under `format`, momentum in every file) still load.
 public enum Checkpoint {
-    public static let format = "dtrain-checkpoint"
-    public static let version = 1
+    public static let marker = "dtrain-checkpoint"
+    public static let markerKey = "dtrain_format"
+    public static let version = 2
     public static let momentumPrefix = "optimizer.momentum."
+
+    /// True for dtrain's checkpoints of any version; false for plain weights (a PyTorch state dict, an export).
+    public static func isCheckpoint(_ reader: SafeTensorsReader) -> Bool {
+        reader.metadata[markerKey] == marker || reader.metadata["format"] == marker
+    }
 
     public struct Info {
         public var position: TrainingPosition
@@ -38,9 +46,11 @@ public enum Checkpoint {
     }
 
     /// Writes atomically (temporary file, fsync, rename): a crash or `kill -9` mid-write leaves the old file.
+    /// Without `sgd` the file holds weights only (it evaluates and fine-tunes, but cannot resume).
     public static func write(to path: String, network: Network, sgd: SGD?, info: Info) throws {
         var writer = SafeTensorsWriter(metadata: [
-            "format": format,
+            "format": "pt",
+            markerKey: marker,
             "version": String(version),
             "network": network.spec.name,
             "epoch": String(info.position.epoch),
@@ -50,10 +60,7 @@ public enum Checkpoint {
             "world_size": String(info.worldSize),
             "global_batch": String(info.globalBatch),
             "best_top1_error": String(info.bestTop1Error),
-            "classes": JSONValue.array(info.classes.map { .string($0) }).serialized(),
-            "class_names": JSONValue.array(info.classNames.map { .string($0) }).serialized(),
-            "config": info.config.serialized(),
-        ])
+        ].merging(WeightsMetadata.entries(classes: info.classes, classNames: info.classNames, config: info.config)) { $1 })
         for slot in network.parameters.slots + network.state.slots {
             try writer.add(slot.name, shape: slot.dims, UnsafeBufferPointer(start: slot.value, count: slot.count))
         }
@@ -69,8 +76,8 @@ public enum Checkpoint {
     /// Reads `path`'s metadata, checking it is a dtrain checkpoint of a version this program reads.
     public static func info(of reader: SafeTensorsReader) throws -> Info {
         let m = reader.metadata
-        guard m["format"] == format else {
-            throw SafeTensorsError("\(reader.source): not a dtrain checkpoint (no \"format\": \"\(format)\" in its metadata); to start from plain weights use finetune.from")
+        guard isCheckpoint(reader) else {
+            throw SafeTensorsError("\(reader.source): not a dtrain checkpoint (no \"\(markerKey)\": \"\(marker)\" in its metadata): it holds plain weights, which eval, predict, export and finetune.from take, but not --resume")
         }
         guard let v = m["version"].flatMap(Int.init), v <= version else {
             throw SafeTensorsError("\(reader.source): checkpoint version \(m["version"] ?? "?") is newer than this dtrain reads (\(version)); update dtrain")
@@ -79,22 +86,20 @@ public enum Checkpoint {
             guard let text = m[key], let value = Int(text) else { throw SafeTensorsError("\(reader.source): metadata '\(key)' is missing or not an integer") }
             return value
         }
-        func strings(_ key: String) -> [String] {
-            guard let text = m[key], case .array(let items)? = try? JSONValue.parse(Data(text.utf8), source: reader.source) else { return [] }
-            return items.compactMap { if case .string(let s) = $0 { s } else { nil } }
-        }
-        let classes = strings("classes")
-        let names = strings("class_names")
-        let config = m["config"].flatMap { try? JSONValue.parse(Data($0.utf8), source: reader.source) } ?? .null
+        let classes = WeightsMetadata.classes(of: reader)
+        let config = WeightsMetadata.config(of: reader) ?? .null
         return Info(position: TrainingPosition(epoch: try int("epoch"), step: try int("step"), globalStep: try int("global_step")),
                     seed: UInt64(try int("seed")), worldSize: try int("world_size"), globalBatch: try int("global_batch"),
                     bestTop1Error: Double(m["best_top1_error"] ?? "") ?? .infinity, classes: classes,
-                    classNames: names.count == classes.count ? names : classes, config: config)
+                    classNames: WeightsMetadata.classNames(of: reader), config: config)
     }
 
     /// Copies the checkpoint's tensors into `network` (and momentum into `sgd`), after checking that every name
     /// exists with the right shape. Layers in `skipping` (re-initialised for fine-tuning) are left alone.
     public static func load(_ reader: SafeTensorsReader, into network: Network, sgd: SGD?, skipping: Set<String> = []) throws {
+        if sgd != nil, !network.parameters.slots.isEmpty, !reader.names.contains(where: { $0.hasPrefix(momentumPrefix) }) {
+            throw SafeTensorsError("\(reader.source) holds weights only, no optimizer state (best.safetensors and exports do): resume from last.safetensors, or start a new run from it with finetune.from")
+        }
         var problems: [String] = []
         let slots = (network.parameters.slots + network.state.slots).filter { !skipping.contains(layerName($0.name)) }
         for slot in slots {

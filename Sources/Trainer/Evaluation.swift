@@ -21,16 +21,18 @@ public enum Evaluation {
     }
 }
 
-/// `dtrain eval`: a network from a config, weights from a checkpoint, loss and top-1/top-5 error on the val split.
+/// `dtrain eval`: a network from a config, weights from a checkpoint or plain weights (a PyTorch state dict, an
+/// export), loss and top-1/top-5 error on the val split.
 public enum CheckpointEvaluation {
     public static func run(config: TrainConfig, checkpoint path: String, communicator: Communicator) throws -> Sums {
-        // Rank 0 reads the checkpoint; its class list fixes the labels so they match what the network learned.
+        // Rank 0 reads the file; its class list (when it has one) fixes the labels so they match what the network
+        // learned. Plain weights without one take the dataset's folders in sorted order.
         var classBytes: [UInt8] = []
         var reader: SafeTensorsReader?
         if communicator.rank == 0 {
             let r = try SafeTensorsReader(path: path)
-            let info = try Checkpoint.info(of: r)
-            classBytes = Array(JSONValue.array(info.classes.map { .string($0) }).serialized().utf8)
+            let classes = Checkpoint.isCheckpoint(r) ? try Checkpoint.info(of: r).classes : WeightsMetadata.classes(of: r)
+            classBytes = Array(JSONValue.array(classes.map { .string($0) }).serialized().utf8)
             reader = r
         }
         classBytes = try communicator.broadcast(classBytes, root: 0)
@@ -41,11 +43,13 @@ public enum CheckpointEvaluation {
         let feed = try DataFeed(config: config, split: .val, batch: batch, communicator: communicator, cacheDirectory: nil,
                                 classes: classes.isEmpty ? nil : classes)
         let network = try Network(spec: config.network, classes: feed.classes.count, maxBatch: batch)
-        if let reader { try Checkpoint.load(reader, into: network, sgd: nil) }
+        if let reader {
+            let report = try StateDictImport.load(reader, into: network)
+            print("\(path): \(report)")
+        }
         communicator.collectiveLabel = "checkpoint broadcast"
         try communicator.broadcast(network.parameters.values, root: 0)
         try communicator.broadcast(network.state.values, root: 0)
         return try Evaluation.run(network: network, feed: feed, communicator: communicator)
     }
 }
-

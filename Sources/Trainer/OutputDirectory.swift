@@ -36,11 +36,12 @@ final class OutputDirectory {
     var lastCheckpoint: String { path + "/last.safetensors" }
     var bestCheckpoint: String { path + "/best.safetensors" }
 
-    /// Writes `last` atomically; `best` and numbered epoch checkpoints are hard links to the same file, so a
-    /// 250 MB AlexNet checkpoint is written once. `keep` > 0 keeps that many `epoch-NNNN` links.
+    /// Writes `last` atomically with what resume needs (weights and momentum), and `best` with the weights only
+    /// (what evaluation, prediction, export and fine-tuning read; half the size of `last`). Numbered epoch
+    /// checkpoints are hard links to `last`; `keep` > 0 keeps that many.
     func writeCheckpoint(network: Network, sgd: SGD, info: Checkpoint.Info, best: Bool, keep: Int) throws {
         try Checkpoint.write(to: lastCheckpoint, network: network, sgd: sgd, info: info)
-        if best { try linkAtomically(lastCheckpoint, to: bestCheckpoint) }
+        if best { try Checkpoint.write(to: bestCheckpoint, network: network, sgd: nil, info: info) }
         if keep > 0 && info.position.step == 0 {
             try linkAtomically(lastCheckpoint, to: path + String(format: "/epoch-%04d.safetensors", info.position.epoch))
             let old = info.position.epoch - keep

@@ -2,21 +2,24 @@ import ConvNet
 import Foundation
 import Shard
 
-/// `dtrain predict`: the top classes of single images, with the network and class names taken from the
-/// checkpoint itself (its metadata holds the resolved config), preprocessed as in evaluation.
+/// `dtrain predict`: the top classes of single images, preprocessed as in evaluation. The network comes from the
+/// config stored in a dtrain checkpoint or export, or from a config given for plain weights (a PyTorch state dict);
+/// class names from `labels`, else the file's metadata, else `class N`.
 public enum Prediction {
     public struct Result {
         public let path: String
-        public let top: [(label: String, probability: Float)]
+        public let top: [(index: Int, label: String, probability: Float)]
     }
 
-    public static func run(checkpoint path: String, images: [String], top k: Int = 5) throws -> [Result] {
+    public static func run(checkpoint path: String, config given: TrainConfig? = nil, labels: [String]? = nil,
+                           images: [String], top k: Int = 5) throws -> [Result] {
         let reader = try SafeTensorsReader(path: path)
-        let info = try Checkpoint.info(of: reader)
-        guard info.config != .null else { throw ConfigError("\(path): the checkpoint holds no config, so its network is unknown") }
-        let config = try TrainConfig(json: info.config, file: "\(path) (stored config)")
-        let network = try Network(spec: config.network, classes: info.classes.isEmpty ? nil : info.classes.count, maxBatch: 1)
-        try Checkpoint.load(reader, into: network, sgd: nil)
+        let config = try given ?? storedConfig(reader)
+        let stored = WeightsMetadata.classes(of: reader)
+        let classCount = labels?.count ?? (stored.isEmpty ? nil : stored.count)
+        let network = try Network(spec: config.network, classes: classCount, maxBatch: 1)
+        try StateDictImport.load(reader, into: network)
+        let names = labels ?? WeightsMetadata.classNames(of: reader)
         let preprocess = config.data.preprocessOptions(input: network.input)
         let preprocessor = try Preprocessor(preprocess)
         let imageReader = try ImageReader()
@@ -25,13 +28,31 @@ public enum Prediction {
             let decoded = try imageReader.read(path: image, minimumShorterSide: preprocessor.minimumDecodeShorterSide(training: false),
                                                gray: network.input.channels == 1)
             preprocessor.apply(decoded, training: false, random: &random, into: network.inputTensor(batch: 1).data)
-            let logits = network.forward(batch: 1, mode: .eval)
+            network.forward(batch: 1, mode: .eval)
             var labels: [Int32] = [0]
             network.computeLoss(labels: &labels, batch: 1)
             let p = network.loss.probabilities
             let order = (0..<network.classes).sorted { p[$0] > p[$1] }.prefix(k)
-            _ = logits
-            return Result(path: image, top: order.map { (info.classNames.indices.contains($0) ? info.classNames[$0] : "class \($0)", p[$0]) })
+            return Result(path: image, top: order.map { ($0, names.indices.contains($0) ? names[$0] : "class \($0)", p[$0]) })
         }
+    }
+
+    /// The config a dtrain checkpoint or export carries; plain weights need one given.
+    static func storedConfig(_ reader: SafeTensorsReader) throws -> TrainConfig {
+        guard let json = WeightsMetadata.config(of: reader), json != .null else {
+            throw ConfigError("\(reader.source) holds weights without a config, so its network is unknown: pass --config CONFIG.json (the network these weights belong to)")
+        }
+        return try TrainConfig(json: json, file: "\(reader.source) (stored config)")
+    }
+
+    /// Class names, one per line (blank lines at the end ignored), as torchvision's `imagenet_classes.txt`.
+    public static func readLabels(_ path: String) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError("\(path): cannot read the labels file (one class name per line, in output order)")
+        }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        while lines.last == "" { lines.removeLast() }
+        guard !lines.isEmpty else { throw ConfigError("\(path): the labels file is empty") }
+        return lines
     }
 }

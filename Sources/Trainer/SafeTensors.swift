@@ -275,7 +275,8 @@ public final class SafeTensorsReader {
         return info
     }
 
-    private func copyBytes(_ info: TensorInfo, into destination: UnsafeMutableRawBufferPointer) throws {
+    /// Copies a tensor's bytes as stored (little-endian) into `destination`, which must be exactly its size.
+    func copyBytes(_ info: TensorInfo, into destination: UnsafeMutableRawBufferPointer) throws {
         precondition(destination.count == info.range.count)
         if info.range.isEmpty { return }
         switch storage {

@@ -96,10 +96,11 @@ public final class TrainingRun {
         for name in finetune.reinitialize + finetune.freeze where !names.contains(name) {
             throw ConfigError("finetune: no layer named \"\(name)\" in network \"\(network.spec.name)\" (layers: \(network.layers.map(\.name).joined(separator: ", ")))")
         }
-        // Rank 0 reads the weights; synchronize() then broadcasts them.
+        // Rank 0 reads the weights (a checkpoint or a PyTorch state dict); synchronize() then broadcasts them.
         if isRoot {
             let reader = try SafeTensorsReader(path: finetune.from)
-            try Checkpoint.load(reader, into: network, sgd: nil, skipping: Set(finetune.reinitialize))
+            let report = try StateDictImport.load(reader, into: network, skipping: Set(finetune.reinitialize))
+            print("finetune: \(finetune.from): \(report)")
         }
         for name in finetune.reinitialize { network.reinitialize(layer: name, seed: config.seed) }
         network.frozen = Set(finetune.freeze)

@@ -12,7 +12,7 @@ struct Eval: ParsableCommand {
     @Argument(help: "The config the checkpoint was trained with (its network and data sections).")
     var config: String
 
-    @Option(help: "The checkpoint (.safetensors) to evaluate.")
+    @Option(help: "The weights (.safetensors) to evaluate: a dtrain checkpoint or export, or a PyTorch state dict.")
     var checkpoint: String
 
     @Option(help: "Dataset root (overrides data.root).")
@@ -32,7 +32,7 @@ struct Eval: ParsableCommand {
             let sums = try CheckpointEvaluation.run(config: config, checkpoint: checkpoint, communicator: communicator)
             if communicator.rank == 0 {
                 print(blas)
-                print("\(checkpoint) on \(config.data.root)/\(config.data.valFolder): \(Int(sums.count)) images, loss \(String(format: "%.4f", sums.meanLoss)), top-1 error \(String(format: "%.2f%%", 100 * sums.top1Error)), top-5 error \(String(format: "%.2f%%", 100 * sums.top5Error))")
+                print("\(checkpoint) on \(config.data.root)/\(config.data.valFolder): \(Int(sums.count)) images, loss \(String(format: "%.4f", sums.meanLoss)), top-1 error \(String(format: "%.2f%%", 100 * sums.top1Error)) (\(Int(sums.count - sums.top1)) wrong), top-5 error \(String(format: "%.2f%%", 100 * sums.top5Error))")
             }
         }
         try communicator.finalize()
@@ -41,13 +41,26 @@ struct Eval: ParsableCommand {
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the top-5 classes of images, with probabilities, from a checkpoint.")
+        abstract: "Print the top-5 classes of images, with probabilities, from a checkpoint or plain weights.",
+        discussion: """
+        A dtrain checkpoint or export carries its config and class names. Plain weights (a PyTorch state dict \
+        converted with tools/pth_to_safetensors.py) need --config, and --labels for readable names.
+        """)
 
-    @Option(help: "The checkpoint (.safetensors); its stored config gives the network and preprocessing.")
+    @Option(help: "The weights (.safetensors): a dtrain checkpoint or export, or a PyTorch state dict.")
     var checkpoint: String
+
+    @Option(help: "The config of the network (needed for plain weights; overrides a stored one).")
+    var config: String?
+
+    @Option(help: "A file of class names, one per line in output order.")
+    var labels: String?
 
     @Option(help: "How many classes to print per image.")
     var top = 5
+
+    @Flag(help: "One JSON object per image: path and top classes (index, label, probability).")
+    var json = false
 
     @Argument(help: "Image files (JPEG or PNG).")
     var images: [String]
@@ -57,9 +70,17 @@ struct Predict: ParsableCommand {
     func run() throws {
         _ = try kernels.applyKernelChoice()
         try reportingErrors("predict") {
-            for result in try Prediction.run(checkpoint: checkpoint, images: images, top: top) {
-                print(result.path)
-                for (label, p) in result.top { print(String(format: "  %6.2f%%  ", 100 * p) + label) }
+            let given = try config.map { try TrainConfig.load(file: $0) }
+            let names = try labels.map { try Prediction.readLabels($0) }
+            for result in try Prediction.run(checkpoint: checkpoint, config: given, labels: names, images: images, top: top) {
+                if json {
+                    let top = result.top.map { JSONValue.object(["index": .number(Double($0.index)), "label": .string($0.label),
+                                                                 "probability": .number(Double($0.probability))]) }
+                    print(JSONValue.object(["path": .string(result.path), "top": .array(top)]).serialized())
+                } else {
+                    print(result.path)
+                    for (_, label, p) in result.top { print(String(format: "  %6.2f%%  ", 100 * p) + label) }
+                }
             }
         }
     }

@@ -175,7 +175,8 @@ final class TrainingJobTests: XCTestCase {
         XCTAssertTrue(run.output.range(of: #"rank \d"#, options: .regularExpression) != nil, run.output)
     }
 
-    /// Checkpoints are plain safetensors: Python's reader loads them (skipped when safetensors is not installed).
+    /// Checkpoints are plain safetensors with the framework convention in "format" (`pt`) and dtrain's marker under
+    /// "dtrain_format": Python's reader loads them (skipped when safetensors is not installed).
     func testCheckpointLoadsInPython() throws {
         let out = data.output("python")
         DTrainJob.assertSucceeded(try DTrainJob.run([try data.config(batch: 6, epochs: 1).path, "--output", out]))
@@ -185,11 +186,13 @@ final class TrainingJobTests: XCTestCase {
         from safetensors import safe_open
         t = load_file(sys.argv[1])
         with safe_open(sys.argv[1], "np") as f: meta = f.metadata()
-        print(sorted(t.keys())); print(t["conv1.weight"].shape, t["fc1.weight"].shape); print(meta["format"], meta["classes"])
+        print(sorted(t.keys())); print(t["conv1.weight"].shape, t["fc1.weight"].shape)
+        print(meta["format"], meta["dtrain_format"], meta["classes"])
+        print("best:", sorted(load_file(sys.argv[2]).keys()))
         """
         let check = Process()
         check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", script, out + "/last.safetensors"]
+        check.arguments = ["python3", "-c", script, out + "/last.safetensors", out + "/best.safetensors"]
         let pipe = Pipe()
         check.standardOutput = pipe
         check.standardError = pipe
@@ -199,7 +202,9 @@ final class TrainingJobTests: XCTestCase {
         if text.contains("No module named 'safetensors'") { throw XCTSkip("Python's safetensors is not installed") }
         XCTAssertEqual(check.terminationStatus, 0, text)
         XCTAssertTrue(text.contains("(4, 1, 3, 3) (3, 144)"), text)
-        XCTAssertTrue(text.contains("dtrain-checkpoint [\"class0\",\"class1\",\"class2\"]"), text)
+        XCTAssertTrue(text.contains("pt dtrain-checkpoint [\"class0\",\"class1\",\"class2\"]"), text)
         XCTAssertTrue(text.contains("optimizer.momentum.conv1.weight"), text)
+        // best.safetensors holds the weights only: what evaluation, export and fine-tuning read.
+        XCTAssertTrue(text.contains("best: ['conv1.bias', 'conv1.weight', 'fc1.bias', 'fc1.weight']"), text)
     }
 }
