@@ -1,0 +1,23 @@
+import ConvNet
+import Foundation
+
+/// A network with its weights, class names and config, as `dtrain export` reads them from a checkpoint or from
+/// plain weights (with a config given). Building it checks everything: names, shapes, dtypes, finite values.
+public struct ExportedModel {
+    public let network: Network
+    public let config: TrainConfig
+    public let classes: [String]
+    public let classNames: [String]
+    /// Training steps behind the weights (0 when unknown): PyTorch's `num_batches_tracked`.
+    public let steps: Int
+    public let report: StateDictImport.Report
+
+    public init(reader: SafeTensorsReader, config given: TrainConfig?) throws {
+        config = try given ?? Prediction.storedConfig(reader)
+        classes = WeightsMetadata.classes(of: reader)
+        classNames = WeightsMetadata.classNames(of: reader)
+        steps = Checkpoint.isCheckpoint(reader) ? (try Checkpoint.info(of: reader).position.globalStep) : 0
+        network = try Network(spec: config.network, classes: classes.isEmpty ? nil : classes.count, maxBatch: 1)
+        report = try StateDictImport.load(reader, into: network)
+    }
+}
