@@ -41,7 +41,10 @@ class DTrainNet(nn.Module):
     def __init__(self, network, classes=None):
         super().__init__()
         classes = classes if classes is not None else network.get("classes")
-        self.steps = []  # (dtrain name, type, module path, input names, is_vector output)
+        # Layers without tensors (ReLU, pooling, dropout, concat) live here, outside the state dict's paths, so a
+        # torch path such as "inception3a.branch1" never collides with a layer named "inception3a".
+        self.stateless = nn.ModuleDict()
+        self.steps = []  # (dtrain name, type, module path or stateless key, input names)
         shapes = {"input": tuple(network["input"])}
         previous = "input"
         for index, layer in enumerate(network["layers"]):
@@ -51,8 +54,12 @@ class DTrainNet(nn.Module):
             inputs = [inputs] if isinstance(inputs, str) else list(inputs)
             c, h, w = shapes[inputs[0]]
             module, shape = self._make(kind, layer, (c, h, w), [shapes[i] for i in inputs], classes)
-            path = layer.get("torch", name)
-            self._attach(path, module)
+            if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
+                path = layer.get("torch", name)
+                self._attach(path, module)
+            else:
+                path = f"stateless.layer{index}"
+                self.stateless[f"layer{index}"] = module
             self.steps.append((name, kind, path, inputs))
             shapes[name] = shape
             previous = name
@@ -105,7 +112,8 @@ class DTrainNet(nn.Module):
             parent = getattr(parent, part)
         parent.add_module(parts[-1], module)
 
-    def _module(self, path):
+    def module(self, path):
+        """The module at a path of `steps`."""
         module = self
         for part in path.split("."):
             module = getattr(module, part)
@@ -115,7 +123,7 @@ class DTrainNet(nn.Module):
         values = {"input": x}
         for name, kind, path, inputs in self.steps:
             args = [values[i] for i in inputs]
-            module = self._module(path)
+            module = self.module(path)
             if kind == "concat":
                 args = [a if a.dim() == 4 else a.reshape(a.shape[0], -1, 1, 1) for a in args]
                 values[name] = torch.cat(args, dim=1)

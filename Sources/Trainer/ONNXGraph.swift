@@ -73,10 +73,10 @@ struct ONNXGraph {
         case is Flatten:
             node("Flatten", [value(inputs[0], rank: 4)], [output(rank: 2)], [Self.attribute("axis", 1)])
         case let pool as MaxPooling:
-            node("MaxPool", [value(inputs[0], rank: 4)], [output(rank: 4)], Self.poolAttributes(pool.geometry))
+            node("MaxPool", [value(inputs[0], rank: 4)], [output(rank: 4)], Self.poolAttributes(pool.geometry, pool))
         case let pool as AveragePooling:
             node("AveragePool", [value(inputs[0], rank: 4)], [output(rank: 4)],
-                 Self.poolAttributes(pool.geometry) + [Self.attribute("count_include_pad", pool.countIncludePad ? 1 : 0)])
+                 Self.poolAttributes(pool.geometry, pool) + [Self.attribute("count_include_pad", pool.countIncludePad ? 1 : 0)])
         case is GlobalAveragePooling:
             node("GlobalAveragePool", [value(inputs[0], rank: 4)], [output(rank: 4)])
         case let lrn as LocalResponseNorm:
@@ -118,9 +118,20 @@ struct ONNXGraph {
         node("Mul", [x, factor], [y])
     }
 
-    private static func poolAttributes(_ g: PoolingGeometry) -> [ProtobufMessage] {
-        [attribute("kernel_shape", g.kernel), attribute("strides", g.stride),
-         attribute("pads", g.padding + g.padding), attribute("ceil_mode", g.ceilMode ? 1 : 0)]
+    /// ceil_mode is written only where it adds a window. Where dtrain (and PyTorch) drop a last window that would
+    /// start in the padding, their size is the floor size, and opset 13's ceil_mode would keep that window (onnx's
+    /// shape inference and ONNX Runtime disagree there); elsewhere floor and ceil mode are the same.
+    private static func poolAttributes(_ g: PoolingGeometry, _ layer: Layer) -> [ProtobufMessage] {
+        let sizes: [Int] = [layer.inputShape.height, layer.inputShape.width]
+        let outputs: [Int] = [layer.outputShape.height, layer.outputShape.width]
+        var floorSizes: [Int] = []
+        for axis in 0..<2 {
+            let span: Int = sizes[axis] + 2 * g.padding[axis] - g.kernel[axis]
+            floorSizes.append(span / g.stride[axis] + 1)
+        }
+        let ceil = g.ceilMode && outputs != floorSizes
+        return [attribute("kernel_shape", g.kernel), attribute("strides", g.stride),
+                attribute("pads", g.padding + g.padding), attribute("ceil_mode", ceil ? 1 : 0)]
     }
 
     // MARK: Values
