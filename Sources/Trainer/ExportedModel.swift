@@ -17,7 +17,9 @@ public struct ExportedModel {
         classes = WeightsMetadata.classes(of: reader)
         classNames = WeightsMetadata.classNames(of: reader)
         steps = Checkpoint.isCheckpoint(reader) ? (try Checkpoint.info(of: reader).position.globalStep) : 0
-        network = try Network(spec: config.network, classes: classes.isEmpty ? nil : classes.count, maxBatch: 1)
+        let count = classes.isEmpty && config.network.classes == nil ? StateDictImport.classCount(reader, spec: config.network)
+            : (classes.isEmpty ? nil : classes.count)
+        network = try Network(spec: config.network, classes: count, maxBatch: 1)
         report = try StateDictImport.load(reader, into: network)
     }
 }

@@ -17,6 +17,7 @@ public enum Prediction {
         let config = try given ?? storedConfig(reader)
         let stored = WeightsMetadata.classes(of: reader)
         let classCount = labels?.count ?? (stored.isEmpty ? nil : stored.count)
+            ?? (config.network.classes == nil ? StateDictImport.classCount(reader, spec: config.network) : nil)
         let network = try Network(spec: config.network, classes: classCount, maxBatch: 1)
         try StateDictImport.load(reader, into: network)
         let names = labels ?? WeightsMetadata.classNames(of: reader)

@@ -94,6 +94,20 @@ public enum StateDictImport {
         return Report(matching: matching, loaded: loading.count, ignored: reader.names.count - weights.count)
     }
 
+    /// The class count of a head whose `outputs` is `"classes"`, read from the file (plain weights carry no class
+    /// list): the first dimension of that layer's weight under its torch or dtrain name, or, when no name matches,
+    /// of the last two-dimensional weight in state-dict order. Nil when neither is there.
+    public static func classCount(_ reader: SafeTensorsReader, spec: NetworkSpec) -> Int? {
+        for layer in spec.layers.reversed() where layer.config.members["outputs"] == .string("classes") {
+            for name in [layer.torchName + ".weight", layer.name + ".weight"] {
+                if let shape = reader.info(name)?.shape, let first = shape.first { return first }
+            }
+        }
+        let weights = reader.names.filter { !isIgnored($0) }
+        return stateDictOrder(weights, metadata: reader.metadata).last { $0.hasSuffix(".weight") && reader.info($0)?.shape.count == 2 }
+            .flatMap { reader.info($0)?.shape.first }
+    }
+
     /// Pairs the network's tensors with the file's: by the naming that finds more tensors, or by order when neither
     /// finds any. Returns the pairs and the targets left without a tensor.
     static func match(_ targets: [Target], _ weights: [String], reader: SafeTensorsReader)
