@@ -2,7 +2,7 @@
 # setup.sh: everything dtrain needs on a Debian 12 machine, then a release build. Safe to run again: packages
 # already installed are not fetched again, and the build is incremental.
 #
-#   bash launch/setup.sh              system packages, Python test tools, release build
+#   bash launch/setup.sh              system packages, Python test tools (torch and ONNX optional), release build
 #   bash launch/setup.sh --no-build   the same without the build
 #   bash launch/setup.sh --data-only  only what `dtrain prepare fashion-mnist` needs (the dataset package)
 #
@@ -75,6 +75,37 @@ else
     say "could not install python tensorboard (optional): the TensorBoard cross-check will say SKIP"
 fi
 "$python" -c 'import numpy' 2>/dev/null || pip_install numpy || say "no numpy for $python: tests use /usr/bin/python3"
+
+# Optional test tools for the PyTorch and ONNX interoperability checks (Tests/python, run by InteropTests): Debian's
+# torch and torchvision for Debian's python3, and safetensors, onnx and onnxruntime from PyPI for the same
+# interpreter, pinned to Debian's numpy (torch 1.13 is built against numpy 1.x). Where any cannot be installed,
+# those tests print SKIP and the rest of the suite runs.
+system_python=/usr/bin/python3
+torch_packages=(python3-torch python3-torchvision)
+torch_missing=()
+for p in "${torch_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || torch_missing+=("$p")
+done
+if [[ ${#torch_missing[@]} -gt 0 ]]; then
+    say "installing ${torch_missing[*]} (optional: the PyTorch interoperability tests)"
+    DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y -qq "${torch_missing[@]}" >/dev/null ||
+        say "SKIP: could not install ${torch_missing[*]}: the PyTorch and ONNX interoperability tests will say SKIP"
+fi
+if "$system_python" -c 'import torch' 2>/dev/null; then
+    if "$system_python" -c 'import safetensors, onnx, onnxruntime' 2>/dev/null; then
+        say "safetensors, onnx and onnxruntime are installed for $system_python"
+    else
+        constraint=$(mktemp)
+        "$system_python" -c 'import numpy; print("numpy==" + numpy.__version__)' >"$constraint"
+        if "$system_python" -m pip install -q --disable-pip-version-check --break-system-packages -c "$constraint" \
+            safetensors onnx onnxruntime 2>/dev/null; then
+            say "installed safetensors, onnx and onnxruntime for $system_python"
+        else
+            say "SKIP: could not install safetensors, onnx and onnxruntime for $system_python: the ONNX checks will say SKIP"
+        fi
+        rm -f "$constraint"
+    fi
+fi
 
 export PATH="/opt/swift/usr/bin:$PATH"
 if [[ $build -eq 1 ]]; then
