@@ -101,7 +101,8 @@ if "$system_python" -c 'import torch' 2>/dev/null; then
             safetensors onnx onnxruntime 2>/dev/null; then
             say "installed safetensors, onnx and onnxruntime for $system_python"
         else
-            say "SKIP: could not install safetensors, onnx and onnxruntime for $system_python: the ONNX checks will say SKIP"
+            say "SKIP: could not install safetensors, onnx and onnxruntime for $system_python:" \
+                "the ONNX checks will say SKIP"
         fi
         rm -f "$constraint"
     fi

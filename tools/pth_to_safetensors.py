@@ -5,10 +5,11 @@
     dtrain predict --config configs/alexnet-torchvision.json --checkpoint alexnet.safetensors photo.jpg
 
 The input may be a state dict, a dict holding one under "state_dict" or "model" (training scripts' checkpoints),
-or (with --trusted) a whole pickled nn.Module. Every entry must be a tensor; each is written as it is (dtype, shape) under its
-state-dict name, with metadata "format": "pt" and "state_dict_order" (the names in module order, which safetensors
-itself does not keep: dtrain uses it to pair tensors with layers by order when the names do not match). The
-output is written to a temporary file and renamed: on any error nothing is written. Needs torch and safetensors.
+or (with --trusted) a whole pickled nn.Module. Every entry must be a tensor; each is written as it is (dtype,
+shape) under its state-dict name, with metadata "format": "pt" and "state_dict_order" (the names in module order,
+which safetensors itself does not keep: dtrain uses it to pair tensors with layers by order when the names do not
+match). The output is written to a temporary file and renamed: on any error nothing is written. Needs torch and
+safetensors.
 """
 import argparse
 import json
@@ -33,7 +34,8 @@ def load_state_dict(path, key=None, trusted=False):
         obj = obj.state_dict()
     if key is not None:
         if not isinstance(obj, dict) or key not in obj:
-            raise SystemExit(f"{path}: no entry {key!r} (it has: {', '.join(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__})")
+            has = ", ".join(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+            raise SystemExit(f"{path}: no entry {key!r} (it has: {has})")
         obj = obj[key]
     elif isinstance(obj, dict) and not any(torch.is_tensor(v) for v in obj.values()):
         for candidate in ("state_dict", "model", "model_state_dict"):
@@ -44,14 +46,16 @@ def load_state_dict(path, key=None, trusted=False):
         raise SystemExit(f"{path}: holds a {type(obj).__name__}, not a state dict (a dict of tensors)")
     bad = [k for k, v in obj.items() if not torch.is_tensor(v)]
     if bad:
-        raise SystemExit(f"{path}: entries that are not tensors: {', '.join(map(str, bad[:8]))}; pass --key to pick the state dict")
+        raise SystemExit(f"{path}: entries that are not tensors: {', '.join(map(str, bad[:8]))}; "
+                         "pass --key to pick the state dict")
     return obj
 
 
-def convert(source, output, key=None, trusted=False):
+def convert(source, output, key=None, trusted=False, exclude=()):
     from safetensors.torch import save_file
 
     state = load_state_dict(source, key, trusted)
+    state = {name: t for name, t in state.items() if not name.startswith(tuple(exclude))}
     # Copies: safetensors refuses tensors that share memory (tied weights) or are not contiguous.
     tensors = {name: t.detach().cpu().contiguous().clone() for name, t in state.items()}
     metadata = {"format": "pt", "state_dict_order": json.dumps(list(tensors))}
@@ -72,8 +76,11 @@ def main():
     parser.add_argument("--key", help="the entry of a checkpoint dict that holds the state dict")
     parser.add_argument("--trusted", action="store_true",
                         help="load any pickle (e.g. a whole nn.Module); it can run code, so only for trusted files")
+    parser.add_argument("--exclude", action="append", default=[], metavar="PREFIX",
+                        help="leave out tensors whose names start with PREFIX (repeatable), e.g. aux1. aux2. for "
+                             "torchvision's GoogLeNet weights, whose auxiliary classifiers dtrain does not build")
     args = parser.parse_args()
-    tensors = convert(args.source, args.output, args.key, args.trusted)
+    tensors = convert(args.source, args.output, args.key, args.trusted, args.exclude)
     count = sum(t.numel() for t in tensors.values())
     print(f"{args.source} → {args.output}: {len(tensors)} tensors, {count:,} values")
 

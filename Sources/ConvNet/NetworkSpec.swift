@@ -66,7 +66,8 @@ public struct NetworkSpec {
         var owners: [String: String] = [:]
         for layer in layers {
             if let other = owners[layer.torchName] {
-                throw ConfigError("\(config.path): layers \"\(other)\" and \"\(layer.name)\" both have the torch name \"\(layer.torchName)\"; each must be unique")
+                throw ConfigError("\(config.path): layers \"\(other)\" and \"\(layer.name)\" both have the torch "
+                    + "name \"\(layer.torchName)\"; each must be unique")
             }
             owners[layer.torchName] = layer.name
         }
@@ -77,7 +78,8 @@ public struct NetworkSpec {
     static func checkTorchName(_ torch: String, layer: String, path: String) throws {
         let parts = torch.split(separator: ".", omittingEmptySubsequences: false)
         guard !torch.isEmpty, parts.allSatisfy({ !$0.isEmpty && !$0.contains(where: \.isWhitespace) }) else {
-            throw ConfigError("\(path) \"\(layer)\": 'torch' must be a module path such as \"features.0\" (dot-separated names without spaces), found \"\(torch)\"")
+            throw ConfigError("\(path) \"\(layer)\": 'torch' must be a module path such as \"features.0\" "
+                + "(dot-separated names without spaces), found \"\(torch)\"")
         }
     }
 

@@ -60,7 +60,8 @@ public enum Checkpoint {
             "world_size": String(info.worldSize),
             "global_batch": String(info.globalBatch),
             "best_top1_error": String(info.bestTop1Error),
-        ].merging(WeightsMetadata.entries(classes: info.classes, classNames: info.classNames, config: info.config)) { $1 })
+        ].merging(WeightsMetadata.entries(classes: info.classes, classNames: info.classNames,
+                                          config: info.config)) { $1 })
         for slot in network.parameters.slots + network.state.slots {
             try writer.add(slot.name, shape: slot.dims, UnsafeBufferPointer(start: slot.value, count: slot.count))
         }
@@ -77,7 +78,8 @@ public enum Checkpoint {
     public static func info(of reader: SafeTensorsReader) throws -> Info {
         let m = reader.metadata
         guard isCheckpoint(reader) else {
-            throw SafeTensorsError("\(reader.source): not a dtrain checkpoint (no \"\(markerKey)\": \"\(marker)\" in its metadata): it holds plain weights, which eval, predict, export and finetune.from take, but not --resume")
+            throw SafeTensorsError("\(reader.source): not a dtrain checkpoint (no \"\(markerKey)\": \"\(marker)\" in its "
+                + "metadata): it holds plain weights, which eval, predict, export and finetune.from take, but not --resume")
         }
         guard let v = m["version"].flatMap(Int.init), v <= version else {
             throw SafeTensorsError("\(reader.source): checkpoint version \(m["version"] ?? "?") is newer than this dtrain reads (\(version)); update dtrain")
@@ -97,8 +99,10 @@ public enum Checkpoint {
     /// Copies the checkpoint's tensors into `network` (and momentum into `sgd`), after checking that every name
     /// exists with the right shape. Layers in `skipping` (re-initialised for fine-tuning) are left alone.
     public static func load(_ reader: SafeTensorsReader, into network: Network, sgd: SGD?, skipping: Set<String> = []) throws {
-        if sgd != nil, !network.parameters.slots.isEmpty, !reader.names.contains(where: { $0.hasPrefix(momentumPrefix) }) {
-            throw SafeTensorsError("\(reader.source) holds weights only, no optimizer state (best.safetensors and exports do): resume from last.safetensors, or start a new run from it with finetune.from")
+        let hasMomentum = reader.names.contains { $0.hasPrefix(momentumPrefix) }
+        if sgd != nil, !network.parameters.slots.isEmpty, !hasMomentum {
+            throw SafeTensorsError("\(reader.source) holds weights only, no optimizer state (best.safetensors and exports "
+                + "do): resume from last.safetensors, or start a new run from it with finetune.from")
         }
         var problems: [String] = []
         let slots = (network.parameters.slots + network.state.slots).filter { !skipping.contains(layerName($0.name)) }

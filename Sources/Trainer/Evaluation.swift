@@ -31,7 +31,8 @@ public enum CheckpointEvaluation {
         var reader: SafeTensorsReader?
         if communicator.rank == 0 {
             let r = try SafeTensorsReader(path: path)
-            let classes = Checkpoint.isCheckpoint(r) ? try Checkpoint.info(of: r).classes : WeightsMetadata.classes(of: r)
+            let classes = Checkpoint.isCheckpoint(r) ? try Checkpoint.info(of: r).classes
+                : WeightsMetadata.classes(of: r)
             classBytes = Array(JSONValue.array(classes.map { .string($0) }).serialized().utf8)
             reader = r
         }

@@ -17,8 +17,10 @@ public struct ExportedModel {
         classes = WeightsMetadata.classes(of: reader)
         classNames = WeightsMetadata.classNames(of: reader)
         steps = Checkpoint.isCheckpoint(reader) ? (try Checkpoint.info(of: reader).position.globalStep) : 0
-        let count = classes.isEmpty && config.network.classes == nil ? StateDictImport.classCount(reader, spec: config.network)
-            : (classes.isEmpty ? nil : classes.count)
+        var count: Int? = classes.isEmpty ? nil : classes.count
+        if count == nil && config.network.classes == nil {
+            count = StateDictImport.classCount(reader, spec: config.network)
+        }
         network = try Network(spec: config.network, classes: count, maxBatch: 1)
         report = try StateDictImport.load(reader, into: network)
     }

@@ -54,7 +54,8 @@ public enum ONNXExport {
             "mean": .array(d.mean.map(shortest)),
             "std": .array(d.std.map(shortest)),
         ])
-        let names = classes.isEmpty ? [:] : WeightsMetadata.entries(classes: classes, classNames: classNames, config: nil)
+        let names = classes.isEmpty ? [:]
+            : WeightsMetadata.entries(classes: classes, classNames: classNames, config: nil)
         return names.merging(["preprocessing": preprocessing.serialized(), "network": config.network.name]) { $1 }
     }
 

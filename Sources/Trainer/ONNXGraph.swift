@@ -76,15 +76,17 @@ struct ONNXGraph {
             node("MaxPool", [value(inputs[0], rank: 4)], [output(rank: 4)], Self.poolAttributes(pool.geometry, pool))
         case let pool as AveragePooling:
             node("AveragePool", [value(inputs[0], rank: 4)], [output(rank: 4)],
-                 Self.poolAttributes(pool.geometry, pool) + [Self.attribute("count_include_pad", pool.countIncludePad ? 1 : 0)])
+                 Self.poolAttributes(pool.geometry, pool)
+                    + [Self.attribute("count_include_pad", pool.countIncludePad ? 1 : 0)])
         case is GlobalAveragePooling:
             node("GlobalAveragePool", [value(inputs[0], rank: 4)], [output(rank: 4)])
         case let lrn as LocalResponseNorm:
             try addLRN(lrn, input: value(inputs[0], rank: 4), output: output(rank: 4))
         case let bn as BatchNorm:
             let state = network.stateSlots(ofLayer: index)
-            node("BatchNormalization", [value(inputs[0], rank: 4), parameter(0), parameter(1), initializer(state[0]),
-                                        initializer(state[1])], [output(rank: 4)], [Self.attribute("epsilon", bn.epsilon)])
+            let x = value(inputs[0], rank: 4)
+            let tensors = [x, parameter(0), parameter(1), initializer(state[0]), initializer(state[1])]
+            node("BatchNormalization", tensors, [output(rank: 4)], [Self.attribute("epsilon", bn.epsilon)])
         case is Concat:
             node("Concat", inputs.map { value($0, rank: 4) }, [output(rank: 4)], [Self.attribute("axis", 1)])
         case is Dropout:
@@ -94,9 +96,9 @@ struct ONNXGraph {
         }
     }
 
-    /// ONNX's LRN divides α by the size as dtrain does, and centres odd windows alike: c ± (size − 1)/2. For an even
-    /// size ONNX takes one more channel after c, dtrain (and PyTorch) one more before, so the window sum is written
-    /// as a 1×1 convolution with a fixed 0/1 band: y = x · (k + α/size · Σ x²)^−β.
+    /// ONNX's LRN divides α by the size as dtrain does, and centres odd windows alike: c ± (size − 1)/2. For an
+    /// even size ONNX takes one more channel after c, dtrain (and PyTorch) one more before, so the window sum is
+    /// written as a 1×1 convolution with a fixed 0/1 band: y = x · (k + α/size · Σ x²)^−β.
     private mutating func addLRN(_ lrn: LocalResponseNorm, input x: String, output y: String) throws {
         if lrn.size % 2 == 1 {
             node("LRN", [x], [y], [Self.attribute("size", lrn.size), Self.attribute("alpha", lrn.alpha),
@@ -161,7 +163,8 @@ struct ONNXGraph {
 
     // MARK: Protobuf pieces (field numbers from onnx.proto)
 
-    private mutating func node(_ op: String, _ inputs: [String], _ outputs: [String], _ attributes: [ProtobufMessage] = []) {
+    private mutating func node(_ op: String, _ inputs: [String], _ outputs: [String],
+                               _ attributes: [ProtobufMessage] = []) {
         var n = ProtobufMessage()
         for i in inputs { n.string(1, i) }
         for o in outputs { n.string(2, o) }

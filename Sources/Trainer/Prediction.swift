@@ -26,32 +26,36 @@ public enum Prediction {
         let imageReader = try ImageReader()
         var random = SampleRandom(0)
         return try images.map { image in
-            let decoded = try imageReader.read(path: image, minimumShorterSide: preprocessor.minimumDecodeShorterSide(training: false),
-                                               gray: network.input.channels == 1)
+            let side = preprocessor.minimumDecodeShorterSide(training: false)
+            let decoded = try imageReader.read(path: image, minimumShorterSide: side, gray: network.input.channels == 1)
             preprocessor.apply(decoded, training: false, random: &random, into: network.inputTensor(batch: 1).data)
             network.forward(batch: 1, mode: .eval)
             var labels: [Int32] = [0]
             network.computeLoss(labels: &labels, batch: 1)
             let p = network.loss.probabilities
             let order = (0..<network.classes).sorted { p[$0] > p[$1] }.prefix(k)
-            return Result(path: image, top: order.map { ($0, names.indices.contains($0) ? names[$0] : "class \($0)", p[$0]) })
+            let top = order.map { ($0, names.indices.contains($0) ? names[$0] : "class \($0)", p[$0]) }
+            return Result(path: image, top: top)
         }
     }
 
     /// The config a dtrain checkpoint or export carries; plain weights need one given.
     static func storedConfig(_ reader: SafeTensorsReader) throws -> TrainConfig {
         guard let json = WeightsMetadata.config(of: reader), json != .null else {
-            throw ConfigError("\(reader.source) holds weights without a config, so its network is unknown: pass --config CONFIG.json (the network these weights belong to)")
+            throw ConfigError("\(reader.source) holds weights without a config, so its network is unknown: "
+                + "pass --config CONFIG.json (the network these weights belong to)")
         }
         return try TrainConfig(json: json, file: "\(reader.source) (stored config)")
     }
 
     /// Class names, one per line (blank lines at the end ignored), as torchvision's `imagenet_classes.txt`.
     public static func readLabels(_ path: String) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path),
+              let text = String(data: data, encoding: .utf8) else {
             throw ConfigError("\(path): cannot read the labels file (one class name per line, in output order)")
         }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
         while lines.last == "" { lines.removeLast() }
         guard !lines.isEmpty else { throw ConfigError("\(path): the labels file is empty") }
         return lines

@@ -13,7 +13,8 @@ public enum PyTorchExport {
         var writer = SafeTensorsWriter()
         for target in StateDictImport.targets(network) {
             let slot = target.slot
-            try writer.add(target.torchName, shape: slot.dims, UnsafeBufferPointer(start: slot.value, count: slot.count))
+            let values = UnsafeBufferPointer(start: slot.value, count: slot.count)
+            try writer.add(target.torchName, shape: slot.dims, values)
             order.append(target.torchName)
             // PyTorch registers the counter after the running statistics.
             if target.layer is BatchNorm, slot.name.hasSuffix(".running_var") {

@@ -12,6 +12,8 @@ public final class SGD {
     public let velocity: UnsafeMutableBufferPointer<Float>
     /// Ranges of the flat buffer that are updated (all of it unless layers are frozen).
     public var trainableRanges: [Range<Int>]
+    /// Each trainable range's learning-rate factor (fine-tuning's `lr_mult`); empty means 1 everywhere.
+    public var rateScales: [Float] = []
 
     public init(parameterCount: Int, momentum: Float, nesterov: Bool, weightDecay: Float) {
         self.momentum = momentum
@@ -28,7 +30,8 @@ public final class SGD {
     public func step(_ parameters: ParameterBuffer, lr: Float) {
         let w = parameters.values.baseAddress!, g = parameters.gradients.baseAddress!, v = velocity.baseAddress!
         let mu = momentum, wd = weightDecay
-        for range in trainableRanges {
+        for (k, range) in trainableRanges.enumerated() {
+            let lr = rateScales.isEmpty ? lr : lr * rateScales[k]
             if nesterov {
                 for i in range {
                     let grad = g[i] + wd * w[i]

@@ -12,10 +12,13 @@ extension SafeTensorsReader {
     public func copyAsFloat32(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
         guard let info = info(name) else { throw SafeTensorsError("\(source): no tensor named \"\(name)\"") }
         guard SafeTensorsDType.weightTypes.contains(info.dtype) else {
-            throw SafeTensorsError("\(source): tensor \"\(name)\" has dtype \(info.dtype.rawValue); weights must be floating point (\(SafeTensorsDType.weightTypes.map(\.rawValue).joined(separator: ", ")))")
+            let types = SafeTensorsDType.weightTypes.map(\.rawValue).joined(separator: ", ")
+            throw SafeTensorsError("\(source): tensor \"\(name)\" has dtype \(info.dtype.rawValue); weights must be "
+                + "floating point (\(types))")
         }
         guard destination.count == info.elementCount else {
-            throw SafeTensorsError("\(source): tensor \"\(name)\" has \(info.elementCount) elements (shape \(info.shape)) but the destination holds \(destination.count)")
+            throw SafeTensorsError("\(source): tensor \"\(name)\" has \(info.elementCount) elements (shape "
+                + "\(info.shape)) but the destination holds \(destination.count)")
         }
         if info.dtype == .f32 { return try copyBytes(info, into: UnsafeMutableRawBufferPointer(destination)) }
         let count = info.elementCount

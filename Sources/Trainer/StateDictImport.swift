@@ -26,7 +26,8 @@ public enum StateDictImport {
         /// `num_batches_tracked` counters and optimizer state left out.
         public let ignored: Int
         public var description: String {
-            "\(loaded) tensors matched \(matching.rawValue)" + (ignored > 0 ? ", \(ignored) ignored (num_batches_tracked, optimizer state)" : "")
+            let skipped = ignored > 0 ? ", \(ignored) ignored (num_batches_tracked, optimizer state)" : ""
+            return "\(loaded) tensors matched \(matching.rawValue)" + skipped
         }
     }
 
@@ -59,7 +60,8 @@ public enum StateDictImport {
 
     /// Copies the file's tensors into `network` after checking all of them; throws one error listing every problem.
     @discardableResult
-    public static func load(_ reader: SafeTensorsReader, into network: Network, skipping: Set<String> = []) throws -> Report {
+    public static func load(_ reader: SafeTensorsReader, into network: Network,
+                            skipping: Set<String> = []) throws -> Report {
         let all = targets(network)
         let weights = reader.names.filter { !isIgnored($0) }
         let (matching, pairs, unmatched) = match(all, weights, reader: reader)
@@ -104,8 +106,9 @@ public enum StateDictImport {
             }
         }
         let weights = reader.names.filter { !isIgnored($0) }
-        return stateDictOrder(weights, metadata: reader.metadata).last { $0.hasSuffix(".weight") && reader.info($0)?.shape.count == 2 }
-            .flatMap { reader.info($0)?.shape.first }
+        let head = stateDictOrder(weights, metadata: reader.metadata)
+            .last { $0.hasSuffix(".weight") && reader.info($0)?.shape.count == 2 }
+        return head.flatMap { reader.info($0)?.shape.first }
     }
 
     /// Pairs the network's tensors with the file's: by the naming that finds more tensors, or by order when neither
@@ -129,13 +132,17 @@ public enum StateDictImport {
         return (matching, pairs, unmatched)
     }
 
-    private static func fail(_ problems: [String], _ reader: SafeTensorsReader, _ network: Network, _ matching: Matching) throws {
+    private static func fail(_ problems: [String], _ reader: SafeTensorsReader, _ network: Network,
+                             _ matching: Matching) throws {
         guard !problems.isEmpty else { return }
-        let shown = problems.prefix(10).joined(separator: "; ") + (problems.count > 10 ? "; and \(problems.count - 10) more" : "")
+        let more = problems.count > 10 ? "; and \(problems.count - 10) more" : ""
+        let shown = problems.prefix(10).joined(separator: "; ") + more
         let hint = matching == .order
-            ? "No tensor name matched a layer, so tensors were paired in state-dict order: give the layers their PyTorch module paths with \"torch\" keys in the config to match by name"
+            ? "No tensor name matched a layer, so tensors were paired in state-dict order: give the layers their "
+                + "PyTorch module paths with \"torch\" keys in the config to match by name"
             : "Is the file from another architecture? For a new head, list that layer in finetune.reinit"
-        throw SafeTensorsError("\(reader.source) does not fit network \"\(network.spec.name)\" (tensors matched \(matching.rawValue)): \(shown). \(hint)")
+        throw SafeTensorsError("\(reader.source) does not fit network \"\(network.spec.name)\" "
+            + "(tensors matched \(matching.rawValue)): \(shown). \(hint)")
     }
 
     /// The state dict's order: the metadata's list where it names the file's tensors (others follow), else natural
@@ -146,7 +153,7 @@ public enum StateDictImport {
         if let text = metadata[orderKey],
            case .array(let items)? = try? JSONValue.parse(Data(text.utf8), source: orderKey) {
             var unique = Set<String>()
-            listed = items.compactMap { if case .string(let s) = $0, present.contains(s), unique.insert(s).inserted { s } else { nil } }
+            for case .string(let s) in items where present.contains(s) && unique.insert(s).inserted { listed.append(s) }
         }
         let seen = Set(listed)
         return listed + weights.filter { !seen.contains($0) }.sorted(by: naturallyBefore)
@@ -167,7 +174,11 @@ public enum StateDictImport {
         func runs(_ s: String) -> [String] {
             var out: [String] = []
             for c in s {
-                if let last = out.last?.last, last.isNumber == c.isNumber { out[out.count - 1].append(c) } else { out.append(String(c)) }
+                if let last = out.last?.last, last.isNumber == c.isNumber {
+                    out[out.count - 1].append(c)
+                } else {
+                    out.append(String(c))
+                }
             }
             return out
         }

@@ -197,17 +197,33 @@ public struct LogSettings {
     }
 }
 
-/// The `finetune` section (the lecture's recipe): start from a trained checkpoint, re-initialise some layers
-/// (a new head for a new class count), freeze the early ones, and train the rest at a lower rate.
+/// The `finetune` section (the lecture's recipe): start from trained weights (a checkpoint or a PyTorch state
+/// dict), re-initialise some layers (a new head for a new class count), freeze the early ones, and train the rest
+/// at a lower rate: `lr_mult` multiplies `solver.lr` per layer, so pre-trained layers can learn slower than a new head.
 public struct FineTuneSettings {
     public var from: String
     public var reinitialize: [String]
     public var freeze: [String]
+    /// Learning-rate factor by layer name (absent: 1).
+    public var rateScales: [String: Double]
 
     init(_ c: ConfigObject) throws {
         from = try c.string("from")
         reinitialize = c.has("reinit") ? try c.strings("reinit") : []
         freeze = c.has("freeze") ? try c.strings("freeze") : []
+        rateScales = [:]
+        if c.has("lr_mult") {
+            let factors = try c.object("lr_mult")
+            for key in factors.members.keys.sorted() {
+                let factor = try factors.double(key)
+                guard factor >= 0, factor.isFinite else {
+                    throw ConfigError("\(factors.path): '\(key)' must be a non-negative factor of solver.lr, "
+                        + "found \(factor)")
+                }
+                rateScales[key] = factor
+            }
+            try factors.finish()
+        }
         try c.finish()
     }
 }

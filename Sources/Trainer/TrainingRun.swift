@@ -93,7 +93,8 @@ public final class TrainingRun {
     private func applyFineTune(sgd: SGD) throws {
         guard let finetune = config.finetune else { return }
         let names = Set(network.layers.map(\.name))
-        for name in finetune.reinitialize + finetune.freeze where !names.contains(name) {
+        let named = finetune.reinitialize + finetune.freeze + finetune.rateScales.keys.sorted()
+        for name in named where !names.contains(name) {
             throw ConfigError("finetune: no layer named \"\(name)\" in network \"\(network.spec.name)\" (layers: \(network.layers.map(\.name).joined(separator: ", ")))")
         }
         // Rank 0 reads the weights (a checkpoint or a PyTorch state dict); synchronize() then broadcasts them.
@@ -104,20 +105,26 @@ public final class TrainingRun {
         }
         for name in finetune.reinitialize { network.reinitialize(layer: name, seed: config.seed) }
         network.frozen = Set(finetune.freeze)
-        sgd.trainableRanges = TrainingRun.trainableRanges(network)
+        (sgd.trainableRanges, sgd.rateScales) = TrainingRun.trainableRanges(network, rateScales: finetune.rateScales)
     }
 
-    /// The parts of the flat buffer that belong to layers that are not frozen, merged where adjacent.
-    static func trainableRanges(_ network: Network) -> [Range<Int>] {
-        var ranges: [Range<Int>] = []
+    /// The parts of the flat buffer that belong to layers that are not frozen, merged where adjacent and trained at
+    /// the same rate, with each part's learning-rate factor.
+    static func trainableRanges(_ network: Network, rateScales: [String: Double] = [:]) -> ([Range<Int>], [Float]) {
+        var ranges: [Range<Int>] = [], scales: [Float] = []
         for (i, layer) in network.layers.enumerated() where !network.frozen.contains(layer.name) {
+            let scale = Float(rateScales[layer.name] ?? 1)
             for slot in network.parameterSlots(ofLayer: i) {
                 let r = slot.offset..<(slot.offset + slot.count)
-                if let last = ranges.last, last.upperBound == r.lowerBound { ranges[ranges.count - 1] = last.lowerBound..<r.upperBound }
-                else { ranges.append(r) }
+                if let last = ranges.last, last.upperBound == r.lowerBound, scales.last == scale {
+                    ranges[ranges.count - 1] = last.lowerBound..<r.upperBound
+                } else {
+                    ranges.append(r)
+                    scales.append(scale)
+                }
             }
         }
-        return ranges
+        return (ranges, scales)
     }
 
     /// Rank 0 reads the checkpoint and its position; all ranks then agree on the position (the weights follow in

@@ -8,7 +8,8 @@ struct DTrain: ParsableCommand {
         discussion: """
         Run `dtrain CONFIG.json` to train (under `mpirun -n N` for N ranks, or alone for one process).
         """,
-        subcommands: [Train.self, Eval.self, Predict.self, Export.self, Prepare.self, Summary.self, Bench.self, BenchData.self],
+        subcommands: [Train.self, Eval.self, Predict.self, Export.self, Prepare.self, Summary.self, Bench.self,
+                      BenchData.self],
         defaultSubcommand: Train.self
     )
 }

@@ -32,7 +32,10 @@ struct Eval: ParsableCommand {
             let sums = try CheckpointEvaluation.run(config: config, checkpoint: checkpoint, communicator: communicator)
             if communicator.rank == 0 {
                 print(blas)
-                print("\(checkpoint) on \(config.data.root)/\(config.data.valFolder): \(Int(sums.count)) images, loss \(String(format: "%.4f", sums.meanLoss)), top-1 error \(String(format: "%.2f%%", 100 * sums.top1Error)) (\(Int(sums.count - sums.top1)) wrong), top-5 error \(String(format: "%.2f%%", 100 * sums.top5Error))")
+                let loss = String(format: "%.4f", sums.meanLoss)
+                let top1 = String(format: "%.2f%%", 100 * sums.top1Error), top5 = String(format: "%.2f%%", 100 * sums.top5Error)
+                print("\(checkpoint) on \(config.data.root)/\(config.data.valFolder): \(Int(sums.count)) images, "
+                    + "loss \(loss), top-1 error \(top1) (\(Int(sums.count - sums.top1)) wrong), top-5 error \(top5)")
             }
         }
         try communicator.finalize()
@@ -72,10 +75,13 @@ struct Predict: ParsableCommand {
         try reportingErrors("predict") {
             let given = try config.map { try TrainConfig.load(file: $0) }
             let names = try labels.map { try Prediction.readLabels($0) }
-            for result in try Prediction.run(checkpoint: checkpoint, config: given, labels: names, images: images, top: top) {
+            let results = try Prediction.run(checkpoint: checkpoint, config: given, labels: names, images: images, top: top)
+            for result in results {
                 if json {
-                    let top = result.top.map { JSONValue.object(["index": .number(Double($0.index)), "label": .string($0.label),
-                                                                 "probability": .number(Double($0.probability))]) }
+                    let top = result.top.map {
+                        JSONValue.object(["index": .number(Double($0.index)), "label": .string($0.label),
+                                          "probability": .number(Double($0.probability))])
+                    }
                     print(JSONValue.object(["path": .string(result.path), "top": .array(top)]).serialized())
                 } else {
                     print(result.path)

@@ -41,7 +41,8 @@ final class InteropTests: XCTestCase {
         } else {
             print("SKIP: onnx or onnxruntime is not installed for \(python): the ONNX part of \(script) does not run")
         }
-        let outcome = try runProcess([python, Self.scripts.appendingPathComponent(script).path] + args, timeout: timeout)
+        let path = Self.scripts.appendingPathComponent(script).path
+        let outcome = try runProcess([python, path] + args, timeout: timeout)
         print(outcome.stdout)
         if outcome.stdout.hasPrefix("SKIP") { throw XCTSkip(outcome.stdout) }
         XCTAssertFalse(outcome.timedOut, "\(script) timed out")
@@ -58,15 +59,13 @@ final class InteropTests: XCTestCase {
     /// The one AlexNet check: torchvision's random-init AlexNet → .pth → safetensors → dtrain predict, the
     /// PyTorch export loaded strictly, the ONNX export in ONNX Runtime: the same top-5 and probabilities.
     func testTorchvisionAlexNetThroughDTrainPyTorchAndONNX() throws {
-        try check("check_torchvision.py", ["alexnet", try Self.dtrain(),
-                                           Self.repository.appendingPathComponent("configs/alexnet-torchvision.json").path,
-                                           makeTemporaryDirectory(self)])
+        let config = Self.repository.appendingPathComponent("configs/alexnet-torchvision.json").path
+        try check("check_torchvision.py", ["alexnet", try Self.dtrain(), config, makeTemporaryDirectory(self)])
     }
 
     func testTorchvisionGoogLeNetThroughDTrainPyTorchAndONNX() throws {
-        try check("check_torchvision.py", ["googlenet", try Self.dtrain(),
-                                           Self.repository.appendingPathComponent("configs/googlenet-torchvision.json").path,
-                                           makeTemporaryDirectory(self)])
+        let config = Self.repository.appendingPathComponent("configs/googlenet-torchvision.json").path
+        try check("check_torchvision.py", ["googlenet", try Self.dtrain(), config, makeTemporaryDirectory(self)])
     }
 
     /// A net dtrain trained on real Fashion-MNIST images, exported: PyTorch and ONNX Runtime get the same validation
@@ -88,12 +87,14 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(eval.status, 0, eval.stderr)
         let wrong = try XCTUnwrap(Self.wrongCount(eval.stdout), eval.stdout)
         XCTAssertLessThan(wrong, 500, "the net should have learned something: \(eval.stdout)")
-        try check("check_trained.py", [dtrain, dir + "/run/best.safetensors", config, data, String(wrong), dir + "/check"])
+        try check("check_trained.py",
+                  [dtrain, dir + "/run/best.safetensors", config, data, String(wrong), dir + "/check"])
     }
 
     /// fashion-lenet for two epochs on the given folder.
     static func fashionConfig(root: String, output: String, in dir: String) throws -> String {
-        var text = try String(contentsOf: repository.appendingPathComponent("configs/fashion-lenet.json"), encoding: .utf8)
+        let base = repository.appendingPathComponent("configs/fashion-lenet.json")
+        var text = try String(contentsOf: base, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"root\": \"data/fashion-mnist\"", with: "\"root\": \"\(root)\"")
             .replacingOccurrences(of: "\"epochs\": 12", with: "\"epochs\": 2")
             .replacingOccurrences(of: "\"output\": \"runs/fashion-lenet\"", with: "\"output\": \"\(output)\"")

@@ -100,7 +100,8 @@ final class ONNXExportTests: XCTestCase {
         // 6 → 4: ceil mode adds a window that starts inside the input, so ceil_mode stays 1.
         XCTAssertEqual(network.layers[3].outputShape.height, 4)
         let pool = nodes[3].filter { $0.0 == 5 }.map { Self.decode($0.1.bytes) }
-        XCTAssertEqual(pool.first { $0.first { $0.0 == 1 }!.1.string == "ceil_mode" }?.first { $0.0 == 3 }?.1, .varint(1))
+        let ceil = pool.first { $0.first { $0.0 == 1 }!.1.string == "ceil_mode" }
+        XCTAssertEqual(ceil?.first { $0.0 == 3 }?.1, .varint(1))
         // Initializers: the conv weight under its torch name with the network's bytes.
         let initializers = graph.filter { $0.0 == 5 }.map { Self.decode($0.1.bytes) }
         let weight = try XCTUnwrap(initializers.first { $0.first { $0.0 == 8 }!.1.string == "features.0.weight" })
@@ -115,8 +116,8 @@ final class ONNXExportTests: XCTestCase {
 
     /// ONNXGraph.add(layer:) maps these types; a new one must be added there (and to Tests/python/check_layers.py).
     func testEveryLayerTypeHasAnONNXMapping() throws {
-        XCTAssertEqual(Set(LayerRegistry.typeNames), ["avgpool", "batchnorm", "concat", "conv", "dropout", "fc", "flatten",
-                                                      "global_avgpool", "lrn", "maxpool", "relu"],
+        XCTAssertEqual(Set(LayerRegistry.typeNames), ["avgpool", "batchnorm", "concat", "conv", "dropout", "fc",
+                                                      "flatten", "global_avgpool", "lrn", "maxpool", "relu"],
                        "a new layer type needs an ONNX mapping in ONNXGraph.add(layer:)")
     }
 }

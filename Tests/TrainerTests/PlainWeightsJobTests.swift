@@ -18,13 +18,15 @@ final class PlainWeightsJobTests: XCTestCase {
 
     /// The eval line's numbers (after the file name, which differs).
     func evalNumbers(_ output: String) -> String? {
-        output.split(separator: "\n").first { $0.contains("top-1 error") }.map { String($0[$0.range(of: "images")!.lowerBound...]) }
+        let line = output.split(separator: "\n").first { $0.contains("top-1 error") }
+        return line.map { String($0[$0.range(of: "images")!.lowerBound...]) }
     }
 
     func testEvalOnPlainWeightsIsTheSameOnOneAndTwoRanks() throws {
         let run = try trained("plain")
         let plain = data.root.appendingPathComponent("plain.safetensors").path
-        DTrainJob.assertSucceeded(try DTrainJob.run(["export", run.output + "/best.safetensors", "--format", "pytorch", plain]))
+        let best = run.output + "/best.safetensors"
+        DTrainJob.assertSucceeded(try DTrainJob.run(["export", best, "--format", "pytorch", plain]))
         let reader = try SafeTensorsReader(path: plain)
         XCTAssertFalse(Checkpoint.isCheckpoint(reader))
         XCTAssertEqual(reader.metadata["format"], "pt")
@@ -35,7 +37,7 @@ final class PlainWeightsJobTests: XCTestCase {
         for ranks in [nil, 2] {
             let r = try DTrainJob.run(ranks: ranks, ["eval", run.config, "--checkpoint", plain])
             DTrainJob.assertSucceeded(r)
-            XCTAssertTrue(r.output.contains("6 tensors matched by dtrain layer names") || r.output.contains("matched by"), r.output)
+            XCTAssertTrue(r.output.contains("4 tensors matched by dtrain layer names"), r.output)
             lines.append(try XCTUnwrap(evalNumbers(r.output), r.output))
         }
         XCTAssertEqual(lines[0], lines[1])
@@ -46,7 +48,8 @@ final class PlainWeightsJobTests: XCTestCase {
     func testBadWeightsAreRefusedByNameAndNothingIsWritten() throws {
         let run = try trained("bad", epochs: 1)
         let reader = try SafeTensorsReader(path: run.output + "/best.safetensors")
-        func variant(_ name: String, _ edit: (String, [Int], [Float], inout SafeTensorsWriter) throws -> Void) throws -> String {
+        typealias Edit = (String, [Int], [Float], inout SafeTensorsWriter) throws -> Void
+        func variant(_ name: String, _ edit: Edit) throws -> String {
             var writer = SafeTensorsWriter(metadata: ["format": "pt"])
             for n in reader.names { try edit(n, reader.info(n)!.shape, try reader.floats(n), &writer) }
             let path = data.root.appendingPathComponent(name + ".safetensors").path
@@ -62,10 +65,16 @@ final class PlainWeightsJobTests: XCTestCase {
             }, "extra \"fc2.bias\" [3]"),
             (try variant("shape") { n, s, v, w in try w.add(n, shape: n == "conv1.bias" ? [2, 2] : s, floats: v) },
              "\"conv1.bias\" has shape [2, 2] but layer \"conv1\" (conv) needs [4]"),
-            (try variant("nan") { n, s, v, w in try w.add(n, shape: s, floats: n == "conv1.weight" ? [.nan] + v.dropFirst() : v) },
+            (try variant("nan") { n, s, v, w in
+                try w.add(n, shape: s, floats: n == "conv1.weight" ? [.nan] + v.dropFirst() : v)
+            },
              "\"conv1.weight\" holds nan at element 0"),
             (try variant("int") { n, s, v, w in
-                if n == "fc1.bias" { try w.add(n, shape: s, int64s: [1, 2, 3]) } else { try w.add(n, shape: s, floats: v) }
+                if n == "fc1.bias" {
+                    try w.add(n, shape: s, int64s: [1, 2, 3])
+                } else {
+                    try w.add(n, shape: s, floats: v)
+                }
             }, "\"fc1.bias\" has dtype I64, not floating point"),
         ]
         for (file, expected) in cases {
@@ -74,7 +83,8 @@ final class PlainWeightsJobTests: XCTestCase {
             XCTAssertNotEqual(export.status, 0, export.output)
             XCTAssertTrue(export.output.contains(expected), "\(expected)\n\(export.output)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: onnx), "nothing is written")
-            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: data.root.path).filter { $0.contains(".tmp-") }, [])
+            let files = try FileManager.default.contentsOfDirectory(atPath: data.root.path)
+            XCTAssertEqual(files.filter { $0.contains(".tmp-") }, [])
 
             let predict = try DTrainJob.run(["predict", "--config", run.config, "--checkpoint", file,
                                              data.root.appendingPathComponent("val/class0/0.png").path])
@@ -96,8 +106,8 @@ final class PlainWeightsJobTests: XCTestCase {
     /// best.safetensors holds weights only: resuming from it says what to do instead.
     func testResumingFromWeightsOnlySaysWhatToDo() throws {
         let run = try trained("weights-only", epochs: 1)
-        let r = try DTrainJob.run([run.config, "--output", run.output, "--resume-from", run.output + "/best.safetensors",
-                                   "--epochs", "2"])
+        let best = run.output + "/best.safetensors"
+        let r = try DTrainJob.run([run.config, "--output", run.output, "--resume-from", best, "--epochs", "2"])
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("holds weights only"), r.output)
         XCTAssertTrue(r.output.contains("resume from last.safetensors"), r.output)

@@ -66,7 +66,8 @@ def main():
     model = make_model(name)
     pth, weights = os.path.join(work, f"{name}.pth"), os.path.join(work, f"{name}.safetensors")
     torch.save(model.state_dict(), pth)
-    interop.run([sys.executable, os.path.join(interop.HERE, "..", "..", "tools", "pth_to_safetensors.py"), pth, weights])
+    converter = os.path.join(interop.HERE, "..", "..", "tools", "pth_to_safetensors.py")
+    interop.run([sys.executable, converter, pth, weights])
 
     paths, pixels = images(work)
     x = interop.preprocess(pixels, config["data"]["mean"], config["data"]["std"])
@@ -89,9 +90,11 @@ def main():
     worst = 0.0
     for i, p in enumerate(predictions):
         reference.top(i, [t["index"] for t in p["top"]], "dtrain predict")
-        worst = max(worst, reference.probabilities_of(i, [(t["index"], t["probability"]) for t in p["top"]], "dtrain predict"))
+        pairs = [(t["index"], t["probability"]) for t in p["top"]]
+        worst = max(worst, reference.probabilities_of(i, pairs, "dtrain predict"))
     reference.finish("dtrain predict")
-    same = sum([t["index"] for t in p["top"]] == list(np.argsort(-torch_logits[i])[:5]) for i, p in enumerate(predictions))
+    same = sum([t["index"] for t in p["top"]] == list(np.argsort(-torch_logits[i])[:5])
+               for i, p in enumerate(predictions))
     print(f"{name}: dtrain predict on {len(paths)} images in {predict_seconds:.1f} s: top-5 identical to PyTorch's on "
           f"{same}/{len(paths)} (reorderings within error bounds: {reference.exempt}); largest probability difference "
           f"{worst:.2e}; logit error bound up to {bounds.max():.2e}")
@@ -105,7 +108,8 @@ def main():
     with torch.no_grad():
         back = fresh(torch.from_numpy(x)).numpy()
     if not np.array_equal(back, torch_logits):
-        print(f"FAILED: the pytorch export differs from the original weights by {np.abs(back - torch_logits).max():.3g}")
+        difference = np.abs(back - torch_logits).max()
+        print(f"FAILED: the pytorch export differs from the original weights by {difference:.3g}")
         sys.exit(1)
     print(f"{name}: --format pytorch loads with load_state_dict(strict=True); logits identical to the original")
 
@@ -123,12 +127,13 @@ def main():
         for i in range(len(paths)):
             top = list(np.argsort(-ort_probabilities[i], kind="stable")[:5])
             check.top(i, top, "onnxruntime")
-            worst = max(worst, check.probabilities_of(i, [(c, float(ort_probabilities[i, c])) for c in top], "onnxruntime"))
+            pairs = [(c, float(ort_probabilities[i, c])) for c in top]
+            worst = max(worst, check.probabilities_of(i, pairs, "onnxruntime"))
         check.finish("onnxruntime")
         ops = sorted({n.op_type for n in onnx.load(path).graph.node})
         print(f"{name}: --format onnx passes onnx.checker (opset {onnx.load(path).opset_import[0].version}, ops "
-              f"{', '.join(ops)}); onnxruntime {onnxruntime.__version__}: top-5 as the reference on all images, largest "
-              f"probability difference {worst:.2e}")
+              f"{', '.join(ops)}); onnxruntime {onnxruntime.__version__}: top-5 as the reference on all images, "
+              f"largest probability difference {worst:.2e}")
     print("OK")
 
 

@@ -3,13 +3,14 @@ preprocessing in numpy, a float64 reference forward with bounds on float32 round
 top-k lists and probabilities that allow exactly the reorderings those bounds permit.
 
 Error bounds. Every implementation (dtrain's im2col, Winograd and GEMM kernels, PyTorch, ONNX Runtime) sums dot
-products in its own order. For a length-k dot product the float32 error is at most k·u·Σ|x||w| (u = 2⁻²⁴) and, with
-rounding errors that behave like independent random variables, below λ·√k·u·Σ|x||w| with high probability (Higham
-and Mary 2019, "A new approach to probabilistic rounding error analysis"); λ = 8 also covers Winograd's transforms.
+products in its own order. For a length-k dot product the float32 error is at most k·u·Σ|x||w| (u = 2⁻²⁴)
+and, with rounding errors that behave like independent random variables, below λ·√k·u·Σ|x||w| with high
+probability (Higham and Mary 2019, "A new approach to probabilistic rounding error analysis"); λ = 8 also covers
+Winograd's transforms.
 Errors coming in are combined the same way, as independent: e_out = λ√k·u·(|W|·|x|) + √(W²·e_in²) (the
 worst case |W|·e_in grows by Σ|w| per layer, 10⁶ over AlexNet, and would excuse anything); ReLU, pooling, concat
-and dropout pass the bound on; batch norm scales it by |γ/√(var + ε)|. Two classes whose float64 logits are closer than the sum of
-their bounds may come out in either order in float32.
+and dropout pass the bound on; batch norm scales it by |γ/√(var + ε)|. Two classes whose float64 logits are
+closer than the sum of their bounds may come out in either order in float32.
 """
 import json
 import math
@@ -40,7 +41,7 @@ def require(*modules):
 
 
 def preprocess(images, mean, std):
-    """uint8 H×W×C images → N×C×H×W float32 exactly as dtrain computes it: pixel·(1/(255·std)) + (−mean/std)."""
+    """uint8 H×W×C images → N×C×H×W float32 exactly as dtrain computes it: pixel·(1/(255·std)) − mean/std."""
     mean = np.asarray(mean, np.float32)
     std = np.asarray(std, np.float32)
     scale = np.float32(1) / (np.float32(255) * std)
@@ -86,12 +87,14 @@ def bounded_forward(net, x):
                 w = m.weight.double()
                 k = w[0].numel()
                 y = conv(m, a, w) + (m.bias.double().view(1, -1, 1, 1) if m.bias is not None else 0)
-                err = LAMBDA * math.sqrt(k) * U * conv(m, a.abs(), w.abs()) + torch.sqrt(conv(m, e * e, w * w)) + U * y.abs()
+                fresh = LAMBDA * math.sqrt(k) * U * conv(m, a.abs(), w.abs())
+                err = fresh + torch.sqrt(conv(m, e * e, w * w)) + U * y.abs()
             elif kind == "fc":
                 w = m.weight.double()
                 a, e = torch.flatten(a, 1), torch.flatten(e, 1)
                 y = a @ w.T + (m.bias.double() if m.bias is not None else 0)
-                err = LAMBDA * math.sqrt(w.shape[1]) * U * (a.abs() @ w.abs().T) + torch.sqrt((e * e) @ (w * w).T) + U * y.abs()
+                fresh = LAMBDA * math.sqrt(w.shape[1]) * U * (a.abs() @ w.abs().T)
+                err = fresh + torch.sqrt((e * e) @ (w * w).T) + U * y.abs()
             elif kind == "batchnorm":
                 shape = (1, -1, 1, 1) if a.dim() == 4 else (1, -1)
                 s = (m.weight.double() / torch.sqrt(m.running_var.double() + m.eps)).view(shape)
@@ -156,7 +159,8 @@ class Comparison:
                 self.exempt += 1
             else:
                 self.failures.append(f"{label} image {image}: rank {r + 1} is class {got} (logit {l[got]:.9g}), "
-                                     f"the reference has {want} (logit {l[want]:.9g}), bounds {e[got]:.3g} + {e[want]:.3g}")
+                                     f"the reference has {want} (logit {l[want]:.9g}), "
+                                     f"bounds {e[got]:.3g} + {e[want]:.3g}")
 
     def probabilities_of(self, image, pairs, label, tolerance=1e-4):
         """pairs: (class, probability). Within `tolerance` (the acceptance figure) and within the error bound."""
@@ -165,8 +169,9 @@ class Comparison:
             difference = abs(p - self.probabilities[image, index])
             worst = max(worst, difference)
             if difference > tolerance or difference > self.probability_bounds[image, index] + 2 * U:
+                reference, bound = self.probabilities[image, index], self.probability_bounds[image, index]
                 self.failures.append(f"{label} image {image} class {index}: probability {p:.9g}, reference "
-                                     f"{self.probabilities[image, index]:.9g} (bound {self.probability_bounds[image, index]:.3g})")
+                                     f"{reference:.9g} (bound {bound:.3g})")
         return worst
 
     def finish(self, what):
