@@ -6,7 +6,7 @@ import Trainer
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Loss, top-1 and top-5 error of a checkpoint on the validation split.",
+        abstract: "Loss, top-1 and top-5 error of a checkpoint or plain weights on the validation split.",
         discussion: "Distributed when run under mpirun; every image counts once, so the numbers are the same for any rank count.")
 
     @Argument(help: "The config the checkpoint was trained with (its network and data sections).")
