@@ -39,16 +39,21 @@ public final class Convolution: Layer {
     nonisolated(unsafe) static var chunkFloats = 98_304
     nonisolated(unsafe) static var minimumBandColumns = 256
 
-    /// 3×3 stride-1 layers (padding 0 or 1, at least 16 channels and filters per group) run forward, input gradient
-    /// and weight gradient on Winograd's F(2×2, 3×3) (see `WinogradConvolution`).
-    /// Off only to compare the two in tests and benchmarks.
+    /// Stride-1 layers of at least 16 channels and filters per group run forward, input gradient and weight gradient
+    /// on Winograd's algorithms (see `WinogradConvolution`): 3×3 kernels (padding 0 or 1) on F(2×2, 3×3), or
+    /// F(4×4, 3×3) on request, and 5×5 kernels (padding up to 2) on F(2×2, 5×5).
+    /// Off only to compare with im2col in tests and benchmarks.
     nonisolated(unsafe) public static var winogradEnabled = true
+    /// The output tile of 3×3 layers, 2 or 4 (nil: 2). Tests and `dtrain bench --winograd-tile` set it.
+    nonisolated(unsafe) public static var winogradOutputTile: Int? = nil
     private let winograd: WinogradConvolution?
     /// The input gradient as a convolution of dy: rotated filters, channel axes swapped, padding 2 − p.
     private let winogradGradient: WinogradConvolution?
     private var reservedBatch = 1
-    /// The forward's transformed filters, kept for the input gradient (which reads them rotated).
+    /// The forward's transformed filters, kept for the input gradient (which reads them rotated with 4×4 tiles).
     private var transformedFilters: UnsafeMutablePointer<Float>?
+    /// The input gradient's own transformed filters (6×6 tiles).
+    private var transformedGradientFilters: UnsafeMutablePointer<Float>?
 
     public init(_ context: LayerBuildContext) throws {
         try context.requireInputs(1)
@@ -69,18 +74,33 @@ public final class Convolution: Layer {
         let oh = try context.slide(input.height, kernel: k.0, stride: s.0, padding: p.0, axis: "height")
         let ow = try context.slide(input.width, kernel: k.1, stride: s.1, padding: p.1, axis: "width")
         outputShape = Shape(channels: filters, height: oh, width: ow)
-        if k == (3, 3) && s == (1, 1) && p.0 == p.1 && p.0 <= 1 && input.channels / groups >= 16 && filters / groups >= 16 {
-            winograd = WinogradConvolution(channels: input.channels, height: input.height, width: input.width,
-                                           outputs: filters, groups: groups, padding: p.0)
-            winogradGradient = WinogradConvolution(channels: filters, height: oh, width: ow, outputs: input.channels,
-                                                   groups: groups, padding: 2 - p.0)
+        let wide = input.channels / groups >= 16 && filters / groups >= 16
+        let square = k.0 == k.1 && s == (1, 1) && p.0 == p.1
+        if wide && square && (k.0 == 3 && p.0 <= 1 || k.0 == 5 && p.0 <= 2) {
+            let (f, g) = (filters, groups)
+            func geometry(_ m: Int) -> (WinogradConvolution, WinogradConvolution) {
+                (WinogradConvolution(channels: input.channels, height: input.height, width: input.width, outputs: f,
+                                     groups: g, padding: p.0, outputTile: m, kernelSize: k.0),
+                 WinogradConvolution(channels: f, height: oh, width: ow, outputs: input.channels, groups: g,
+                                     padding: k.0 - 1 - p.0, outputTile: m, kernelSize: k.0))
+            }
+            // F(4×4, 3×3) needs 0.55–0.75× the multiplies of F(2×2, 3×3) on 7×7 to 28×28 maps, but its 6×6
+            // transforms cost as much as that saves (AlexNet and GoogLeNet ran no faster): it is taken on request only.
+            let chosen = geometry(k.0 == 3 ? Convolution.winogradOutputTile ?? 2 : 2)
+            (winograd, winogradGradient) = (chosen.0, chosen.1)
         } else {
             winograd = nil
             winogradGradient = nil
         }
     }
 
-    /// True if this layer's forward and gradients run on Winograd F(2×2, 3×3).
+    /// The Winograd algorithm of this layer, e.g. "F(4×4,3×3)", or nil on im2col.
+    public var winogradAlgorithm: String? {
+        guard runsOnWinograd, let w = winograd else { return nil }
+        return "F(\(w.outputTile)×\(w.outputTile),\(w.kernelSize)×\(w.kernelSize))"
+    }
+
+    /// True if this layer's forward and gradients run on Winograd.
     public var runsOnWinograd: Bool { winograd != nil && Convolution.winogradEnabled }
 
     /// The Winograd path's scratch: one region per thread, for a chunk's transforms and then a private weight
@@ -140,17 +160,29 @@ public final class Convolution: Layer {
         band = bandRows(batch: batch)
         reservedBatch = batch
         if let winograd, transformedFilters == nil { transformedFilters = .allocate(capacity: winograd.filterFloats) }
+        if let winogradGradient, !winogradGradient.gradientReusesForwardFilters, transformedGradientFilters == nil {
+            transformedGradientFilters = .allocate(capacity: winogradGradient.filterFloats)
+        }
     }
 
-    deinit { transformedFilters?.deallocate() }
+    deinit {
+        transformedFilters?.deallocate()
+        transformedGradientFilters?.deallocate()
+    }
 
     /// Runs `geometry` over the batch on the layer's threads: y (+)= conv(x). The forward transforms the filters;
     /// the input gradient (`rotated`) reads the forward's transform.
     private func runWinograd(_ geometry: WinogradConvolution, rotated: Bool, x: Tensor, y: Tensor,
                              bias: UnsafePointer<Float>?, accumulate: Bool, _ context: LayerContext) {
         if transformedFilters == nil { reserve(batch: reservedBatch) }
-        let u = transformedFilters!
-        if !rotated { geometry.transformFilters(weight.value, into: u) }
+        var u = transformedFilters!, rotated = rotated
+        if !rotated {
+            geometry.transformFilters(weight.value, into: u)
+        } else if !geometry.gradientReusesForwardFilters {
+            u = transformedGradientFilters!
+            geometry.transformGradientFilters(weight.value, into: u)
+            rotated = false
+        }
         let chunk = geometry.chunk(batch: reservedBatch), perThread = winogradRegion(batch: reservedBatch)
         Parallel.slices(x.batch, parts: parts(x.batch, context)) { part, images in
             geometry.run(x: x.data, u: u, rotatedFilters: rotated, bias: bias, y: y.data, accumulate: accumulate,

@@ -15,14 +15,40 @@ import CBLAS
 /// AlexNet's 3×3 layers at 13×13 (7×7 tiles per image, 16% of them past the edge) need 1.9× fewer multiply-adds this
 /// way; the transforms are additions only. Rounding differs from the direct sum by a few ulps (the test compares
 /// against float64 at 1e-4).
+///
+/// Larger tiles save more: F(4×4, 3×3) and F(2×2, 5×5) read 6×6 tiles (`Winograd6.swift`), for 4× and 2.8× fewer
+/// multiplies than the direct sum, at a rounding error a few times larger (their transforms have constants up to 8).
 struct WinogradConvolution {
     /// Input channels, rows and columns (all groups), output channels (all groups), zero padding on each side.
     let channels: Int, height: Int, width: Int, outputs: Int, groups: Int, padding: Int
+    /// F(m×m, r×r): output tile m and kernel size r; (2, 3) has its own transforms, the 6×6 tiles share theirs.
+    let outputTile: Int, kernelSize: Int
+    let matrices: WinogradMatrices
 
-    var outputHeight: Int { height + 2 * padding - 2 }
-    var outputWidth: Int { width + 2 * padding - 2 }
-    var tileRows: Int { (outputHeight + 1) / 2 }
-    var tileColumns: Int { (outputWidth + 1) / 2 }
+    init(channels: Int, height: Int, width: Int, outputs: Int, groups: Int, padding: Int, outputTile: Int = 2,
+         kernelSize: Int = 3) {
+        precondition([2, 4].contains(outputTile) && [3, 5].contains(kernelSize) && outputTile + kernelSize <= 7,
+                     "Winograd F(\(outputTile), \(kernelSize)) is not implemented")
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.outputs = outputs
+        self.groups = groups
+        self.padding = padding
+        self.outputTile = outputTile
+        self.kernelSize = kernelSize
+        matrices = WinogradMatrices(m: outputTile, r: kernelSize)
+    }
+
+    /// The input tile α × α has `tileArea` transformed values: the number of GEMMs.
+    var tileArea: Int { (outputTile + kernelSize - 1) * (outputTile + kernelSize - 1) }
+    var isSixBySix: Bool { tileArea == 36 }
+
+    var outputHeight: Int { height + 2 * padding - (kernelSize - 1) }
+    var outputWidth: Int { width + 2 * padding - (kernelSize - 1) }
+    var tileRows: Int { (outputHeight + outputTile - 1) / outputTile }
+    var tileColumns: Int { (outputWidth + outputTile - 1) / outputTile }
+
     var tilesPerImage: Int { tileRows * tileColumns }
     var channelsPerGroup: Int { channels / groups }
     var outputsPerGroup: Int { outputs / groups }
@@ -44,12 +70,13 @@ struct WinogradConvolution {
     }
 
     /// Floats of the transformed filters of all groups.
-    var filterFloats: Int { 16 * outputs * channelsPerGroup }
+    var filterFloats: Int { tileArea * outputs * channelsPerGroup }
 
     /// Floats one thread needs for a pass: the transformed input and the GEMM products of one group.
     func threadFloats(batch: Int) -> Int {
         let chunk = chunk(batch: batch), tiles = chunk == 1 ? bandRows * tileColumns : chunk * tilesPerImage
-        return 16 * (channelsPerGroup + outputsPerGroup) * tiles
+        if isSixBySix { return threadFloats6(tiles: tiles, bandTileRows: chunk == 1 ? bandRows : tileRows) }
+        return tileArea * (channelsPerGroup + outputsPerGroup) * tiles
     }
 
     // MARK: Filters
@@ -57,6 +84,12 @@ struct WinogradConvolution {
     /// U[g][ξ][o][c] = (G w G ᵀ)_ξ for each group g, output channel o and input channel c of the group, from
     /// weights `[outputs, channels/groups, 3, 3]`.
     func transformFilters(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        if isSixBySix {
+            let taps = kernelSize * kernelSize
+            transformFilters6(w, oStride: channelsPerGroup * taps, cStride: taps,
+                              groupStride: outputsPerGroup * channelsPerGroup * taps, rotated: false, into: u)
+            return
+        }
         let og = outputsPerGroup, cg = channelsPerGroup, xiStride = og &* cg
         for g in 0..<groups {
             let base = u + g &* 16 &* xiStride
@@ -83,6 +116,20 @@ struct WinogradConvolution {
         out[3 &* stride] = e
     }
 
+    /// U of this geometry as the input gradient of `forward` (which has this one's outputs as channels): the forward's
+    /// kernels rotated by 180°, their channel axes swapped. For 6×6 tiles only: F(2×2, 3×3) reads the forward's U
+    /// permuted instead (`rotated`).
+    func transformGradientFilters(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        precondition(isSixBySix)
+        let taps = kernelSize * kernelSize
+        transformFilters6(w, oStride: taps, cStride: outputs / groups * taps,
+                          groupStride: outputsPerGroup * channelsPerGroup * taps, rotated: true, into: u)
+    }
+
+    /// True if the input gradient reads the forward's transformed filters (F(2×2, 3×3)); 6×6 tiles transform their
+    /// own (`transformGradientFilters`).
+    var gradientReusesForwardFilters: Bool { !isSixBySix }
+
     /// Rotating a 3×3 kernel by 180° permutes its transform: G J = P G, with J reversing three entries and P swapping
     /// rows 0 and 3, so G (J k J) Gᵀ = P U Pᵀ. The input gradient therefore reuses the forward's U: ξ = 4a + b reads
     /// U at 4π(a) + π(b), transposed (its channel axes swap).
@@ -100,14 +147,19 @@ struct WinogradConvolution {
     func run(x: UnsafePointer<Float>, u: UnsafePointer<Float>, rotatedFilters: Bool, bias: UnsafePointer<Float>?,
              y: UnsafeMutablePointer<Float>, accumulate: Bool, images: Range<Int>, chunk: Int,
              scratch: UnsafeMutablePointer<Float>) {
+        if isSixBySix {
+            precondition(!rotatedFilters, "6×6 tiles transform the input gradient's filters themselves")
+            run6(x: x, u: u, bias: bias, y: y, accumulate: accumulate, images: images, chunk: chunk, scratch: scratch)
+            return
+        }
         let cg = channelsPerGroup, og = outputsPerGroup, outPlane = outputHeight * outputWidth
         forEachPass(images, chunk: chunk) { first, count, rows in
             let perImage = rows.count * tileColumns, tiles = count * perImage
-            let v = scratch, m = scratch + 16 * cg * tiles
+            let v = scratch, m = scratch + tileArea * cg * tiles
             for g in 0..<groups {
                 transformInputs(x, images: first..<(first + count), group: g, rows: rows, into: v, stride: tiles)
-                let ug = u + g * 16 * og * cg
-                for xi in 0..<16 {
+                let ug = u + g * tileArea * og * cg
+                for xi in 0..<tileArea {
                     if rotatedFilters {   // U stored [cg][og] per ξ by the forward layer
                         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(og), Int32(tiles), Int32(cg),
                                     1, ug + WinogradConvolution.rotated[xi] * og * cg, Int32(og), v + xi * cg * tiles,
@@ -139,7 +191,7 @@ struct WinogradConvolution {
 
     /// Calls `body(first image, image count, tile rows)` for each pass over `images`: chunks of whole small images,
     /// or one large image in bands of tile rows.
-    private func forEachPass(_ images: Range<Int>, chunk: Int, _ body: (Int, Int, Range<Int>) -> Void) {
+    func forEachPass(_ images: Range<Int>, chunk: Int, _ body: (Int, Int, Range<Int>) -> Void) {
         var first = images.lowerBound
         while first < images.upperBound {
             let count = min(chunk, images.upperBound - first)
@@ -155,18 +207,22 @@ struct WinogradConvolution {
     /// edge). `finishWeightGradient` turns dU into dW. `du` holds `filterFloats`; `scratch` `threadFloats(batch:)`.
     func accumulateWeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>,
                                   images: Range<Int>, chunk: Int, scratch: UnsafeMutablePointer<Float>) {
+        if isSixBySix {
+            accumulateWeightGradient6(x: x, dy: dy, du: du, images: images, chunk: chunk, scratch: scratch)
+            return
+        }
         let cg = channelsPerGroup, og = outputsPerGroup, outPlane = outputHeight * outputWidth
         forEachPass(images, chunk: chunk) { first, count, rows in
             let perImage = rows.count * tileColumns, tiles = count * perImage
-            let v = scratch, m = scratch + 16 * cg * tiles
+            let v = scratch, m = scratch + tileArea * cg * tiles
             for g in 0..<groups {
                 transformInputs(x, images: first..<(first + count), group: g, rows: rows, into: v, stride: tiles)
                 for i in 0..<count {
                     transformOutputGradient(dy + ((first + i) * outputs + g * og) * outPlane, filters: og, rows: rows,
                                             into: m + i * perImage, stride: tiles)
                 }
-                let dug = du + g * 16 * og * cg
-                for xi in 0..<16 {
+                let dug = du + g * tileArea * og * cg
+                for xi in 0..<tileArea {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(og), Int32(cg), Int32(tiles),
                                 1, m + xi * og * tiles, Int32(tiles), v + xi * cg * tiles, Int32(tiles),
                                 1, dug + xi * og * cg, Int32(cg))
@@ -177,6 +233,7 @@ struct WinogradConvolution {
 
     /// dW[o][c] += Gᵀ dU G for every filter and channel: the adjoint of the filter transform.
     func finishWeightGradient(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
+        if isSixBySix { finishWeightGradient6(du, into: dw); return }
         let og = outputsPerGroup, cg = channelsPerGroup, xiStride = og &* cg
         for g in 0..<groups {
             let base = du + g &* 16 &* xiStride

@@ -33,8 +33,11 @@ struct Bench: ParsableCommand {
     @Flag(help: "Skip the per-layer sgemm comparison.")
     var noSgemm = false
 
-    @Flag(help: "Run 3×3 stride-1 convolutions on im2col + sgemm instead of Winograd F(2×2, 3×3), to compare the two.")
+    @Flag(help: "Run stride-1 3×3 and 5×5 convolutions on im2col + sgemm instead of Winograd, to compare the two.")
     var noWinograd = false
+
+    @Option(help: "Winograd output tile of 3×3 convolutions, 2 or 4 (default: 2).")
+    var winogradTile: Int?
 
     @OptionGroup var kernels: KernelOptions
 
@@ -42,12 +45,16 @@ struct Bench: ParsableCommand {
         guard batch > 0, threads > 0, steps > 0, warmup >= 0, classes > 0 else {
             throw ValidationError("--batch, --threads, --steps and --classes must be positive")
         }
+        if let winogradTile, ![2, 4].contains(winogradTile) {
+            throw ValidationError("--winograd-tile must be 2 or 4, not \(winogradTile)")
+        }
     }
 
     func run() throws {
         let blas = try kernels.applyKernelChoice()
         BLAS.setThreads(threads)
         Convolution.winogradEnabled = !noWinograd
+        Convolution.winogradOutputTile = winogradTile
         let spec: NetworkSpec
         let network: Network
         do {
@@ -94,7 +101,7 @@ struct Bench: ParsableCommand {
             // Backward does two GEMMs of the forward's size (weights and inputs) where it needs both.
             let bwdRate = flops > 0 && b > 0 ? 2 * flops / b / 1e9 : nil
             // Winograd layers do fewer multiply-adds than they are credited with here (direct-convolution FLOPs).
-            let type = (layer as? Convolution)?.runsOnWinograd == true ? "conv/wino" : layer.type
+            let type = (layer as? Convolution)?.winogradAlgorithm.map { "conv \($0)" } ?? layer.type
             rows.append([layer.name, type, fmt(f * 1e3, 3), fmt(b * 1e3, 3), fwdRate.map { fmt($0, 1) } ?? "",
                          bwdRate.map { fmt($0, 1) } ?? "", ceiling.map { fmt($0, 1) } ?? "",
                          ceiling != nil && fwdRate != nil ? fmt(100 * fwdRate! / ceiling!, 0) + "%" : ""])

@@ -1,0 +1,361 @@
+/// The 6×6-tile Winograd algorithms, F(4×4, 3×3) and F(2×2, 5×5), both on the points 0, ±1, ±2 and infinity (see
+/// `WinogradMatrices`), so both share one input transform Bᵀ:
+///
+///     Bᵀ = [4  0 −5  0  1  0]     Aᵀ (m = 4) = [1  1  1  1  1  0]     Aᵀ (m = 2) = [1  1  1  1  1  0]
+///          [0 −4 −4  1  1  0]                  [0  1 −1  2 −2  0]                  [0  1 −1  2 −2  1]
+///          [0  4 −4 −1  1  0]                  [0  1  1  4  4  0]
+///          [0 −2 −1  2  1  0]                  [0  1 −1  8 −8  1]
+///          [0  2 −1 −2  1  0]
+///          [0  4  0 −5  0  1]
+///
+/// Unlike F(2×2, 3×3), these keep channels innermost: V[ξ][t][c] and M[ξ][t][o], rows padded to a multiple of 8, so
+/// every transform works on eight channels (or filters) of one tile at once in SIMD lanes, with whole-vector loads
+/// and stores whatever the map's size (AlexNet's 13×13 maps have only 4 tiles a row). The GEMMs take the transposes:
+/// M_ξ = V_ξ U_ξᵀ (tiles × filters) and dU_ξ += dM_ξᵀ V_ξ. The input is first copied channels-innermost with its
+/// zero padding (`pad`), so a tile is 36 vector loads without a branch.
+import CBLAS
+
+typealias Lanes = SIMD8<Float>
+
+@inline(__always) private func load(_ p: UnsafePointer<Float>) -> Lanes {
+    UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
+}
+
+@inline(__always) private func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
+}
+
+/// `count` ≤ 8 lanes from p (the rest zero).
+@inline(__always) private func load(_ p: UnsafePointer<Float>, _ count: Int) -> Lanes {
+    if count == 8 { return load(p) }
+    var v = Lanes()
+    for l in 0..<count { v[l] = p[l] }
+    return v
+}
+
+@inline(__always) private func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    if count == 8 { store(v, p); return }
+    for l in 0..<count { p[l] = v[l] }
+}
+
+/// A multiple of 8: the padded length of a channel row.
+@inline(__always) func lanesRoundUp(_ n: Int) -> Int { (n + 7) / 8 * 8 }
+
+typealias Six = (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes)
+typealias Four = (Lanes, Lanes, Lanes, Lanes)
+
+/// Bᵀ applied to six values (a column or a row of a tile), lane by lane.
+@inline(__always) private func inputTransform(_ d: Six) -> Six {
+    let a = d.4 - 4 * d.2, b = d.3 - 4 * d.1, c = d.4 - d.2, e = 2 * (d.3 - d.1)
+    return (4 * d.0 - 5 * d.2 + d.4, a + b, a - b, c + e, c - e, 4 * d.1 - 5 * d.3 + d.5)
+}
+
+@inline(__always) private func six(_ p: UnsafePointer<Float>, _ stride: Int) -> Six {
+    (load(p), load(p + stride), load(p + 2 &* stride), load(p + 3 &* stride), load(p + 4 &* stride),
+     load(p + 5 &* stride))
+}
+
+@inline(__always) private func store(_ v: Six, _ p: UnsafeMutablePointer<Float>, _ stride: Int) {
+    store(v.0, p); store(v.1, p + stride); store(v.2, p + 2 &* stride); store(v.3, p + 3 &* stride)
+    store(v.4, p + 4 &* stride); store(v.5, p + 5 &* stride)
+}
+
+extension WinogradConvolution {
+    /// Floats of one pass's scratch with 6×6 tiles: V and M (padded rows), then the padded input copy.
+    func threadFloats6(tiles: Int, bandTileRows: Int) -> Int {
+        36 * tiles * (lanesRoundUp(channelsPerGroup) + lanesRoundUp(outputsPerGroup)) + paddedFloats(bandTileRows)
+    }
+
+    private var paddedWidth: Int { tileColumns * outputTile + 6 - outputTile }
+
+    private func paddedFloats(_ tileRows: Int) -> Int {
+        (tileRows * outputTile + 6 - outputTile) * paddedWidth * lanesRoundUp(channelsPerGroup)
+    }
+
+    // MARK: The convolution and the weight gradient
+
+    /// `run` with 6×6 tiles: y (+)= conv(x) for images `images` (the filters untransposed: see
+    /// `transformGradientFilters` for the input gradient's).
+    func run6(x: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+              y: UnsafeMutablePointer<Float>, accumulate: Bool, images: Range<Int>, chunk: Int,
+              scratch: UnsafeMutablePointer<Float>) {
+        let cg = channelsPerGroup, og = outputsPerGroup, cp = lanesRoundUp(cg), op = lanesRoundUp(og)
+        let plane = height * width, outPlane = outputHeight * outputWidth
+        forEachPass(images, chunk: chunk) { first, count, rows in
+            let perImage = rows.count * tileColumns, tiles = count * perImage
+            let v = scratch, m = v + 36 * tiles * cp, padded = m + 36 * tiles * op
+            for g in 0..<groups {
+                for i in 0..<count {
+                    transformInput6(x + ((first + i) * channels + g * cg) * plane, rows: rows, work: padded,
+                                    into: v + i * perImage * cp, xiStride: tiles * cp)
+                }
+                let ug = u + g * 36 * og * cg
+                for xi in 0..<36 {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tiles), Int32(og), Int32(cg),
+                                1, v + xi * tiles * cp, Int32(cp), ug + xi * og * cg, Int32(cg),
+                                0, m + xi * tiles * op, Int32(op))
+                }
+                for i in 0..<count {
+                    transformOutput6(m + i * perImage * op, xiStride: tiles * op, bias: bias.map { $0 + g * og },
+                                     rows: rows, into: y + ((first + i) * outputs + g * og) * outPlane,
+                                     accumulate: accumulate)
+                }
+            }
+        }
+    }
+
+    /// `accumulateWeightGradient` with 6×6 tiles: dU_ξ += dM_ξᵀ V_ξ over the tiles of images `images`.
+    func accumulateWeightGradient6(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>,
+                                   images: Range<Int>, chunk: Int, scratch: UnsafeMutablePointer<Float>) {
+        let cg = channelsPerGroup, og = outputsPerGroup, cp = lanesRoundUp(cg), op = lanesRoundUp(og)
+        let plane = height * width, outPlane = outputHeight * outputWidth
+        forEachPass(images, chunk: chunk) { first, count, rows in
+            let perImage = rows.count * tileColumns, tiles = count * perImage
+            let v = scratch, m = v + 36 * tiles * cp, padded = m + 36 * tiles * op
+            for g in 0..<groups {
+                for i in 0..<count {
+                    transformInput6(x + ((first + i) * channels + g * cg) * plane, rows: rows, work: padded,
+                                    into: v + i * perImage * cp, xiStride: tiles * cp)
+                    transformOutputGradient6(dy + ((first + i) * outputs + g * og) * outPlane, rows: rows,
+                                             into: m + i * perImage * op, xiStride: tiles * op)
+                }
+                let dug = du + g * 36 * og * cg
+                for xi in 0..<36 {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(og), Int32(cg), Int32(tiles),
+                                1, m + xi * tiles * op, Int32(op), v + xi * tiles * cp, Int32(cp),
+                                1, dug + xi * og * cg, Int32(cg))
+                }
+            }
+        }
+    }
+
+    // MARK: V = Bᵀ d B
+
+    /// V[ξ][t][c] for the tiles in tile rows `rows` of one image's channels of a group (`x`, planar), rows `cp` long
+    /// (zero past the channels); `work` holds `paddedFloats`.
+    private func transformInput6(_ x: UnsafePointer<Float>, rows: Range<Int>, work: UnsafeMutablePointer<Float>,
+                                 into v: UnsafeMutablePointer<Float>, xiStride: Int) {
+        let h = height, w = width, p = padding, tw = tileColumns, step = outputTile
+        let cg = channelsPerGroup, cp = lanesRoundUp(cg), wp = paddedWidth
+        let top = rows.lowerBound &* step &- p, bandRows = rows.count &* step &+ 6 &- step
+        // The band channels-innermost, zero outside the image.
+        work.update(repeating: 0, count: bandRows &* wp &* cp)
+        for c in 0..<cg {
+            for r in max(0, -top)..<min(bandRows, h &- top) {
+                let source = x + (c &* h &+ top &+ r) &* w, target = work + ((r &* wp &+ p) &* cp &+ c)
+                for column in 0..<w { target[column &* cp] = source[column] }
+            }
+        }
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 36) { buffer in
+            let columns = buffer.baseAddress!   // (Bᵀ d)[i][s] at columns[s·6 + i]
+            for ty in 0..<rows.count {
+                for tx in 0..<tw {
+                    let tile = work + (ty &* step &* wp &+ tx &* step) &* cp
+                    let out = v + (ty &* tw &+ tx) &* cp
+                    var c = 0
+                    while c < cp {
+                        for s in 0..<6 {
+                            let t = inputTransform(six(tile + (s &* cp &+ c), wp &* cp))
+                            columns[s &* 6] = t.0; columns[s &* 6 &+ 1] = t.1; columns[s &* 6 &+ 2] = t.2
+                            columns[s &* 6 &+ 3] = t.3; columns[s &* 6 &+ 4] = t.4; columns[s &* 6 &+ 5] = t.5
+                        }
+                        for i in 0..<6 {
+                            let row = (columns[i], columns[6 &+ i], columns[12 &+ i], columns[18 &+ i],
+                                       columns[24 &+ i], columns[30 &+ i])
+                            store(inputTransform(row), out + (i &* 6 &* xiStride &+ c), xiStride)
+                        }
+                        c &+= 8
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Y = Aᵀ M A
+
+    /// Aᵀ applied to six values: m = 4 or 2 results.
+    @inline(__always) private func outputTransform(_ v: Six) -> Four {
+        let s = v.1 + v.2, d = v.1 - v.2, s2 = v.3 + v.4, d2 = v.3 - v.4
+        if outputTile == 2 { return (v.0 + s + s2, d + 2 * d2 + v.5, Lanes(), Lanes()) }
+        return (v.0 + s + s2, d + 2 * d2, s + 4 * s2, d + 8 * d2 + v.5)
+    }
+
+    /// y[o] (+)= Aᵀ M A (+ bias) for each tile in tile rows `rows` of one image and each filter of a group
+    /// (M[ξ][t][o], rows padded; `y` planar), clipped at the map's edge.
+    private func transformOutput6(_ m: UnsafePointer<Float>, xiStride: Int, bias: UnsafePointer<Float>?,
+                                  rows: Range<Int>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let oh = outputHeight, ow = outputWidth, tw = tileColumns, step = outputTile, og = outputsPerGroup
+        let op = lanesRoundUp(og), outPlane = oh &* ow
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 40) { buffer in
+            let partial = buffer.baseAddress!, results = partial + 24   // (Aᵀ M)[a][j] at partial[a·6 + j]
+            for ty in rows {
+                let rowsHere = min(step, oh &- ty &* step)
+                for tx in 0..<tw {
+                    let ox = tx &* step, columnsHere = min(step, ow &- ox)
+                    let q = m + ((ty &- rows.lowerBound) &* tw &+ tx) &* op
+                    var o = 0
+                    while o < og {
+                        let count = min(8, og &- o)
+                        for j in 0..<6 {
+                            let a = outputTransform(six(q + (j &* xiStride &+ o), 6 &* xiStride))
+                            partial[j] = a.0; partial[6 &+ j] = a.1; partial[12 &+ j] = a.2; partial[18 &+ j] = a.3
+                        }
+                        let shift = bias.map { load($0 + o, count) } ?? Lanes()
+                        for a in 0..<step {
+                            let r = outputTransform((partial[a &* 6], partial[a &* 6 &+ 1], partial[a &* 6 &+ 2],
+                                                     partial[a &* 6 &+ 3], partial[a &* 6 &+ 4], partial[a &* 6 &+ 5]))
+                            results[a &* 4] = r.0 + shift; results[a &* 4 &+ 1] = r.1 + shift
+                            results[a &* 4 &+ 2] = r.2 + shift; results[a &* 4 &+ 3] = r.3 + shift
+                        }
+                        // Scatter the m×m block of each of the `count` filters.
+                        for l in 0..<count {
+                            let target = y + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
+                            for a in 0..<rowsHere {
+                                for b in 0..<columnsHere {
+                                    let value = results[a &* 4 &+ b][l]
+                                    let index = a &* ow &+ b
+                                    if accumulate { target[index] += value } else { target[index] = value }
+                                }
+                            }
+                        }
+                        o &+= 8
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: dM = A dY Aᵀ
+
+    /// A applied to m values: six results (the adjoint of `outputTransform`).
+    @inline(__always) private func outputAdjoint(_ y: Four) -> Six {
+        if outputTile == 2 { return (y.0, y.0 + y.1, y.0 - y.1, y.0 + 2 * y.1, y.0 - 2 * y.1, y.1) }
+        let even = y.0 + y.2, odd = y.1 + y.3, even4 = y.0 + 4 * y.2, odd8 = 2 * y.1 + 8 * y.3
+        return (y.0, even + odd, even - odd, even4 + odd8, even4 - odd8, y.3)
+    }
+
+    /// dM[ξ][t][o] = (A dy Aᵀ)_ξ for each m×m block of dy (planar, one image's filters of a group) in tile rows
+    /// `rows`, zero past the map's edge; rows padded with zeros.
+    private func transformOutputGradient6(_ dy: UnsafePointer<Float>, rows: Range<Int>,
+                                          into m: UnsafeMutablePointer<Float>, xiStride: Int) {
+        let oh = outputHeight, ow = outputWidth, tw = tileColumns, step = outputTile, og = outputsPerGroup
+        let op = lanesRoundUp(og), outPlane = oh &* ow
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 16 + 24) { buffer in
+            // dy[a][b] at block[a·4 + b]; (A dy)[i][b] at columns[b·6 + i].
+            let block = buffer.baseAddress!, columns = block + 16
+            for ty in rows {
+                let rowsHere = min(step, oh &- ty &* step)
+                for tx in 0..<tw {
+                    let ox = tx &* step, columnsHere = min(step, ow &- ox)
+                    let out = m + ((ty &- rows.lowerBound) &* tw &+ tx) &* op
+                    var o = 0
+                    while o < op {
+                        let count = max(0, min(8, og &- o))
+                        block.update(repeating: Lanes(), count: 16)
+                        for l in 0..<count {
+                            let source = dy + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
+                            for a in 0..<rowsHere {
+                                for b in 0..<columnsHere { block[a &* 4 &+ b][l] = source[a &* ow &+ b] }
+                            }
+                        }
+                        for b in 0..<step {
+                            let z = outputAdjoint((block[b], block[4 &+ b], block[8 &+ b], block[12 &+ b]))
+                            columns[b &* 6] = z.0; columns[b &* 6 &+ 1] = z.1; columns[b &* 6 &+ 2] = z.2
+                            columns[b &* 6 &+ 3] = z.3; columns[b &* 6 &+ 4] = z.4; columns[b &* 6 &+ 5] = z.5
+                        }
+                        for i in 0..<6 {
+                            let row = step == 4
+                                ? (columns[i], columns[6 &+ i], columns[12 &+ i], columns[18 &+ i])
+                                : (columns[i], columns[6 &+ i], Lanes(), Lanes())
+                            store(outputAdjoint(row), out + (i &* 6 &* xiStride &+ o), xiStride)
+                        }
+                        o &+= 8
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Filters
+
+    /// U[g][ξ][o][c] = (G k Gᵀ)_ξ, eight channels c at a time, where k is the r×r kernel of output o and channel c of
+    /// this geometry: `w[o·oStride + c·cStride + tap]`, or the kernel rotated by 180° (`rotated`: the input gradient's
+    /// filters, read from the forward layer's weights with the two channel axes swapped by the strides).
+    func transformFilters6(_ w: UnsafePointer<Float>, oStride: Int, cStride: Int, groupStride: Int, rotated: Bool,
+                           into u: UnsafeMutablePointer<Float>) {
+        let og = outputsPerGroup, cg = channelsPerGroup, xiStride = og &* cg, r = kernelSize, taps = r &* r
+        let g = matrices.gFloat
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: taps &+ 6 &* r) { buffer in
+            let k = buffer.baseAddress!, gk = k + taps
+            for group in 0..<groups {
+                let source = w + group &* groupStride, base = u + group &* 36 &* xiStride
+                for o in 0..<og {
+                    var c = 0
+                    while c < cg {
+                        let count = min(8, cg &- c)
+                        k.update(repeating: Lanes(), count: taps)
+                        for l in 0..<count {
+                            let kernel = source + (o &* oStride &+ (c &+ l) &* cStride)
+                            for tap in 0..<taps { k[tap][l] = kernel[rotated ? taps &- 1 &- tap : tap] }
+                        }
+                        // G k (6 × r), then each row times Gᵀ.
+                        for i in 0..<6 {
+                            for b in 0..<r {
+                                var sum = Lanes()
+                                for a in 0..<r { sum += g[i &* r &+ a] * k[a &* r &+ b] }
+                                gk[i &* r &+ b] = sum
+                            }
+                        }
+                        for i in 0..<6 {
+                            for j in 0..<6 {
+                                var sum = Lanes()
+                                for b in 0..<r { sum += gk[i &* r &+ b] * g[j &* r &+ b] }
+                                store(sum, base + ((i &* 6 &+ j) &* xiStride &+ o &* cg &+ c), count)
+                            }
+                        }
+                        c &+= 8
+                    }
+                }
+            }
+        }
+    }
+
+    /// dW[o][c] += Gᵀ dU G for every filter and channel (weights `[outputs, channels/groups, r, r]`): the adjoint of
+    /// the forward filter transform.
+    func finishWeightGradient6(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
+        let og = outputsPerGroup, cg = channelsPerGroup, xiStride = og &* cg, r = kernelSize, taps = r &* r
+        let g = matrices.gFloat
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 6 &* r) { buffer in
+            let h = buffer.baseAddress!
+            for group in 0..<groups {
+                let base = du + group &* 36 &* xiStride
+                for o in 0..<og {
+                    var c = 0
+                    while c < cg {
+                        let count = min(8, cg &- c)
+                        // dU G (6 × r), then Gᵀ times it.
+                        for i in 0..<6 {
+                            for b in 0..<r {
+                                var sum = Lanes()
+                                for j in 0..<6 {
+                                    let offset = (i &* 6 &+ j) &* xiStride &+ o &* cg &+ c
+                                    sum += load(base + offset, count) * g[j &* r &+ b]
+                                }
+                                h[i &* r &+ b] = sum
+                            }
+                        }
+                        for a in 0..<r {
+                            for b in 0..<r {
+                                var sum = Lanes()
+                                for i in 0..<6 { sum += g[i &* r &+ a] * h[i &* r &+ b] }
+                                let first = (group &* og &+ o) &* cg &+ c
+                                for l in 0..<count { dw[(first &+ l) &* taps &+ a &* r &+ b] += sum[l] }
+                            }
+                        }
+                        c &+= 8
+                    }
+                }
+            }
+        }
+    }
+}
