@@ -73,7 +73,28 @@ public final class FullyConnected: Layer {
         // One parallel region for both products: slice p of the outputs for the weight gradient, then slice p of the
         // inputs for the input gradient.
         let parts = parts(n, items: min(outputs, k), context)
+        let skinny = FullyConnected.skinnyKernels && SkinnyGEMM.suits(batch: n, outputs: outputs, inputs: k)
         Parallel.slices(parts, parts: parts) { part, _ in
+            if skinny {
+                let rows = (outputs * part / parts)..<(outputs * (part + 1) / parts)
+                if let dW {
+                    SkinnyGEMM.weightGradient(dy: dy, x: x, dw: dW, n: n, k: k, m: outputs, rows: rows,
+                                              accumulate: beta != 0)
+                    if let db {
+                        if beta == 0 { (db + rows.lowerBound).update(repeating: 0, count: rows.count) }
+                        for s in 0..<n {
+                            addRow(db + rows.lowerBound, dy + (s &* outputs &+ rows.lowerBound), rows.count)
+                        }
+                    }
+                }
+                if let dx {
+                    // Slices of the columns on multiples of 8, so each thread's vectors stay whole.
+                    let blocks = (k + 7) / 8
+                    let columns = min(k, blocks * part / parts * 8)..<min(k, blocks * (part + 1) / parts * 8)
+                    SkinnyGEMM.inputGradient(dy: dy, w: w, dx: dx, n: n, k: k, m: outputs, columns: columns)
+                }
+                return
+            }
             if let dW {
                 // dW[r] += dy[:, r]ᵀ · x and db[r] += Σ dy[:, r] (or = when overwriting: β = 0)
                 let r = (outputs * part / parts)..<(outputs * (part + 1) / parts)
@@ -93,7 +114,7 @@ public final class FullyConnected: Layer {
         }
     }
 
-    /// The forward of small batches through large weights uses `SkinnyGEMM` instead of sgemm (see
+    /// The forward and backward of small batches through large weights use `SkinnyGEMM` instead of sgemm (see
     /// `SkinnyGEMM.suits`). Off only to compare the two in tests and benchmarks.
     nonisolated(unsafe) public static var skinnyKernels = true
 

@@ -2,8 +2,7 @@
 /// rows, where OpenBLAS reaches 40–47% of its large-GEMM speed (AlexNet's fc1 at batch 16: 26–27 ms). This kernel
 /// keeps a register tile of 3 weight rows × 4 samples in twelve 8-lane FMA accumulators, reads each weight from
 /// memory once and reuses it from L1 for every group of four samples (fc1: 21.5 ms; 82–96 GFLOP/s when the weights
-/// are in cache). For the backward products OpenBLAS stays faster (its packed dW and dx ran 16–32 ms on fc1,
-/// register-tiled kernels like this one 33–64 ms), so they stay on sgemm.
+/// are in cache). The backward products have kernels of their own (`SkinnyGEMMBackward.swift`).
 ///
 /// All matrices are row-major: x `[n, k]`, W `[m, k]`, y `[n, m]` (m outputs, k inputs).
 enum SkinnyGEMM {

@@ -34,6 +34,62 @@ final class SkinnyGEMMTests: XCTestCase {
         }
     }
 
+    /// The backward kernels against the definition: dW = dyᵀ x (overwritten, or added to) on a range of rows, and
+    /// dx += dy W on a range of columns, with remainders everywhere (rows not a multiple of 4 nor of the 32-row blocks,
+    /// samples not a multiple of 8, columns not a multiple of 8 or 16).
+    func testBackwardMatchesTheDefinition() {
+        var random = SeededGenerator(seed: 12)
+        for (n, m, k) in [(1, 1, 1), (3, 5, 17), (8, 33, 16), (9, 70, 41), (16, 4, 300), (13, 37, 1030)] {
+            func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1, using: &random) } }
+            let x = values(n * k), w = values(m * k), dy = values(n * m), start = values(m * k), dxStart = values(n * k)
+            let rows = m > 2 ? 1..<(m - 1) : 0..<m
+            let columns = k > 9 ? 8..<(k - 1) : 0..<k
+            for accumulate in [false, true] {
+                var dw = start, dx = dxStart
+                dy.withUnsafeBufferPointer { dy in
+                    x.withUnsafeBufferPointer { x in
+                        dw.withUnsafeMutableBufferPointer { dw in
+                            SkinnyGEMM.weightGradient(dy: dy.baseAddress!, x: x.baseAddress!, dw: dw.baseAddress!, n: n,
+                                                      k: k, m: m, rows: rows, accumulate: accumulate)
+                        }
+                    }
+                    w.withUnsafeBufferPointer { w in
+                        dx.withUnsafeMutableBufferPointer { dx in
+                            SkinnyGEMM.inputGradient(dy: dy.baseAddress!, w: w.baseAddress!, dx: dx.baseAddress!, n: n,
+                                                     k: k, m: m, columns: columns)
+                        }
+                    }
+                }
+                for o in 0..<m {
+                    for j in 0..<k {
+                        let e = o * k + j
+                        guard rows.contains(o) else { XCTAssertEqual(dw[e], start[e], "row \(o) outside"); continue }
+                        var sum = accumulate ? Double(start[e]) : 0, magnitude = abs(sum)
+                        for t in 0..<n {
+                            sum += Double(dy[t * m + o]) * Double(x[t * k + j])
+                            magnitude += abs(Double(dy[t * m + o]) * Double(x[t * k + j]))
+                        }
+                        XCTAssertEqual(Double(dw[e]), sum, accuracy: gamma(n + 1) * magnitude,
+                                       "n \(n) m \(m) k \(k): dW[\(o), \(j)]")
+                    }
+                }
+                for t in 0..<n {
+                    for j in 0..<k {
+                        let e = t * k + j
+                        guard columns.contains(j) else { XCTAssertEqual(dx[e], dxStart[e], "column \(j) outside"); continue }
+                        var sum = Double(dxStart[e]), magnitude = abs(sum)
+                        for o in 0..<m {
+                            sum += Double(dy[t * m + o]) * Double(w[o * k + j])
+                            magnitude += abs(Double(dy[t * m + o]) * Double(w[o * k + j]))
+                        }
+                        XCTAssertEqual(Double(dx[e]), sum, accuracy: gamma(m + 1) * magnitude,
+                                       "n \(n) m \(m) k \(k): dx[\(t), \(j)]")
+                    }
+                }
+            }
+        }
+    }
+
     /// A layer large enough to take the kernel gives what the sgemm path gives, with 1 and 2 threads.
     func testFullyConnectedLayerAgreesWithTheSGEMMPath() throws {
         let inputs = 1030, outputs = 1024, batch = 5
@@ -58,6 +114,49 @@ final class SkinnyGEMMTests: XCTestCase {
             let y = Array(harness.runForward().buffer)
             assertWithinRounding(y, exact: reference.map(Double.init), magnitude: magnitude, terms: inputs + 1,
                                  factor: 2, "fc, \(threads) thread(s)")
+        }
+    }
+
+    /// The layer's gradients on the small-batch kernels equal those on sgemm, with 1 and 2 threads.
+    func testFullyConnectedGradientsAgreeWithTheSGEMMPath() throws {
+        let inputs = 1030, outputs = 1024, batch = 5
+        defer { FullyConnected.skinnyKernels = true }
+        for threads in [1, 2] {
+            var results: [[Float]] = []
+            var harness: LayerHarness?
+            var dy: TensorStorage?
+            for skinny in [false, true] {
+                FullyConnected.skinnyKernels = skinny
+                let h = try LayerHarness(#"{"type": "fc", "outputs": \#(outputs)}"#,
+                                         inputs: [Shape(channels: inputs, height: 1, width: 1)], batch: batch)
+                h.threads = threads
+                let y = h.runForward()
+                let gradient = TensorStorage(batch: y.batch, shape: y.shape)
+                fillNormal(gradient.tensor.data, count: gradient.tensor.count, seed: 21)
+                h.runBackward(outputGradient: gradient.tensor)
+                results.append(Array(h.inputGradients[0].tensor.buffer) + Array(h.parameters.gradients))
+                (harness, dy) = (h, gradient)
+            }
+            // Σ|terms| of each sum: dx[s, j] over the outputs, dW[o, j] and db[o] over the samples.
+            let x = harness!.inputs[0].tensor.data, w = harness!.parameters.slots[0].value, g = dy!.tensor.data
+            var magnitude: [Double] = []
+            for s in 0..<batch {
+                for j in 0..<inputs {
+                    magnitude.append((0..<outputs).reduce(0.0) {
+                        $0 + abs(Double(g[s * outputs + $1]) * Double(w[$1 * inputs + j]))
+                    })
+                }
+            }
+            for o in 0..<outputs {
+                for j in 0..<inputs {
+                    magnitude.append((0..<batch).reduce(0.0) {
+                        $0 + abs(Double(g[$1 * outputs + o]) * Double(x[$1 * inputs + j]))
+                    })
+                }
+            }
+            for o in 0..<outputs { magnitude.append((0..<batch).reduce(0.0) { $0 + abs(Double(g[$1 * outputs + o])) }) }
+            assertWithinRounding(results[1], exact: results[0].map(Double.init), magnitude: magnitude,
+                                 terms: outputs + 1, factor: 2, "fc gradients, \(threads) thread(s)")
         }
     }
 }
