@@ -207,14 +207,31 @@ extension WinogradConvolution {
                             results[a &* 4] = r.0 + shift; results[a &* 4 &+ 1] = r.1 + shift
                             results[a &* 4 &+ 2] = r.2 + shift; results[a &* 4 &+ 3] = r.3 + shift
                         }
-                        // Scatter the m×m block of each of the `count` filters.
-                        for l in 0..<count {
-                            let target = y + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
-                            for a in 0..<rowsHere {
-                                for b in 0..<columnsHere {
-                                    let value = results[a &* 4 &+ b][l]
-                                    let index = a &* ow &+ b
-                                    if accumulate { target[index] += value } else { target[index] = value }
+                        // Scatter the m×m block of each of the `count` filters: whole blocks row by row, the blocks
+                        // cut by the map's edge value by value.
+                        let values = UnsafeMutableRawPointer(results).assumingMemoryBound(to: Float.self)
+                        if rowsHere == step && columnsHere == step {
+                            for l in 0..<count {
+                                let target = y + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
+                                for a in 0..<step {
+                                    let line = target + a &* ow, source = values + (a &* 32 &+ l)
+                                    if accumulate {
+                                        line[0] += source[0]; line[1] += source[8]
+                                        if step == 4 { line[2] += source[16]; line[3] += source[24] }
+                                    } else {
+                                        line[0] = source[0]; line[1] = source[8]
+                                        if step == 4 { line[2] = source[16]; line[3] = source[24] }
+                                    }
+                                }
+                            }
+                        } else {
+                            for l in 0..<count {
+                                let target = y + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
+                                for a in 0..<rowsHere {
+                                    for b in 0..<columnsHere {
+                                        let value = values[(a &* 4 &+ b) &* 8 &+ l], index = a &* ow &+ b
+                                        if accumulate { target[index] += value } else { target[index] = value }
+                                    }
                                 }
                             }
                         }
@@ -251,7 +268,8 @@ extension WinogradConvolution {
                     var o = 0
                     while o < op {
                         let count = max(0, min(8, og &- o))
-                        block.update(repeating: Lanes(), count: 16)
+                        // A whole block of eight filters writes every value the transform reads.
+                        if count < 8 || rowsHere < step || columnsHere < step { block.update(repeating: Lanes(), count: 16) }
                         for l in 0..<count {
                             let source = dy + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
                             for a in 0..<rowsHere {
