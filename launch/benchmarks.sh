@@ -22,7 +22,7 @@ bin=.build/release/dtrain
 [[ -x $bin ]] || swift build -c release
 root=(); [[ $EUID -eq 0 ]] && root=(--allow-run-as-root)
 peer=${PEER:-$repo/../shared/bench}
-cpu=$(grep -q avx512f /proc/cpuinfo && echo "Zen 5 class, AVX-512" || echo "AVX2 only")
+cpu=$(grep -q avx512f /proc/cpuinfo && echo "AVX-512" || echo "AVX2 only")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $cpu; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 section() { [[ $what == all || $what == "$1" ]]; }
