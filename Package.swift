@@ -4,11 +4,14 @@ import PackageDescription
 // Hot loops must vectorise with AVX2/FMA (Zen 3 and Zen 5 both have them); nothing newer is assumed,
 // so the same binary runs on every node. AVX-512 is reached at run time through OpenBLAS only.
 // -fno-math-errno lets sqrt compile to a vector instruction instead of a call kept for errno (LRN, batch norm).
-let fastMath: [SwiftSetting] = [
+let vectorISA: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", "haswell"]),
     .unsafeFlags(["-Xcc", "-fno-math-errno"]),
-    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
 ]
+// Bounds and overflow checks go only where the kernels are proven safe: the conv-net core's loops (index arithmetic
+// on shapes the network was built and checked with). Shard and Trainer parse files from anyone (images, index
+// caches, safetensors headers, configs) and keep every check in release builds.
+let fastMath: [SwiftSetting] = vectorISA + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "dtrain",
@@ -33,9 +36,9 @@ let package = Package(
         // The only code that calls MPI.
         .target(name: "MPI", dependencies: ["CMPI"]),
         // Datasets: scan, decode, augment, split across ranks, prefetch.
-        .target(name: "Shard", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fastMath),
+        .target(name: "Shard", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: vectorISA),
         // The training loop: data-parallel step, solver, checkpoints, logs.
-        .target(name: "Trainer", dependencies: ["ConvNet", "MPI", "Shard", "CPNG"], swiftSettings: fastMath),
+        .target(name: "Trainer", dependencies: ["ConvNet", "MPI", "Shard", "CPNG"], swiftSettings: vectorISA),
         // The command line only.
         .executableTarget(name: "dtrain", dependencies: [
             "ConvNet", "MPI", "Shard", "Trainer",
