@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: the project's whole test suite, as CI runs it. Builds in release mode, runs the Swift tests, then the
 # cluster tests (launcher, multi-host over TCP in network namespaces, Slurm, faults: Tests/cluster/run-all.sh).
-# The ConvNet tests run a second time under other OpenBLAS kernel sets (Prescott, and Haswell where the CPU has AVX2).
+# The ConvNet tests run a second time under other OpenBLAS kernel sets (Prescott, and Haswell where the CPU has AVX2),
+# and the fuzz tests a second time against a release build.
 # Exits non-zero when anything failed. Run launch/setup.sh once before, on a new machine.
 #
 #   bash launch/test.sh                 everything
@@ -50,6 +51,12 @@ if [[ $run_swift -eq 1 ]]; then
         step "swift test ConvNetTests, OpenBLAS $core kernels" \
             env OPENBLAS_CORETYPE="$core" swift test --skip-build --no-parallel --filter ConvNetTests
     done
+    # The fuzz tests once more against optimised code, as users run it: Shard and Trainer keep their bounds and
+    # overflow checks in release builds, and this shows the parsers still refuse bad bytes there without a trap.
+    # A build of its own (testing enabled), so the release binary the cluster tests use stays as built.
+    step "fuzz tests, release build" env DTRAIN_FUZZ_ITERATIONS="${DTRAIN_FUZZ_ITERATIONS:-30000}" \
+        swift test -c release -Xswiftc -enable-testing --scratch-path .build-fuzz --no-parallel \
+        --filter 'SafeTensorsFuzzTests|DecoderFuzzTests'
 fi
 if [[ $run_cluster -eq 1 ]]; then
     step "cluster tests" bash Tests/cluster/run-all.sh

@@ -74,13 +74,16 @@ extension WinogradConvolution {
 
     // MARK: The convolution and the weight gradient
 
-    /// `run` with 6×6 tiles: y (+)= conv(x) for images `images` (the filters untransposed: see
-    /// `transformGradientFilters` for the input gradient's).
-    func run6(x: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-              y: UnsafeMutablePointer<Float>, accumulate: Bool, images: Range<Int>, chunk: Int,
-              scratch: UnsafeMutablePointer<Float>) {
-        let cg = channelsPerGroup, og = outputsPerGroup, cp = lanesRoundUp(cg), op = lanesRoundUp(og)
-        let plane = height * width, outPlane = outputHeight * outputWidth
+    /// One pass over some images and one group: V of the images' tiles is transformed, M is the space after it.
+    struct Pass {
+        let first: Int, count: Int, rows: Range<Int>, group: Int, perImage: Int, tiles: Int
+        let v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>
+    }
+
+    /// Calls `body` for every pass over `images` and every group, with V of x already in place.
+    private func forEachTransformedPass(x: UnsafePointer<Float>, images: Range<Int>, chunk: Int,
+                                        scratch: UnsafeMutablePointer<Float>, _ body: (Pass) -> Void) {
+        let cg = channelsPerGroup, cp = lanesRoundUp(cg), op = lanesRoundUp(outputsPerGroup), plane = height * width
         forEachPass(images, chunk: chunk) { first, count, rows in
             let perImage = rows.count * tileColumns, tiles = count * perImage
             let v = scratch, m = v + 36 * tiles * cp, padded = m + 36 * tiles * op
@@ -89,17 +92,30 @@ extension WinogradConvolution {
                     transformInput6(x + ((first + i) * channels + g * cg) * plane, rows: rows, work: padded,
                                     into: v + i * perImage * cp, xiStride: tiles * cp)
                 }
-                let ug = u + g * 36 * og * cg
-                for xi in 0..<36 {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tiles), Int32(og), Int32(cg),
-                                1, v + xi * tiles * cp, Int32(cp), ug + xi * og * cg, Int32(cg),
-                                0, m + xi * tiles * op, Int32(op))
-                }
-                for i in 0..<count {
-                    transformOutput6(m + i * perImage * op, xiStride: tiles * op, bias: bias.map { $0 + g * og },
-                                     rows: rows, into: y + ((first + i) * outputs + g * og) * outPlane,
-                                     accumulate: accumulate)
-                }
+                body(Pass(first: first, count: count, rows: rows, group: g, perImage: perImage, tiles: tiles, v: v,
+                          m: m))
+            }
+        }
+    }
+
+    /// `run` with 6×6 tiles: y (+)= conv(x) for images `images` (the filters untransposed: see
+    /// `transformGradientFilters` for the input gradient's).
+    func run6(x: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+              y: UnsafeMutablePointer<Float>, accumulate: Bool, images: Range<Int>, chunk: Int,
+              scratch: UnsafeMutablePointer<Float>) {
+        let cg = channelsPerGroup, og = outputsPerGroup, cp = lanesRoundUp(cg), op = lanesRoundUp(og)
+        let outPlane = outputHeight * outputWidth
+        forEachTransformedPass(x: x, images: images, chunk: chunk, scratch: scratch) { pass in
+            let g = pass.group, tiles = pass.tiles, ug = u + g * 36 * og * cg
+            for xi in 0..<36 {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tiles), Int32(og), Int32(cg),
+                            1, pass.v + xi * tiles * cp, Int32(cp), ug + xi * og * cg, Int32(cg),
+                            0, pass.m + xi * tiles * op, Int32(op))
+            }
+            for i in 0..<pass.count {
+                transformOutput6(pass.m + i * pass.perImage * op, xiStride: tiles * op, bias: bias.map { $0 + g * og },
+                                 rows: pass.rows, into: y + ((pass.first + i) * outputs + g * og) * outPlane,
+                                 accumulate: accumulate)
             }
         }
     }
@@ -108,23 +124,18 @@ extension WinogradConvolution {
     func accumulateWeightGradient6(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>,
                                    images: Range<Int>, chunk: Int, scratch: UnsafeMutablePointer<Float>) {
         let cg = channelsPerGroup, og = outputsPerGroup, cp = lanesRoundUp(cg), op = lanesRoundUp(og)
-        let plane = height * width, outPlane = outputHeight * outputWidth
-        forEachPass(images, chunk: chunk) { first, count, rows in
-            let perImage = rows.count * tileColumns, tiles = count * perImage
-            let v = scratch, m = v + 36 * tiles * cp, padded = m + 36 * tiles * op
-            for g in 0..<groups {
-                for i in 0..<count {
-                    transformInput6(x + ((first + i) * channels + g * cg) * plane, rows: rows, work: padded,
-                                    into: v + i * perImage * cp, xiStride: tiles * cp)
-                    transformOutputGradient6(dy + ((first + i) * outputs + g * og) * outPlane, rows: rows,
-                                             into: m + i * perImage * op, xiStride: tiles * op)
-                }
-                let dug = du + g * 36 * og * cg
-                for xi in 0..<36 {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(og), Int32(cg), Int32(tiles),
-                                1, m + xi * tiles * op, Int32(op), v + xi * tiles * cp, Int32(cp),
-                                1, dug + xi * og * cg, Int32(cg))
-                }
+        let outPlane = outputHeight * outputWidth
+        forEachTransformedPass(x: x, images: images, chunk: chunk, scratch: scratch) { pass in
+            let g = pass.group, tiles = pass.tiles
+            for i in 0..<pass.count {
+                transformOutputGradient6(dy + ((pass.first + i) * outputs + g * og) * outPlane, rows: pass.rows,
+                                         into: pass.m + i * pass.perImage * op, xiStride: tiles * op)
+            }
+            let dug = du + g * 36 * og * cg
+            for xi in 0..<36 {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(og), Int32(cg), Int32(tiles),
+                            1, pass.m + xi * tiles * op, Int32(op), pass.v + xi * tiles * cp, Int32(cp),
+                            1, dug + xi * og * cg, Int32(cg))
             }
         }
     }
@@ -269,7 +280,9 @@ extension WinogradConvolution {
                     while o < op {
                         let count = max(0, min(8, og &- o))
                         // A whole block of eight filters writes every value the transform reads.
-                        if count < 8 || rowsHere < step || columnsHere < step { block.update(repeating: Lanes(), count: 16) }
+                        if count < 8 || rowsHere < step || columnsHere < step {
+                            block.update(repeating: Lanes(), count: 16)
+                        }
                         for l in 0..<count {
                             let source = dy + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
                             for a in 0..<rowsHere {
