@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng"),
         // cpuid: the processor's vendor and SIMD features, for run-time kernel choices.
         .target(name: "CCPUID"),
+        // glibc's heap statistics, for the test that checks the memory plan against real allocations.
+        .target(name: "CMallocStats"),
 
         // The conv-net core: shapes, the flat parameter buffer, one file per layer, the network and its summary.
         .target(name: "ConvNet", dependencies: ["CBLAS", "CCPUID"], swiftSettings: fastMath),
@@ -48,7 +50,7 @@ let package = Package(
         // Runs multi-rank scenarios for MPITests (under mpirun) and the allreduce benchmark.
         .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
 
-        .testTarget(name: "ConvNetTests", dependencies: ["ConvNet"]),
+        .testTarget(name: "ConvNetTests", dependencies: ["ConvNet", "CMallocStats"]),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
         .testTarget(name: "ShardTests", dependencies: ["Shard"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ConvNet", "Shard", "MPI"]),

@@ -22,8 +22,10 @@ public final class BatchNorm: Layer {
     private var runningMean: ParameterSlot!
     private var runningVariance: ParameterSlot!
     /// μ and 1/√(σ² + ε) of the last train-mode forward, per channel, for backward.
-    private let batchMean: UnsafeMutablePointer<Float>
-    private let batchInverseStd: UnsafeMutablePointer<Float>
+    private var batchMean: UnsafeMutablePointer<Float> { statistics() }
+    private var batchInverseStd: UnsafeMutablePointer<Float> { statistics() + channels }
+    /// μ then 1/√(σ² + ε), allocated in `reserve` (or at first use), never on paper.
+    private var batchStatistics: UnsafeMutablePointer<Float>?
 
     public init(_ context: LayerBuildContext) throws {
         try context.requireInputs(1)
@@ -36,17 +38,22 @@ public final class BatchNorm: Layer {
             throw ConfigError("\(c.path): 'momentum' weighs the new batch in the running statistics and must be in [0, 1], found \(momentum)")
         }
         guard epsilon > 0, epsilon.isFinite else { throw ConfigError("\(c.path): 'eps' must be positive, found \(epsilon)") }
-        let channels = context.inputShapes[0].channels
-        batchMean = .allocate(capacity: channels)
-        batchMean.initialize(repeating: 0, count: channels)
-        batchInverseStd = .allocate(capacity: channels)
-        batchInverseStd.initialize(repeating: 1, count: channels)
     }
 
-    deinit {
-        batchMean.deallocate()
-        batchInverseStd.deallocate()
+    deinit { batchStatistics?.deallocate() }
+
+    private func statistics() -> UnsafeMutablePointer<Float> {
+        if let batchStatistics { return batchStatistics }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: 2 * channels)
+        p.initialize(repeating: 0, count: channels)
+        (p + channels).initialize(repeating: 1, count: channels)
+        batchStatistics = p
+        return p
     }
+
+    public func reserve(batch: Int) { _ = statistics() }
+
+    public func reservedBytes(batch: Int) -> Int { 2 * channels * 4 }
 
     private var channels: Int { inputShape.channels }
 

@@ -165,6 +165,11 @@ public final class Convolution: Layer {
         }
     }
 
+    public func reservedBytes(batch: Int) -> Int {
+        let gradient = winogradGradient.map { $0.gradientReusesForwardFilters ? 0 : $0.filterFloats } ?? 0
+        return ((winograd?.filterFloats ?? 0) + gradient) * 4
+    }
+
     deinit {
         transformedFilters?.deallocate()
         transformedGradientFilters?.deallocate()

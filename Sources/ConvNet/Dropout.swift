@@ -36,6 +36,8 @@ public final class Dropout: Layer {
         reservedBatch = batch
     }
 
+    public func reservedBytes(batch: Int) -> Int { max(1, batch * outputShape.count) * 4 }
+
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let x = inputs[0].data, y = output.data, count = output.count
         guard context.mode == .train, rate > 0 else {

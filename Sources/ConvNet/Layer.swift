@@ -70,6 +70,9 @@ public protocol Layer: AnyObject {
     func scratchCount(batch: Int, threads: Int) -> Int
     /// Allocates what must live from forward to backward (masks, argmax) for batches up to `batch`. Called once.
     func reserve(batch: Int)
+    /// Bytes `reserve(batch:)` allocates (and any per-layer buffer beyond parameters and activations), so the
+    /// memory plan can price a network before it exists.
+    func reservedBytes(batch: Int) -> Int
     func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext)
     func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                   _ context: LayerContext)
@@ -89,6 +92,7 @@ public extension Layer {
     func scratchCount(batch: Int) -> Int { 0 }
     func scratchCount(batch: Int, threads: Int) -> Int { scratchCount(batch: batch) }
     func reserve(batch: Int) {}
+    func reservedBytes(batch: Int) -> Int { 0 }
     var detail: String { "" }
     var writesFreshParameterGradients: Bool { false }
     var inputShape: Shape { inputShapes[0] }

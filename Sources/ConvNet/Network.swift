@@ -50,41 +50,22 @@ public final class Network {
     /// The softmax cross-entropy head on the last layer's output.
     public let loss: SoftmaxCrossEntropy
 
-    public init(spec: NetworkSpec, classes datasetClasses: Int? = nil, maxBatch: Int) throws {
+    /// Builds the blueprint, then allocates. Commands price the blueprint first (`MemoryPlan`) and use
+    /// `init(blueprint:maxBatch:)`, so a network too large for the node is refused before anything is spent.
+    public convenience init(spec: NetworkSpec, classes datasetClasses: Int? = nil, maxBatch: Int) throws {
         guard maxBatch > 0 else { throw ConfigError("batch size must be positive, found \(maxBatch)") }
-        if let pinned = spec.classes, let found = datasetClasses, pinned != found {
-            throw ConfigError("network.classes is \(pinned) but the dataset has \(found) class folders: remove 'classes' from the config or make them agree (e.g. --set network.classes=\(found))")
-        }
-        self.spec = spec
-        self.input = spec.input
-        self.maxBatch = maxBatch
-        let classCount = datasetClasses ?? spec.classes
+        try self.init(blueprint: NetworkBlueprint(spec: spec, classes: datasetClasses), maxBatch: maxBatch)
+    }
 
-        var names = [NetworkSpec.inputName: 0]
-        var shapes = [spec.input]
-        var layers: [Layer] = []
-        var inputIndices: [[Int]] = []
-        for (i, layerSpec) in spec.layers.enumerated() {
-            let indices = layerSpec.inputs.isEmpty ? [i] : layerSpec.inputs.map { names[$0]! }
-            let context = LayerBuildContext(name: layerSpec.name, config: layerSpec.config,
-                                            inputShapes: indices.map { shapes[$0] }, classes: classCount)
-            let layer = try LayerRegistry.build(context, type: layerSpec.type)
-            layers.append(layer)
-            inputIndices.append(indices)
-            names[layerSpec.name] = i + 1
-            shapes.append(layer.outputShape)
-        }
-        let last = layers.last!
-        guard last.outputShape.plane == 1 else {
-            throw ConfigError("network: the last layer \"\(last.name)\" outputs \(last.outputShape); it must output one score per class (end with an fc layer)")
-        }
-        let outputs = last.outputShape.channels
-        if let classCount, classCount != outputs {
-            throw ConfigError("network: the last layer \"\(last.name)\" outputs \(outputs) scores but there are \(classCount) classes (set its outputs to \"classes\" or \(classCount))")
-        }
+    public init(blueprint: NetworkBlueprint, maxBatch: Int) throws {
+        guard maxBatch > 0 else { throw ConfigError("batch size must be positive, found \(maxBatch)") }
+        self.spec = blueprint.spec
+        self.input = blueprint.spec.input
+        self.maxBatch = maxBatch
+        let layers = blueprint.layers, shapes = blueprint.shapes, outputs = blueprint.classes
         self.classes = outputs
         self.layers = layers
-        self.inputIndices = inputIndices
+        self.inputIndices = blueprint.inputIndices
         self.shapes = shapes
 
         parameters = ParameterBuffer(specs: layers.flatMap { l in l.parameterSpecs.map { (l.name, $0) } }, withGradients: true)

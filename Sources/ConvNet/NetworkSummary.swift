@@ -15,9 +15,18 @@ public struct NetworkSummary {
     public let total: LayerCost
 
     public init(_ network: Network) {
-        name = network.spec.name
-        input = network.input
-        rows = network.layers.map { Row(name: $0.name, type: $0.type, detail: $0.detail, output: $0.outputShape, cost: $0.cost) }
+        self.init(name: network.spec.name, input: network.input, layers: network.layers)
+    }
+
+    /// The summary of a network on paper: nothing allocated.
+    public init(_ blueprint: NetworkBlueprint) {
+        self.init(name: blueprint.spec.name, input: blueprint.spec.input, layers: blueprint.layers)
+    }
+
+    init(name: String, input: Shape, layers: [Layer]) {
+        self.name = name
+        self.input = input
+        rows = layers.map { Row(name: $0.name, type: $0.type, detail: $0.detail, output: $0.outputShape, cost: $0.cost) }
         total = rows.reduce(LayerCost(units: 0)) {
             LayerCost(units: $0.units + $1.cost.units, weights: $0.weights + $1.cost.weights,
                       connections: $0.connections + $1.cost.connections, flops: $0.flops + $1.cost.flops)

@@ -98,6 +98,8 @@ public final class MaxPooling: Layer {
         reservedBatch = batch
     }
 
+    public func reservedBytes(batch: Int) -> Int { max(1, batch * outputShape.count) * MemoryLayout<Int32>.size }
+
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         precondition(output.batch <= reservedBatch, "\(name): batch \(output.batch) exceeds the \(reservedBatch) reserved")
         let x = inputs[0], w = window, inW = w.input.width
@@ -287,8 +289,18 @@ public final class AveragePooling: Layer {
         countIncludePad = try context.config.bool("count_include_pad", default: true)
         name = context.name
         inputShapes = context.inputShapes
+    }
+
+    /// 1 / d(i, j) per output position, row-major; computed in `reserve`, not on paper (a blueprint allocates nothing).
+    private lazy var inverseDivisors: [Float] = divisors()
+
+    public func reserve(batch: Int) { _ = inverseDivisors }
+
+    public func reservedBytes(batch: Int) -> Int { window.output.plane * 4 }
+
+    private func divisors() -> [Float] {
         let w = window
-        inverseDivisors = (0..<w.output.height).flatMap { [countIncludePad] i in
+        return (0..<w.output.height).flatMap { [countIncludePad] i in
             (0..<w.output.width).map { j -> Float in
                 if countIncludePad {
                     let h0 = i * w.stride.h - w.padding.h, w0 = j * w.stride.w - w.padding.w
@@ -301,9 +313,6 @@ public final class AveragePooling: Layer {
             }
         }
     }
-
-    /// 1 / d(i, j) per output position, row-major.
-    private let inverseDivisors: [Float]
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let x = inputs[0], w = window, inW = w.input.width, columnRanges = w.columnRanges

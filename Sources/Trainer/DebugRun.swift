@@ -17,8 +17,11 @@ public final class DebugRun {
             throw ConfigError("--debug runs as one process: start it without mpirun")
         }
         let batch = min(config.solver.batchSize, 16)
+        let budget = try MemoryBudget.current(ranksOnNode: 1)
+        try budget.checkOnPaper(config.network, batch: batch, optimizer: true)
         let feed = try DataFeed(config: config, split: .train, batch: batch, communicator: communicator, cacheDirectory: nil)
-        let network = try Network(spec: config.network, classes: feed.classes.count, maxBatch: batch)
+        let network = try Network.checked(spec: config.network, classes: feed.classes.count, maxBatch: batch,
+                                          optimizer: true, budget: budget)
         network.initializeParameters(seed: config.seed)
         let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(config.solver.momentum),
                       nesterov: config.solver.nesterov, weightDecay: Float(config.solver.weightDecay))

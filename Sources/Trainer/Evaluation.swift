@@ -41,9 +41,12 @@ public enum CheckpointEvaluation {
         guard case .array(let items) = json else { throw ConfigError("\(path): bad class list") }
         let classes = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
         let batch = max(1, config.solver.batchSize / communicator.size)
+        let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
+        try budget.checkOnPaper(config.network, batch: batch, optimizer: false)
         let feed = try DataFeed(config: config, split: .val, batch: batch, communicator: communicator, cacheDirectory: nil,
                                 classes: classes.isEmpty ? nil : classes)
-        let network = try Network(spec: config.network, classes: feed.classes.count, maxBatch: batch)
+        let network = try Network.checked(spec: config.network, classes: feed.classes.count, maxBatch: batch,
+                                          optimizer: false, budget: budget)
         if let reader {
             let report = try StateDictImport.load(reader, into: network)
             print("\(path): \(report)")

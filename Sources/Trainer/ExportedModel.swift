@@ -21,7 +21,8 @@ public struct ExportedModel {
         if count == nil && config.network.classes == nil {
             count = StateDictImport.classCount(reader, spec: config.network)
         }
-        network = try Network(spec: config.network, classes: count, maxBatch: 1)
+        network = try Network.checked(spec: config.network, classes: count, maxBatch: 1, optimizer: false,
+                                      budget: try MemoryBudget.current())
         report = try StateDictImport.load(reader, into: network)
     }
 }

@@ -18,7 +18,8 @@ public enum Prediction {
         let stored = WeightsMetadata.classes(of: reader)
         let classCount = labels?.count ?? (stored.isEmpty ? nil : stored.count)
             ?? (config.network.classes == nil ? StateDictImport.classCount(reader, spec: config.network) : nil)
-        let network = try Network(spec: config.network, classes: classCount, maxBatch: 1)
+        let network = try Network.checked(spec: config.network, classes: classCount, maxBatch: 1, optimizer: false,
+                                          budget: try MemoryBudget.current())
         try StateDictImport.load(reader, into: network)
         let names = labels ?? WeightsMetadata.classNames(of: reader)
         let preprocess = config.data.preprocessOptions(input: network.input)

@@ -32,6 +32,9 @@ public struct TrainConfig {
             self.json = json
             let root = try ConfigObject(json, path: "")
             network = try NetworkSpec(try root.object("network"))
+            // The network on paper now, before any data is read: a typo in a layer key or a shape that does not
+            // fit fails in milliseconds, not after the dataset scan.
+            _ = try NetworkBlueprint(spec: network, provisional: true)
             data = try DataSettings(try root.objectOrEmpty("data"), input: network.input)
             solver = try SolverSettings(try root.object("solver"))
             let seed = try root.int("seed", default: 0)

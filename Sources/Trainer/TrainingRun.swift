@@ -48,6 +48,12 @@ public final class TrainingRun {
             throw ConfigError("solver.batch_size \(solver.batchSize) is the global batch and must divide evenly among \(ranks) ranks; use a multiple of \(ranks) (e.g. \(solver.batchSize / ranks * ranks + ranks))")
         }
         perRankBatch = solver.batchSize / ranks
+        let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
+        do {
+            try budget.checkOnPaper(config.network, batch: perRankBatch, optimizer: true)
+        } catch let error as ConfigError {
+            throw ConfigError("\(config.file): \(error.message)")
+        }
         if communicator.rank == 0 {
             if options.resume == nil && !options.overwrite && FileManager.default.fileExists(atPath: config.output + "/last.safetensors") {
                 throw ConfigError("\(config.output) already holds a run (last.safetensors): continue it with --resume, choose another folder with --output, or replace it with --overwrite")
@@ -66,7 +72,8 @@ public final class TrainingRun {
         }
 
         do {
-            network = try Network(spec: config.network, classes: classes.count, maxBatch: perRankBatch)
+            network = try Network.checked(spec: config.network, classes: classes.count, maxBatch: perRankBatch,
+                                          optimizer: true, budget: budget)
         } catch let error as ConfigError {
             throw ConfigError("\(config.file): \(error.message)")
         }

@@ -59,7 +59,8 @@ struct Bench: ParsableCommand {
         let network: Network
         do {
             spec = try NetworkSpec.load(file: config)
-            network = try Network(spec: spec, classes: spec.classes == nil ? classes : nil, maxBatch: batch)
+            network = try Network.checked(spec: spec, classes: spec.classes == nil ? classes : nil, maxBatch: batch,
+                                          optimizer: true, budget: try MemoryBudget.current())
         } catch let error as ConfigError { throw ValidationError(error.message) }
         network.initializeParameters(seed: 1)
         var rng = SeededGenerator(seed: 7)
