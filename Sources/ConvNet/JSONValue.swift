@@ -12,6 +12,7 @@ public enum JSONValue: Equatable, Sendable {
 
     /// Parses JSON text; `source` (a file name) is named in the error.
     public static func parse(_ data: Data, source: String) throws -> JSONValue {
+        guard data.count <= maximumConfigBytes else { throw tooLarge(source, data.count) }
         do {
             return try JSONDecoder().decode(JSONValue.self, from: data)
         } catch let DecodingError.dataCorrupted(context) {
@@ -22,11 +23,22 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
+    /// A config (or the config a checkpoint carries) may hold at most this many bytes: real ones hold a few KB,
+    /// and parsing an 18 MB one of a million layers took gigabytes.
+    public static let maximumConfigBytes = 4 << 20
+
     public static func load(file path: String) throws -> JSONValue {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        if let size, size > maximumConfigBytes { throw tooLarge(path, size) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError("\(path): cannot read the file (does it exist?)")
         }
         return try parse(data, source: path)
+    }
+
+    static func tooLarge(_ source: String, _ size: Int) -> ConfigError {
+        ConfigError("\(source): \(group(size)) bytes, more than the \(group(maximumConfigBytes)) a config may hold; "
+            + "a network of that size is surely a mistake (generated layers?)")
     }
 
     /// What a value is called in error messages.

@@ -31,6 +31,9 @@ public struct NetworkSpec {
         public var torchName: String { torch ?? name }
     }
 
+    /// Layers a network may have: far more than any real one, few enough that building it on paper is instant.
+    public static let maximumLayers = 10_000
+
     /// The tensor name of the network's input.
     public static let inputName = "input"
 
@@ -48,7 +51,12 @@ public struct NetworkSpec {
         initScheme = WeightInit(rawValue: scheme)!
         var seen: Set<String> = [NetworkSpec.inputName]
         layers = []
-        for (index, layer) in try config.objects("layers").enumerated() {
+        let layerObjects = try config.objects("layers")
+        guard layerObjects.count <= NetworkSpec.maximumLayers else {
+            throw ConfigError("\(config.path): \(group(layerObjects.count)) layers, more than the "
+                + "\(group(NetworkSpec.maximumLayers)) a network may have (GoogLeNet has 142)")
+        }
+        for (index, layer) in layerObjects.enumerated() {
             let type = try layer.string("type")
             let name = try layer.string("name", default: "\(type)\(index + 1)")
             guard !seen.contains(name) else { throw ConfigError("\(layer.path): layer name \"\(name)\" is used twice") }

@@ -42,7 +42,7 @@ public enum Prediction {
 
     /// The config a dtrain checkpoint or export carries; plain weights need one given.
     static func storedConfig(_ reader: SafeTensorsReader) throws -> TrainConfig {
-        guard let json = WeightsMetadata.config(of: reader), json != .null else {
+        guard let json = try WeightsMetadata.checkedConfig(of: reader), json != .null else {
             throw ConfigError("\(reader.source) holds weights without a config, so its network is unknown: "
                 + "pass --config CONFIG.json (the network these weights belong to)")
         }

@@ -25,6 +25,12 @@ public enum WeightsMetadata {
         reader.metadata["config"].flatMap { try? JSONValue.parse(Data($0.utf8), source: reader.source) }
     }
 
+    /// The resolved config, or nil when the file has none; a stored config that is not valid JSON (or too large)
+    /// is an error naming the file, not "no config".
+    public static func checkedConfig(of reader: SafeTensorsReader) throws -> JSONValue? {
+        try reader.metadata["config"].map { try JSONValue.parse(Data($0.utf8), source: "\(reader.source) (stored config)") }
+    }
+
     /// The metadata entries for `classes`, `class_names` and `config`.
     public static func entries(classes: [String], classNames: [String], config: JSONValue?) -> [String: String] {
         var m = ["classes": JSONValue.array(classes.map { .string($0) }).serialized(),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct DTrain: ParsableCommand {
@@ -12,4 +13,11 @@ struct DTrain: ParsableCommand {
                       BenchData.self],
         defaultSubcommand: Train.self
     )
+
+    /// Standard output is line-buffered even into a file or pipe: a log shows start-up lines as they happen, and a
+    /// process the kernel kills leaves every line it printed (block buffering lost them).
+    static func main() {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        main(nil)
+    }
 }
