@@ -82,18 +82,23 @@ public struct MemoryPlan {
     }
 
     /// One line: the total and its parts.
-    public var totals: String {
-        "memory per rank at batch \(batch): \(MemoryPlan.format(totalBytes)) (parameters \(MemoryPlan.format(parameterBytes)), "
+    public var totals: String { "memory per rank at batch \(batch): \(MemoryPlan.format(totalBytes)) (\(parts))" }
+
+    /// The parts of the total, for messages.
+    public var parts: String {
+        "parameters \(MemoryPlan.format(parameterBytes)), "
             + "gradients \(MemoryPlan.format(gradientBytes)), optimizer \(MemoryPlan.format(optimizerBytes)), "
             + "activations \(MemoryPlan.format(activationBytes)), saved for backward \(MemoryPlan.format(reservedBytes)), "
-            + "scratch \(MemoryPlan.format(scratchBytes)))"
+            + "scratch \(MemoryPlan.format(scratchBytes))"
     }
 
     /// A table of the `limit` layers with the most bytes of their own (all layers when nil), largest first unless
     /// `inOrder`. The total column leaves scratch out: the network allocates only the largest request, once.
     public func table(limit: Int? = nil, inOrder: Bool = false) -> String {
         let header = ["layer", "type", "params", "grads", "optimizer", "activations", "backward", "saved", "scratch", "total"]
-        var chosen = inOrder ? rows : rows.sorted { $0.ownBytes > $1.ownBytes }
+        var chosen = inOrder ? rows : rows.enumerated().sorted {
+            $0.element.ownBytes != $1.element.ownBytes ? $0.element.ownBytes > $1.element.ownBytes : $0.offset < $1.offset
+        }.map(\.element)
         if let limit { chosen = Array(chosen.prefix(limit)) }
         var lines = [header]
         for r in chosen {

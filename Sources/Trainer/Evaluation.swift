@@ -25,6 +25,9 @@ public enum Evaluation {
 /// export), loss and top-1/top-5 error on the val split.
 public enum CheckpointEvaluation {
     public static func run(config: TrainConfig, checkpoint path: String, communicator: Communicator) throws -> Sums {
+        let batch = max(1, config.solver.batchSize / communicator.size)
+        let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
+        try budget.checkOnPaper(config.network, batch: batch, optimizer: false)
         // Rank 0 reads the file; its class list (when it has one) fixes the labels so they match what the network
         // learned. Plain weights without one take the dataset's folders in sorted order.
         var classBytes: [UInt8] = []
@@ -40,9 +43,6 @@ public enum CheckpointEvaluation {
         let json = try JSONValue.parse(Data(classBytes), source: path)
         guard case .array(let items) = json else { throw ConfigError("\(path): bad class list") }
         let classes = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
-        let batch = max(1, config.solver.batchSize / communicator.size)
-        let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
-        try budget.checkOnPaper(config.network, batch: batch, optimizer: false)
         let feed = try DataFeed(config: config, split: .val, batch: batch, communicator: communicator, cacheDirectory: nil,
                                 classes: classes.isEmpty ? nil : classes)
         let network = try Network.checked(spec: config.network, classes: feed.classes.count, maxBatch: batch,

@@ -47,7 +47,7 @@ public struct MemoryBudget {
         let share = ranksOnNode == 1 ? "" : " shared by \(ranksOnNode) ranks on this node: "
             + "\(MemoryPlan.format(perRankBytes)) each"
         throw ConfigError("network \"\(name)\" needs \(MemoryPlan.format(plan.totalBytes)) per rank at batch \(plan.batch) "
-            + "but this node has \(MemoryPlan.format(nodeBytes)) available (\(source))\(share). \(plan.totals). "
+            + "(\(plan.parts)) but this node has \(MemoryPlan.format(nodeBytes)) available (\(source))\(share). "
             + "The largest layers:\n\(plan.table(limit: 8))"
             + "Lower solver.batch_size (or --batch), shrink the largest layers, or run more ranks on more nodes; "
             + "\(MemoryBudget.limitVariable) overrides the detected memory.")

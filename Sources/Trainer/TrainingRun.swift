@@ -322,6 +322,10 @@ public final class TrainingRun {
         print("learning rate \(sci(s.effectiveLR()))\(s.scaleLR ? " (linear scaling rule: \(sci(s.lr)) × \(s.batchSize)/256)" : "")\(s.warmupEpochs > 0 ? ", warm-up \(f(s.warmupEpochs, 2)) epochs" : "")")
         print("data: \(config.data.synthetic ? "synthetic" : config.data.root), \(classes.count) classes, \(train.sampleCount) train images (\(train.stepsPerEpoch) steps per epoch, \(train.droppedPerEpoch) dropped per epoch), \(val.sampleCount) val images")
         print("network: \(network.spec.name), \(group(network.parameters.count)) parameters\(network.frozen.isEmpty ? "" : ", frozen: \(network.frozen.sorted().joined(separator: ", "))")")
+        if let blueprint = try? NetworkBlueprint(spec: config.network, classes: classes.count),
+           let plan = try? MemoryPlan(blueprint, batch: perRankBatch, threads: network.threads, optimizer: true) {
+            print(plan.totals)
+        }
         print("output: \(config.output)")
         fflush(stdout)
     }
