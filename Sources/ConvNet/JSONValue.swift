@@ -13,13 +13,33 @@ public enum JSONValue: Equatable, Sendable {
     /// Parses JSON text; `source` (a file name) is named in the error.
     public static func parse(_ data: Data, source: String) throws -> JSONValue {
         guard data.count <= maximumConfigBytes else { throw tooLarge(source, data.count) }
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch let DecodingError.dataCorrupted(context) {
-            let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            throw ConfigError("\(source): not valid JSON: \(detail ?? context.debugDescription)")
-        } catch {
-            throw ConfigError("\(source): not valid JSON: \(error)")
+        return try data.withUnsafeBytes { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            do {
+                return try JSONValue(try StrictJSON.parse(bytes))
+            } catch let failure as StrictJSON.Failure {
+                throw ConfigError("\(source): not valid JSON: \(failure.problem) (\(failure.location(in: bytes)))")
+            } catch let error as ConfigError {
+                throw ConfigError("\(source): not valid JSON: \(error.message)")
+            }
+        }
+    }
+
+    /// A strictly parsed document as a value (keys are unique there, so the dictionary loses nothing).
+    init(_ strict: StrictJSON) throws {
+        switch strict {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .integer(let i): self = .number(Double(i))
+        case .number(let x):
+            guard x.isFinite else { throw ConfigError("a number is too large for a double (\(x))") }
+            self = .number(x)
+        case .string(let s): self = .string(s)
+        case .array(let items): self = .array(try items.map(JSONValue.init))
+        case .object(let members):
+            var object: [String: JSONValue] = [:]
+            for (key, value) in members { object[key] = try JSONValue(value) }
+            self = .object(object)
         }
     }
 

@@ -92,3 +92,27 @@ final class ConfigErrorTests: XCTestCase {
         assertRejected(#"{"name": "r", "type": "relu", "inputs": ["input", "input"]}"#, mentions: ["\"r\"", "2"])
     }
 }
+
+/// Issue 16, point 4: the strict reader behind every config refuses a repeated key, naming it and its path.
+final class DuplicateKeyTests: XCTestCase {
+    func testJSONValueRefusesARepeatedKey() {
+        let text = "{\"solver\": {\"lr\": 0.01,\n \"lr\": 0.5}}"
+        XCTAssertThrowsError(try JSONValue.parse(Data(text.utf8), source: "run.json")) { error in
+            XCTAssertEqual("\(error)", "run.json: not valid JSON: duplicate key \"lr\" in solver (each key may appear once) "
+                + "(line 2, column 2)")
+        }
+    }
+
+    func testStrictJSONNamesThePathInsideArrays() {
+        XCTAssertThrowsError(try StrictJSON.parse(Array(#"{"a": [{"b": 1}, {"b": 1, "b": 2}]}"#.utf8))) { error in
+            XCTAssertTrue("\(error)".contains("duplicate key \"b\" in a.1"), "\(error)")
+        }
+    }
+
+    func testDistinctKeysAndValuesAreKept() throws {
+        let value = try JSONValue.parse(Data(#"{"a": 1, "b": [true, null, "x", 2.5], "c": {"a": 1}}"#.utf8), source: "x")
+        XCTAssertEqual(value, .object(["a": .number(1), "b": .array([.bool(true), .null, .string("x"), .number(2.5)]),
+                                       "c": .object(["a": .number(1)])]))
+        XCTAssertThrowsError(try JSONValue.parse(Data("[1e999]".utf8), source: "x"))
+    }
+}

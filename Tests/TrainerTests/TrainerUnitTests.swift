@@ -32,6 +32,18 @@ final class TrainConfigTests: XCTestCase {
         try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}"#, mentions: ["not valid JSON"])
     }
 
+    /// Issue 16, point 4: `"lr": 0.01, "lr": 0.5` once trained at 0.01. Any repeated key is refused, naming the
+    /// key, where it is and the file.
+    func testDuplicateKeysAreRefused() throws {
+        try assertError("{\"network\": \(network),\n \"solver\": {\"epochs\": 1, \"batch_size\": 4, \"lr\": 0.01, \"lr\": 0.5}}",
+                        mentions: ["duplicate key \"lr\" in solver", "line 2"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}, "seed": 1, "seed": 2}"#,
+                        mentions: ["duplicate key \"seed\" in the top-level object"])
+        let layers = #"{"input": [1, 8, 8], "classes": 3, "layers": [{"name": "fc", "type": "fc", "outputs": 3, "outputs": 4}]}"#
+        try assertError(#"{"network": \#(layers), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}}"#,
+                        mentions: ["duplicate key \"outputs\" in network.layers.0"])
+    }
+
     func testOverridesApply() throws {
         let path = try write(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}}"#)
         let config = try TrainConfig.load(file: path, overrides: ["solver.lr=0.5", "network.layers.0.outputs=3", "output=/tmp/x y", "data.flip=false"])

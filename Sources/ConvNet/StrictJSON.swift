@@ -1,8 +1,9 @@
-/// A small JSON parser for untrusted headers (safetensors files come from other people). Unlike Foundation's parser
-/// it rejects duplicate keys (which would let two readers see different tensors), keeps integers exact (shapes and
-/// offsets must not pass through `Double`), bounds the nesting depth (no stack overflow on `[[[[…`), and keeps
-/// the order of object members. Every failure is a thrown `StrictJSON.Failure` with the byte offset.
-enum StrictJSON: Equatable {
+/// A small JSON parser for configs and untrusted headers (safetensors files come from other people). Unlike
+/// Foundation's parser it rejects duplicate keys (`"lr": 0.01, "lr": 0.5` would silently train at one of them, and
+/// two readers of a header could see different tensors), keeps integers exact (shapes and offsets must not pass
+/// through `Double`), bounds the nesting depth (no stack overflow on `[[[[…`), and keeps the order of object
+/// members. Every failure is a thrown `StrictJSON.Failure` with the byte offset (and, for a duplicate, the key's path).
+public enum StrictJSON: Equatable {
     case null
     case bool(Bool)
     /// A number written without fraction or exponent that fits in `Int64`.
@@ -14,15 +15,24 @@ enum StrictJSON: Equatable {
     /// Members in file order; keys are unique.
     case object([(key: String, value: StrictJSON)])
 
-    struct Failure: Error, CustomStringConvertible {
-        let offset: Int
-        let problem: String
-        var description: String { "\(problem) at byte \(offset) of the JSON" }
+    public struct Failure: Error, CustomStringConvertible {
+        public let offset: Int
+        public let problem: String
+        public var description: String { "\(problem) at byte \(offset) of the JSON" }
+
+        /// "line L, column C" of the offset in `bytes`, for messages about text files.
+        public func location(in bytes: UnsafeBufferPointer<UInt8>) -> String {
+            var line = 1, column = 1
+            for byte in bytes.prefix(offset) {
+                if byte == 0x0A { line += 1; column = 1 } else { column += 1 }
+            }
+            return "line \(line), column \(column)"
+        }
     }
 
-    static let maximumDepth = 32
+    public static let maximumDepth = 32
 
-    static func == (a: StrictJSON, b: StrictJSON) -> Bool {
+    public static func == (a: StrictJSON, b: StrictJSON) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
@@ -37,7 +47,7 @@ enum StrictJSON: Equatable {
     }
 
     /// What a value is called in error messages.
-    var kind: String {
+    public var kind: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -49,7 +59,7 @@ enum StrictJSON: Equatable {
     }
 
     /// Parses one JSON value filling `bytes` (surrounding whitespace allowed, nothing else).
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws -> StrictJSON {
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws -> StrictJSON {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -58,13 +68,15 @@ enum StrictJSON: Equatable {
         return value
     }
 
-    static func parse(_ bytes: [UInt8]) throws -> StrictJSON {
+    public static func parse(_ bytes: [UInt8]) throws -> StrictJSON {
         try bytes.withUnsafeBufferPointer { try parse($0) }
     }
 
     private struct Parser {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
+        /// The keys and indices leading to the value being parsed, for the duplicate-key message.
+        var path: [String] = []
 
         init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -115,13 +127,16 @@ enum StrictJSON: Equatable {
                 let keyOffset = index
                 let key = try string()
                 guard seen.insert(key).inserted else {
-                    throw Failure(offset: keyOffset, problem: "duplicate key \"\(key)\"")
+                    let place = path.isEmpty ? "the top-level object" : path.joined(separator: ".")
+                    throw Failure(offset: keyOffset, problem: "duplicate key \"\(key)\" in \(place) (each key may appear once)")
                 }
                 skipWhitespace()
                 guard !atEnd, current == UInt8(ascii: ":") else { throw failure("expected ':' after a key") }
                 index += 1
                 skipWhitespace()
+                path.append(key)
                 members.append((key, try value(depth: depth)))
+                path.removeLast()
                 skipWhitespace()
                 guard !atEnd else { throw failure("unexpected end of the JSON in an object") }
                 if current == UInt8(ascii: ",") { index += 1; continue }
@@ -138,7 +153,9 @@ enum StrictJSON: Equatable {
             if !atEnd && current == UInt8(ascii: "]") { index += 1; return .array(items) }
             while true {
                 skipWhitespace()
+                path.append(String(items.count))
                 items.append(try value(depth: depth))
+                path.removeLast()
                 skipWhitespace()
                 guard !atEnd else { throw failure("unexpected end of the JSON in an array") }
                 if current == UInt8(ascii: ",") { index += 1; continue }
