@@ -10,8 +10,9 @@ import Darwin
 /// is walked once, not once per rank.
 ///
 /// Rules: extensions .jpg, .jpeg, .png in any case; names starting with "." are ignored (files and folders); other
-/// files are ignored; subfolders of a class folder are included; symbolic links are followed (a link cycle is
-/// visited once). Paths are stored relative to the split folder in one byte array, since ImageNet has 1.28 M.
+/// files are ignored; subfolders of a class folder are included; symbolic links are followed: a real folder linked
+/// into two classes counts for both, a folder reached twice within one class counts once, and a link back to a
+/// folder that contains it (a cycle, e.g. from a class up to the split) is an error naming the link. Paths are stored relative to the split folder in one byte array, since ImageNet has 1.28 M.
 public struct DatasetIndex: Sendable, Equatable {
     /// The dataset root and the split folder name (e.g. "train", "val").
     public let root: String
@@ -75,7 +76,7 @@ public struct DatasetIndex: Sendable, Equatable {
             throw DataError("split folder '\(splitPath)' not found (folders in the root: \(found.isEmpty ? "none" : found.joined(separator: ", ")))")
         }
         var stamps = [DirectoryStamp]()
-        var visited = Set<FileID>()
+        let realSplit = realPath(splitPath) ?? splitPath
         let entries = try listDirectory(splitPath)
         try stamps.append(DirectoryStamp(path: splitPath))
         let folders = entries.filter { $0.isDirectory }.map(\.name).sorted(by: byteOrder)
@@ -98,8 +99,8 @@ public struct DatasetIndex: Sendable, Equatable {
         for folder in folders {
             let before = labels.count
             var files = [String]()
-            try collectImages(in: splitPath + "/" + folder, relative: folder, into: &files, stamps: &stamps,
-                              visited: &visited)
+            var walk = ClassWalk(realSplit: realSplit)
+            try walk.collectImages(in: splitPath + "/" + folder, relative: folder, into: &files, stamps: &stamps)
             files.sort(by: byteOrder)
             let label = labelOf[folder]!
             for f in files {
@@ -114,23 +115,6 @@ public struct DatasetIndex: Sendable, Equatable {
         let names = try readableNames(for: classList, namesFile: namesFile)
         return DatasetIndex(root: root, split: split, classes: classList, readableNames: names, stamps: stamps,
                             pathBytes: pathBytes, pathEnds: pathEnds, labels: labels)
-    }
-
-    /// Adds image files under `path` (recursively), as paths relative to the split folder.
-    private static func collectImages(in path: String, relative: String, into files: inout [String],
-                                      stamps: inout [DirectoryStamp], visited: inout Set<FileID>) throws {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw DataError("'\(path)': cannot read (\(String(cString: strerror(errno))))") }
-        guard visited.insert(FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))).inserted else { return }
-        stamps.append(DirectoryStamp(path: path, info: info))
-        for entry in try listDirectory(path) {
-            if entry.isDirectory {
-                try collectImages(in: path + "/" + entry.name, relative: relative + "/" + entry.name, into: &files,
-                                  stamps: &stamps, visited: &visited)
-            } else if isImageName(entry.name) {
-                files.append(relative + "/" + entry.name)
-            }
-        }
     }
 
     /// True for names ending in .jpg, .jpeg or .png, in any case.
@@ -245,6 +229,54 @@ public struct DirectoryStamp: Sendable, Equatable {
 }
 
 struct FileID: Hashable { let device: UInt64; let inode: UInt64 }
+
+/// The walk of one class folder. Folders are told apart by device and inode, per class: the same real folder
+/// linked into two classes is read for each (its images belong to both), but only once within one class. A folder
+/// that contains the one being read — an ancestor in this walk, or the split folder and anything above it — means
+/// a link cycle, an error naming the path that closes it.
+struct ClassWalk {
+    let realSplit: String
+    var visited = Set<FileID>()
+    var ancestors: [(id: FileID, path: String)] = []
+
+    init(realSplit: String) { self.realSplit = realSplit }
+
+    /// Adds image files under `path` (recursively), as paths relative to the split folder.
+    mutating func collectImages(in path: String, relative: String, into files: inout [String],
+                                stamps: inout [DirectoryStamp]) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw DataError("'\(path)': cannot read (\(String(cString: strerror(errno))))") }
+        let id = FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        if let ancestor = ancestors.first(where: { $0.id == id }) {
+            throw DataError("'\(path)' leads back to '\(ancestor.path)', a folder that contains it (a symbolic-link "
+                + "cycle): remove that link or point it outside the dataset's class folders")
+        }
+        if let real = realPath(path), realSplit == real || realSplit.hasPrefix(real == "/" ? "/" : real + "/") {
+            throw DataError("'\(path)' is a link to '\(real)', which contains the split folder '\(realSplit)' (a "
+                + "symbolic-link cycle): remove that link or point it at a folder of images")
+        }
+        guard visited.insert(id).inserted else { return }
+        stamps.append(DirectoryStamp(path: path, info: info))
+        ancestors.append((id, path))
+        defer { ancestors.removeLast() }
+        // In name order, so which of two links to one folder counts is the same on every file system.
+        for entry in try listDirectory(path).sorted(by: { byteOrder($0.name, $1.name) }) {
+            if entry.isDirectory {
+                try collectImages(in: path + "/" + entry.name, relative: relative + "/" + entry.name, into: &files,
+                                  stamps: &stamps)
+            } else if DatasetIndex.isImageName(entry.name) {
+                files.append(relative + "/" + entry.name)
+            }
+        }
+    }
+}
+
+/// The canonical absolute path (links resolved), or nil.
+func realPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}
 
 struct DirectoryEntry { let name: String; let isDirectory: Bool }
 

@@ -33,7 +33,9 @@ public enum IndexCache {
         return (index, false)
     }
 
-    private static let magic: UInt32 = 0x4349_5444   // "DTIC"
+    /// "DTI2": caches written before symbolic links were followed per class (a folder linked into two classes
+    /// counted once) are not trusted; they are rescanned.
+    private static let magic: UInt32 = 0x3249_5444
 
     /// The cache file path for these arguments.
     public static func cacheFile(root: String, split: String, classes: [String]?, namesFile: String?,
