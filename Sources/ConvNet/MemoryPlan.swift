@@ -41,7 +41,8 @@ public struct MemoryPlan {
     /// `optimizer`: a trainer's SGD allocates a momentum buffer as large as the parameters.
     public init(_ blueprint: NetworkBlueprint, batch: Int, threads: Int, optimizer: Bool) throws {
         guard batch > 0, batch <= MemoryPlan.maximumBatch else {
-            throw ConfigError("the batch per rank must be in 1...\(group(MemoryPlan.maximumBatch)), found \(group(batch))")
+            throw ConfigError("the batch per rank must be in 1...\(group(MemoryPlan.maximumBatch)), "
+                + "found \(group(batch))")
         }
         self.batch = batch
         self.threads = max(1, threads)
@@ -71,7 +72,9 @@ public struct MemoryPlan {
     public var gradientBytes: Int { rows.reduce(0) { MemoryPlan.add($0, $1.gradients) } }
     public var optimizerBytes: Int { rows.reduce(0) { MemoryPlan.add($0, $1.optimizer) } }
     /// Forward outputs and backward buffers together.
-    public var activationBytes: Int { rows.reduce(0) { MemoryPlan.add($0, MemoryPlan.add($1.activations, $1.activationGradients)) } }
+    public var activationBytes: Int {
+        rows.reduce(0) { MemoryPlan.add($0, MemoryPlan.add($1.activations, $1.activationGradients)) }
+    }
     public var reservedBytes: Int { rows.reduce(0) { MemoryPlan.add($0, $1.reserved) } }
     public var totalBytes: Int { MemoryPlan.add(rows.reduce(0) { MemoryPlan.add($0, $1.ownBytes) }, scratchBytes) }
 
@@ -88,22 +91,25 @@ public struct MemoryPlan {
     public var parts: String {
         "parameters \(MemoryPlan.format(parameterBytes)), "
             + "gradients \(MemoryPlan.format(gradientBytes)), optimizer \(MemoryPlan.format(optimizerBytes)), "
-            + "activations \(MemoryPlan.format(activationBytes)), saved for backward \(MemoryPlan.format(reservedBytes)), "
+            + "activations \(MemoryPlan.format(activationBytes)), "
+            + "saved for backward \(MemoryPlan.format(reservedBytes)), "
             + "scratch \(MemoryPlan.format(scratchBytes))"
     }
 
     /// A table of the `limit` layers with the most bytes of their own (all layers when nil), largest first unless
     /// `inOrder`. The total column leaves scratch out: the network allocates only the largest request, once.
     public func table(limit: Int? = nil, inOrder: Bool = false) -> String {
-        let header = ["layer", "type", "params", "grads", "optimizer", "activations", "backward", "saved", "scratch", "total"]
-        var chosen = inOrder ? rows : rows.enumerated().sorted {
-            $0.element.ownBytes != $1.element.ownBytes ? $0.element.ownBytes > $1.element.ownBytes : $0.offset < $1.offset
+        let header = ["layer", "type", "params", "grads", "optimizer", "activations", "backward", "saved", "scratch",
+                      "total"]
+        var chosen = inOrder ? rows : rows.enumerated().sorted { a, b in
+            a.element.ownBytes != b.element.ownBytes ? a.element.ownBytes > b.element.ownBytes : a.offset < b.offset
         }.map(\.element)
         if let limit { chosen = Array(chosen.prefix(limit)) }
         var lines = [header]
         for r in chosen {
-            lines.append([r.name, r.type] + [r.parameters, r.gradients, r.optimizer, r.activations, r.activationGradients,
-                                             r.reserved, r.scratch, r.ownBytes].map(MemoryPlan.format))
+            let bytes = [r.parameters, r.gradients, r.optimizer, r.activations, r.activationGradients, r.reserved,
+                         r.scratch, r.ownBytes]
+            lines.append([r.name, r.type] + bytes.map(MemoryPlan.format))
         }
         let widths = header.indices.map { c in lines.map { $0[c].count }.max()! }
         return lines.map { line in

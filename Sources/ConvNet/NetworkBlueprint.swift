@@ -20,7 +20,8 @@ public struct NetworkBlueprint {
     /// network without `classes` is checked with a stand-in count (its `"outputs": "classes"` become 1).
     public init(spec: NetworkSpec, classes datasetClasses: Int? = nil, provisional: Bool = false) throws {
         if let pinned = spec.classes, let found = datasetClasses, pinned != found {
-            throw ConfigError("network.classes is \(pinned) but the dataset has \(found) class folders: remove 'classes' from the config or make them agree (e.g. --set network.classes=\(found))")
+            throw ConfigError("network.classes is \(pinned) but the dataset has \(found) class folders: "
+                + "remove 'classes' from the config or make them agree (e.g. --set network.classes=\(found))")
         }
         self.spec = spec
         let stand_in = provisional && datasetClasses == nil && spec.classes == nil
@@ -40,8 +41,8 @@ public struct NetworkBlueprint {
             try NetworkBlueprint.checkSize(out.channels, out.height, out.width,
                                            what: "\(layerSpec.config.path): its output \(out)")
             for parameter in layer.parameterSpecs + layer.stateSpecs {
-                try NetworkBlueprint.checkSize(parameter.dims,
-                                               what: "\(layerSpec.config.path): its \(parameter.name) \(parameter.dims)")
+                let what = "\(layerSpec.config.path): its \(parameter.name) \(parameter.dims)"
+                try NetworkBlueprint.checkSize(parameter.dims, what: what)
             }
             layers.append(layer)
             inputIndices.append(indices)
@@ -50,11 +51,13 @@ public struct NetworkBlueprint {
         }
         let last = layers.last!
         guard last.outputShape.plane == 1 else {
-            throw ConfigError("network: the last layer \"\(last.name)\" outputs \(last.outputShape); it must output one score per class (end with an fc layer)")
+            throw ConfigError("network: the last layer \"\(last.name)\" outputs \(last.outputShape); "
+                + "it must output one score per class (end with an fc layer)")
         }
         let outputs = last.outputShape.channels
         if let classCount, !stand_in, classCount != outputs {
-            throw ConfigError("network: the last layer \"\(last.name)\" outputs \(outputs) scores but there are \(classCount) classes (set its outputs to \"classes\" or \(classCount))")
+            throw ConfigError("network: the last layer \"\(last.name)\" outputs \(outputs) scores but there are "
+                + "\(classCount) classes (set its outputs to \"classes\" or \(classCount))")
         }
         self.classes = outputs
         self.layers = layers

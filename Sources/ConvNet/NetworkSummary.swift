@@ -26,7 +26,9 @@ public struct NetworkSummary {
     init(name: String, input: Shape, layers: [Layer]) {
         self.name = name
         self.input = input
-        rows = layers.map { Row(name: $0.name, type: $0.type, detail: $0.detail, output: $0.outputShape, cost: $0.cost) }
+        rows = layers.map {
+            Row(name: $0.name, type: $0.type, detail: $0.detail, output: $0.outputShape, cost: $0.cost)
+        }
         total = rows.reduce(LayerCost(units: 0)) {
             LayerCost(units: $0.units + $1.cost.units, weights: $0.weights + $1.cost.weights,
                       connections: $0.connections + $1.cost.connections, flops: $0.flops + $1.cost.flops)

@@ -128,7 +128,8 @@ public enum StrictJSON: Equatable {
                 let key = try string()
                 guard seen.insert(key).inserted else {
                     let place = path.isEmpty ? "the top-level object" : path.joined(separator: ".")
-                    throw Failure(offset: keyOffset, problem: "duplicate key \"\(key)\" in \(place) (each key may appear once)")
+                    throw Failure(offset: keyOffset,
+                                  problem: "duplicate key \"\(key)\" in \(place) (each key may appear once)")
                 }
                 skipWhitespace()
                 guard !atEnd, current == UInt8(ascii: ":") else { throw failure("expected ':' after a key") }

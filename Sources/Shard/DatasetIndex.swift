@@ -12,7 +12,8 @@ import Darwin
 /// Rules: extensions .jpg, .jpeg, .png in any case; names starting with "." are ignored (files and folders); other
 /// files are ignored; subfolders of a class folder are included; symbolic links are followed: a real folder linked
 /// into two classes counts for both, a folder reached twice within one class counts once, and a link back to a
-/// folder that contains it (a cycle, e.g. from a class up to the split) is an error naming the link. Paths are stored relative to the split folder in one byte array, since ImageNet has 1.28 M.
+/// folder that contains it (a cycle, e.g. from a class up to the split) is an error naming the link.
+/// Paths are stored relative to the split folder in one byte array, since ImageNet has 1.28 M.
 public struct DatasetIndex: Sendable, Equatable {
     /// The dataset root and the split folder name (e.g. "train", "val").
     public let root: String
@@ -245,7 +246,9 @@ struct ClassWalk {
     mutating func collectImages(in path: String, relative: String, into files: inout [String],
                                 stamps: inout [DirectoryStamp]) throws {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw DataError("'\(path)': cannot read (\(String(cString: strerror(errno))))") }
+        guard stat(path, &info) == 0 else {
+            throw DataError("'\(path)': cannot read (\(String(cString: strerror(errno))))")
+        }
         let id = FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         if let ancestor = ancestors.first(where: { $0.id == id }) {
             throw DataError("'\(path)' leads back to '\(ancestor.path)', a folder that contains it (a symbolic-link "

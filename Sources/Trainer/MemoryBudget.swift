@@ -46,7 +46,8 @@ public struct MemoryBudget {
         guard plan.totalBytes > perRankBytes else { return }
         let share = ranksOnNode == 1 ? "" : " shared by \(ranksOnNode) ranks on this node: "
             + "\(MemoryPlan.format(perRankBytes)) each"
-        throw ConfigError("network \"\(name)\" needs \(MemoryPlan.format(plan.totalBytes)) per rank at batch \(plan.batch) "
+        throw ConfigError("network \"\(name)\" needs \(MemoryPlan.format(plan.totalBytes)) per rank "
+            + "at batch \(plan.batch) "
             + "(\(plan.parts)) but this node has \(MemoryPlan.format(nodeBytes)) available (\(source))\(share). "
             + "The largest layers:\n\(plan.table(limit: 8))"
             + "Lower solver.batch_size (or --batch), shrink the largest layers, or run more ranks on more nodes; "
@@ -101,7 +102,8 @@ public struct MemoryBudget {
 
     private static func groupAvailable(_ folders: [String], limit: String, usage: String, cache: String) -> Int? {
         func number(_ path: String) -> Int? {
-            (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let text = try? String(contentsOfFile: path, encoding: .utf8)
+            return text.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
         for folder in folders {
             guard let max = number("\(folder)/\(limit)") else { continue }

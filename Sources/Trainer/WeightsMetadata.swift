@@ -28,7 +28,9 @@ public enum WeightsMetadata {
     /// The resolved config, or nil when the file has none; a stored config that is not valid JSON (or too large)
     /// is an error naming the file, not "no config".
     public static func checkedConfig(of reader: SafeTensorsReader) throws -> JSONValue? {
-        try reader.metadata["config"].map { try JSONValue.parse(Data($0.utf8), source: "\(reader.source) (stored config)") }
+        try reader.metadata["config"].map {
+            try JSONValue.parse(Data($0.utf8), source: "\(reader.source) (stored config)")
+        }
     }
 
     /// The metadata entries for `classes`, `class_names` and `config`.

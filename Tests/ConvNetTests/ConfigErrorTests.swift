@@ -98,8 +98,8 @@ final class DuplicateKeyTests: XCTestCase {
     func testJSONValueRefusesARepeatedKey() {
         let text = "{\"solver\": {\"lr\": 0.01,\n \"lr\": 0.5}}"
         XCTAssertThrowsError(try JSONValue.parse(Data(text.utf8), source: "run.json")) { error in
-            XCTAssertEqual("\(error)", "run.json: not valid JSON: duplicate key \"lr\" in solver (each key may appear once) "
-                + "(line 2, column 2)")
+            XCTAssertEqual("\(error)", "run.json: not valid JSON: duplicate key \"lr\" in solver "
+                + "(each key may appear once) (line 2, column 2)")
         }
     }
 
@@ -110,7 +110,8 @@ final class DuplicateKeyTests: XCTestCase {
     }
 
     func testDistinctKeysAndValuesAreKept() throws {
-        let value = try JSONValue.parse(Data(#"{"a": 1, "b": [true, null, "x", 2.5], "c": {"a": 1}}"#.utf8), source: "x")
+        let text = #"{"a": 1, "b": [true, null, "x", 2.5], "c": {"a": 1}}"#
+        let value = try JSONValue.parse(Data(text.utf8), source: "x")
         XCTAssertEqual(value, .object(["a": .number(1), "b": .array([.bool(true), .null, .string("x"), .number(2.5)]),
                                        "c": .object(["a": .number(1)])]))
         XCTAssertThrowsError(try JSONValue.parse(Data("[1e999]".utf8), source: "x"))

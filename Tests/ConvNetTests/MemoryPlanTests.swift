@@ -15,7 +15,9 @@ final class MemoryPlanTests: XCTestCase {
 
     /// glibc's own count of heap bytes in use, before and after the network is allocated.
     func testPlanMatchesTheBytesTheNetworkAllocates() throws {
-        for (config, classes, batch): (String, Int?, Int) in [("lenet5.json", 10, 64), ("fashion-lenet.json", 10, 32), ("googlenet.json", nil, 2)] {
+        let cases: [(String, Int?, Int)] = [("lenet5.json", 10, 64), ("fashion-lenet.json", 10, 32),
+                                            ("googlenet.json", nil, 2)]
+        for (config, classes, batch) in cases {
             let blueprint = try NetworkBlueprint(spec: try spec(config), classes: classes)
             let plan = try MemoryPlan(blueprint, batch: batch, threads: BLAS.threads, optimizer: false)
             let before = dtrain_heap_bytes_in_use()
@@ -23,7 +25,7 @@ final class MemoryPlanTests: XCTestCase {
             let allocated = Double(dtrain_heap_bytes_in_use() - before)
             let planned = Double(plan.totalBytes)
             XCTAssertEqual(allocated / planned, 1, accuracy: 0.03,
-                           "\(config): planned \(MemoryPlan.format(plan.totalBytes)), allocated \(Int(allocated)) bytes")
+                           "\(config): planned \(plan.totalBytes) bytes, allocated \(Int(allocated))")
             XCTAssertEqual(plan.parameterBytes, 4 * (network.parameters.count + network.state.count), config)
             XCTAssertEqual(plan.gradientBytes, 4 * network.parameters.count, config)
         }
@@ -41,12 +43,12 @@ final class MemoryPlanTests: XCTestCase {
     func hugeSpec(filters: Int, size: Int, layers: Int) throws -> NetworkSpec {
         var list: [JSONValue] = []
         for i in 0..<layers {
-            list.append(.object(["name": .string("conv\(i)"), "type": .string("conv"), "filters": .number(Double(filters)),
-                                 "kernel": .number(3), "padding": .number(1)]))
+            list.append(.object(["name": .string("conv\(i)"), "type": .string("conv"),
+                                 "filters": .number(Double(filters)), "kernel": .number(3), "padding": .number(1)]))
         }
         list.append(.object(["name": .string("fc"), "type": .string("fc"), "outputs": .number(10)]))
-        let network = JSONValue.object(["name": .string("huge"), "input": .array([3, size, size].map { .number(Double($0)) }),
-                                        "layers": .array(list)])
+        let input = JSONValue.array([3, size, size].map { .number(Double($0)) })
+        let network = JSONValue.object(["name": .string("huge"), "input": input, "layers": .array(list)])
         return try NetworkSpec(ConfigObject(network, path: "network"))
     }
 
@@ -66,7 +68,8 @@ final class MemoryPlanTests: XCTestCase {
 
     /// Sizes that would overflow a 64-bit count are refused with the layer's name, not a trap.
     func testOverflowingShapeIsRefusedNamingTheLayer() throws {
-        XCTAssertThrowsError(try NetworkBlueprint(spec: try hugeSpec(filters: 1 << 40, size: 1024, layers: 1))) { error in
+        let spec = try hugeSpec(filters: 1 << 40, size: 1024, layers: 1)
+        XCTAssertThrowsError(try NetworkBlueprint(spec: spec)) { error in
             XCTAssertTrue("\(error)".contains("conv0") && "\(error)".contains("too large"), "\(error)")
         }
     }

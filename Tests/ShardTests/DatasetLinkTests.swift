@@ -20,7 +20,7 @@ final class DatasetLinkTests: XCTestCase {
 
         let scanned = try IndexCache.load(root: root, split: "train", cacheDirectory: cache)
         XCTAssertFalse(scanned.fromCache)
-        XCTAssertEqual(scanned.index.classCounts, [4, 5], (0..<scanned.index.count).map { scanned.index.relativePath($0) }.description)
+        XCTAssertEqual(scanned.index.classCounts, [4, 5])
         XCTAssertEqual((0..<scanned.index.count).map { scanned.index.relativePath($0) },
                        ["a/own.png", "a/shared/s0.png", "a/shared/s1.png", "a/shared/s2.png",
                         "b/again/s0.png", "b/again/s1.png", "b/again/s2.png", "b/own0.png", "b/own1.png"])
@@ -46,7 +46,8 @@ final class DatasetLinkTests: XCTestCase {
         // Above the split (the dataset root) is a cycle too.
         try FileManager.default.removeItem(atPath: root + "/train/a/up")
         try link(root + "/train/b/root", to: root)
-        XCTAssertThrowsDataError(try DatasetIndex.scan(root: root, split: "train"), containing: ["train/b/root", "cycle"])
+        XCTAssertThrowsDataError(try DatasetIndex.scan(root: root, split: "train"),
+                                 containing: ["train/b/root", "cycle"])
     }
 
     func testLinkBackInsideAClassIsACycleNamingTheLink() throws {

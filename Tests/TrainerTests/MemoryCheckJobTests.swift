@@ -9,7 +9,8 @@ final class MemoryCheckJobTests: XCTestCase {
     var folder: URL!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("dtrain-memory-\(getpid())-\(UUID().uuidString)")
+        folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("dtrain-memory-\(getpid())-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }
 
@@ -38,16 +39,20 @@ final class MemoryCheckJobTests: XCTestCase {
 
     /// The reported cases rely on no node having that much memory; one that has would allocate it.
     func skipOnNodesWithMoreThan(_ bytes: Int) throws {
-        if try MemoryBudget.current().nodeBytes > bytes { throw XCTSkip("this node has more than \(bytes) bytes available") }
+        if try MemoryBudget.current().nodeBytes > bytes {
+            throw XCTSkip("this node has more than \(bytes) bytes available")
+        }
     }
 
-    func assertRefused(_ r: DTrainJob.Result, within seconds: Double = 1.5, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertFalse(r.timedOut, r.output, file: file, line: line)
-        XCTAssertNotEqual(r.status, 0, r.output, file: file, line: line)
-        XCTAssertTrue(r.output.contains("network \"huge\" needs") && r.output.contains("per rank"), r.output, file: file, line: line)
-        XCTAssertTrue(r.output.contains("The largest layers") && r.output.contains("conv1"), r.output, file: file, line: line)
-        XCTAssertFalse(r.output.contains("Fatal error") || r.output.contains("backtrace"), r.output, file: file, line: line)
-        XCTAssertLessThan(r.seconds, seconds, r.output, file: file, line: line)
+    func assertRefused(_ r: DTrainJob.Result, within seconds: Double = 1.5, file: StaticString = #filePath,
+                       line: UInt = #line) {
+        let out = r.output
+        XCTAssertFalse(r.timedOut, out, file: file, line: line)
+        XCTAssertNotEqual(r.status, 0, out, file: file, line: line)
+        XCTAssertTrue(out.contains("network \"huge\" needs") && out.contains("per rank"), out, file: file, line: line)
+        XCTAssertTrue(out.contains("The largest layers") && out.contains("conv1"), out, file: file, line: line)
+        XCTAssertFalse(out.contains("Fatal error") || out.contains("backtrace"), out, file: file, line: line)
+        XCTAssertLessThan(r.seconds, seconds, out, file: file, line: line)
     }
 
     /// ~530 GB: once a Swift allocation trap with a register dump. Refused from the config on both ranks, before
@@ -67,7 +72,8 @@ final class MemoryCheckJobTests: XCTestCase {
         let config = try hugeConfig(filters: 224, batch: 4)
         let limit = ["DTRAIN_MEMORY_LIMIT": "16G"]
         assertRefused(try DTrainJob.run([config], environment: limit))
-        assertRefused(try DTrainJob.run(["eval", config, "--checkpoint", "/nonexistent.safetensors"], environment: limit))
+        let eval = ["eval", config, "--checkpoint", "/nonexistent.safetensors"]
+        assertRefused(try DTrainJob.run(eval, environment: limit))
         assertRefused(try DTrainJob.run(["bench", config, "--batch", "4", "--threads", "1"], environment: limit))
         // Two ranks on one node share it: 8 GiB each.
         let two = try DTrainJob.run(ranks: 2, [config], environment: limit, timeout: 60)
@@ -82,7 +88,8 @@ final class MemoryCheckJobTests: XCTestCase {
         DTrainJob.assertSucceeded(r)
         XCTAssertLessThan(r.seconds, 1.5)
         XCTAssertTrue(r.output.contains("memory per rank at batch 64: 543 GiB"), r.output)
-        XCTAssertTrue(r.output.contains("activations") && r.output.contains("warning: more than the 16.0 GiB"), r.output)
+        XCTAssertTrue(r.output.contains("activations"), r.output)
+        XCTAssertTrue(r.output.contains("warning: more than the 16.0 GiB"), r.output)
         let conv1 = r.output.split(separator: "\n").last { $0.hasPrefix("conv1 ") }
         XCTAssertTrue(conv1?.contains("128 GiB") == true, r.output)
     }

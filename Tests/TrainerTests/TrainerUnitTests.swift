@@ -35,11 +35,14 @@ final class TrainConfigTests: XCTestCase {
     /// Issue 16, point 4: `"lr": 0.01, "lr": 0.5` once trained at 0.01. Any repeated key is refused, naming the
     /// key, where it is and the file.
     func testDuplicateKeysAreRefused() throws {
-        try assertError("{\"network\": \(network),\n \"solver\": {\"epochs\": 1, \"batch_size\": 4, \"lr\": 0.01, \"lr\": 0.5}}",
+        let solver = #"{"epochs": 1, "batch_size": 4, "lr": 0.01, "lr": 0.5}"#
+        try assertError("{\"network\": \(network),\n \"solver\": \(solver)}",
                         mentions: ["duplicate key \"lr\" in solver", "line 2"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}, "seed": 1, "seed": 2}"#,
-                        mentions: ["duplicate key \"seed\" in the top-level object"])
-        let layers = #"{"input": [1, 8, 8], "classes": 3, "layers": [{"name": "fc", "type": "fc", "outputs": 3, "outputs": 4}]}"#
+        let seeds = #"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}, "seed": 1, "#
+            + #""seed": 2}"#
+        try assertError(seeds, mentions: ["duplicate key \"seed\" in the top-level object"])
+        let layers = #"{"input": [1, 8, 8], "classes": 3, "layers": [{"name": "fc", "type": "fc", "outputs": 3, "#
+            + #""outputs": 4}]}"#
         try assertError(#"{"network": \#(layers), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}}"#,
                         mentions: ["duplicate key \"outputs\" in network.layers.0"])
     }
