@@ -18,10 +18,10 @@ public final class DebugRun {
         }
         let batch = min(config.solver.batchSize, 16)
         let budget = try MemoryBudget.current(ranksOnNode: 1)
-        try budget.checkOnPaper(config.network, batch: batch, optimizer: true)
+        try budget.checkOnPaper(config.network, batch: batch, optimizer: true, file: config.file)
         let feed = try DataFeed(config: config, split: .train, batch: batch, communicator: communicator, cacheDirectory: nil)
         let network = try Network.checked(spec: config.network, classes: feed.classes.count, maxBatch: batch,
-                                          optimizer: true, budget: budget)
+                                          optimizer: true, budget: budget, file: config.file)
         network.initializeParameters(seed: config.seed)
         let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(config.solver.momentum),
                       nesterov: config.solver.nesterov, weightDecay: Float(config.solver.weightDecay))

@@ -27,7 +27,7 @@ public enum CheckpointEvaluation {
     public static func run(config: TrainConfig, checkpoint path: String, communicator: Communicator) throws -> Sums {
         let batch = max(1, config.solver.batchSize / communicator.size)
         let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
-        try budget.checkOnPaper(config.network, batch: batch, optimizer: false)
+        try budget.checkOnPaper(config.network, batch: batch, optimizer: false, file: config.file)
         // Rank 0 reads the file; its class list (when it has one) fixes the labels so they match what the network
         // learned. Plain weights without one take the dataset's folders in sorted order.
         var classBytes: [UInt8] = []
@@ -46,7 +46,7 @@ public enum CheckpointEvaluation {
         let feed = try DataFeed(config: config, split: .val, batch: batch, communicator: communicator, cacheDirectory: nil,
                                 classes: classes.isEmpty ? nil : classes)
         let network = try Network.checked(spec: config.network, classes: feed.classes.count, maxBatch: batch,
-                                          optimizer: false, budget: budget)
+                                          optimizer: false, budget: budget, file: config.file)
         if let reader {
             let report = try StateDictImport.load(reader, into: network)
             print("\(path): \(report)")

@@ -22,7 +22,7 @@ public struct ExportedModel {
             count = StateDictImport.classCount(reader, spec: config.network)
         }
         network = try Network.checked(spec: config.network, classes: count, maxBatch: 1, optimizer: false,
-                                      budget: try MemoryBudget.current())
+                                      budget: try MemoryBudget.current(), file: config.file)
         report = try StateDictImport.load(reader, into: network)
     }
 }

@@ -121,20 +121,31 @@ public struct MemoryBudget {
 extension MemoryBudget {
     /// The check before the dataset is scanned (its class count still unknown: `"outputs": "classes"` counts one),
     /// so a network far too large is refused before any image is read; the build repeats it with the real count.
-    public func checkOnPaper(_ spec: NetworkSpec, batch: Int, optimizer: Bool) throws {
-        let blueprint = try NetworkBlueprint(spec: spec, provisional: true)
-        try check(MemoryPlan(blueprint, batch: batch, threads: BLAS.threads, optimizer: optimizer), network: spec.name)
+    /// `file`: the config, named in the message.
+    public func checkOnPaper(_ spec: NetworkSpec, batch: Int, optimizer: Bool, file: String) throws {
+        do {
+            let blueprint = try NetworkBlueprint(spec: spec, provisional: true)
+            try check(MemoryPlan(blueprint, batch: batch, threads: BLAS.threads, optimizer: optimizer), network: spec.name)
+        } catch let error as ConfigError {
+            throw ConfigError("\(file): \(error.message)")
+        }
     }
 }
 
 extension Network {
     /// How every command builds a network: on paper first, priced, checked against this rank's share of the
-    /// node's memory, and only then allocated. `optimizer`: a trainer adds SGD's momentum buffer.
+    /// node's memory, and only then allocated. `optimizer`: a trainer adds SGD's momentum buffer. `file`: the
+    /// config (or the checkpoint holding it), named in a refusal.
     public static func checked(spec: NetworkSpec, classes: Int?, maxBatch: Int, optimizer: Bool,
-                               budget: MemoryBudget) throws -> Network {
-        let blueprint = try NetworkBlueprint(spec: spec, classes: classes)
-        let plan = try MemoryPlan(blueprint, batch: maxBatch, threads: BLAS.threads, optimizer: optimizer)
-        try budget.check(plan, network: spec.name)
+                               budget: MemoryBudget, file: String? = nil) throws -> Network {
+        let blueprint: NetworkBlueprint
+        do {
+            blueprint = try NetworkBlueprint(spec: spec, classes: classes)
+            let plan = try MemoryPlan(blueprint, batch: maxBatch, threads: BLAS.threads, optimizer: optimizer)
+            try budget.check(plan, network: spec.name)
+        } catch let error as ConfigError where file != nil {
+            throw ConfigError("\(file!): \(error.message)")
+        }
         return try Network(blueprint: blueprint, maxBatch: maxBatch)
     }
 }

@@ -19,7 +19,7 @@ public enum Prediction {
         let classCount = labels?.count ?? (stored.isEmpty ? nil : stored.count)
             ?? (config.network.classes == nil ? StateDictImport.classCount(reader, spec: config.network) : nil)
         let network = try Network.checked(spec: config.network, classes: classCount, maxBatch: 1, optimizer: false,
-                                          budget: try MemoryBudget.current())
+                                          budget: try MemoryBudget.current(), file: config.file)
         try StateDictImport.load(reader, into: network)
         let names = labels ?? WeightsMetadata.classNames(of: reader)
         let preprocess = config.data.preprocessOptions(input: network.input)

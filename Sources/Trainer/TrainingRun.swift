@@ -49,11 +49,7 @@ public final class TrainingRun {
         }
         perRankBatch = solver.batchSize / ranks
         let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
-        do {
-            try budget.checkOnPaper(config.network, batch: perRankBatch, optimizer: true)
-        } catch let error as ConfigError {
-            throw ConfigError("\(config.file): \(error.message)")
-        }
+        try budget.checkOnPaper(config.network, batch: perRankBatch, optimizer: true, file: config.file)
         if communicator.rank == 0 {
             if options.resume == nil && !options.overwrite && FileManager.default.fileExists(atPath: config.output + "/last.safetensors") {
                 throw ConfigError("\(config.output) already holds a run (last.safetensors): continue it with --resume, choose another folder with --output, or replace it with --overwrite")

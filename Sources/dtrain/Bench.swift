@@ -60,7 +60,7 @@ struct Bench: ParsableCommand {
         do {
             spec = try NetworkSpec.load(file: config)
             network = try Network.checked(spec: spec, classes: spec.classes == nil ? classes : nil, maxBatch: batch,
-                                          optimizer: true, budget: try MemoryBudget.current())
+                                          optimizer: true, budget: try MemoryBudget.current(), file: config)
         } catch let error as ConfigError { throw ValidationError(error.message) }
         network.initializeParameters(seed: 1)
         var rng = SeededGenerator(seed: 7)

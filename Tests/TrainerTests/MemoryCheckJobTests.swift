@@ -108,7 +108,9 @@ final class MemoryCheckJobTests: XCTestCase {
         let png = try PNGEncoder.encode(width: 8, height: 8, layout: .eightBit(channels: 3),
                                         samples: [UInt8](repeating: 128, count: 8 * 8 * 3))
         try Data(png).write(to: URL(fileURLWithPath: image))
-        assertRefused(try DTrainJob.run(["predict", "--checkpoint", weights, image]))
+        let r = try DTrainJob.run(["predict", "--checkpoint", weights, image])
+        assertRefused(r)
+        XCTAssertTrue(r.output.contains("small.safetensors (stored config)"), r.output)
     }
 
     /// A typo in a layer key is reported from the config alone: the data root is a FIFO that would block a scan.
