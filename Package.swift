@@ -33,14 +33,19 @@ let package = Package(
         // glibc's heap statistics, for the test that checks the memory plan against real allocations.
         .target(name: "CMallocStats"),
 
+        // The strict JSON parser behind every config and safetensors header: its own module, so it keeps its
+        // bounds and overflow checks in release builds (it reads files from anyone), apart from ConvNet's kernels.
+        .target(name: "JSONText", swiftSettings: vectorISA),
+
         // The conv-net core: shapes, the flat parameter buffer, one file per layer, the network and its summary.
-        .target(name: "ConvNet", dependencies: ["CBLAS", "CCPUID"], swiftSettings: fastMath),
+        .target(name: "ConvNet", dependencies: ["CBLAS", "CCPUID", "JSONText"], swiftSettings: fastMath),
         // The only code that calls MPI.
         .target(name: "MPI", dependencies: ["CMPI"]),
         // Datasets: scan, decode, augment, split across ranks, prefetch.
         .target(name: "Shard", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: vectorISA),
         // The training loop: data-parallel step, solver, checkpoints, logs.
-        .target(name: "Trainer", dependencies: ["ConvNet", "MPI", "Shard", "CPNG"], swiftSettings: vectorISA),
+        .target(name: "Trainer", dependencies: ["ConvNet", "JSONText", "MPI", "Shard", "CPNG"],
+                swiftSettings: vectorISA),
         // The command line only.
         .executableTarget(name: "dtrain", dependencies: [
             "ConvNet", "MPI", "Shard", "Trainer",
@@ -50,7 +55,7 @@ let package = Package(
         // Runs multi-rank scenarios for MPITests (under mpirun) and the allreduce benchmark.
         .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
 
-        .testTarget(name: "ConvNetTests", dependencies: ["ConvNet", "CMallocStats"]),
+        .testTarget(name: "ConvNetTests", dependencies: ["ConvNet", "CMallocStats", "JSONText"]),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
         .testTarget(name: "ShardTests", dependencies: ["Shard"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ConvNet", "Shard", "MPI"]),

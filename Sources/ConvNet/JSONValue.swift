@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 
 /// A JSON document as a value: configs are read into this, checked strictly, printed back resolved,
 /// and edited by `--set key.path=value`.

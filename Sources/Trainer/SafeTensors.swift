@@ -1,4 +1,5 @@
 import ConvNet
+import JSONText
 import Foundation
 #if canImport(Glibc)
 import Glibc
