@@ -62,12 +62,15 @@ public final class SoftmaxCrossEntropy {
 }
 
 /// How many of `batch` samples have their label among the `k` highest scores (ties broken toward the label
-/// losing: a score equal to the label's, at a lower index, ranks ahead of it).
+/// losing: a score equal to the label's, at a lower index, ranks ahead of it). A sample with a NaN or infinite
+/// score is never correct: every comparison with NaN is false, so counting scores above the label's would
+/// otherwise rank a diverged model's label first.
 public func topKCorrect(logits: Tensor, labels: UnsafePointer<Int32>, k: Int) -> Int {
     let classes = logits.shape.count
     var correct = 0
     for s in 0..<logits.batch {
         let z = logits.data + s * classes
+        guard allFinite(z, count: classes) else { continue }
         let label = Int(labels[s])
         let target = z[label]
         var ahead = 0
@@ -75,4 +78,18 @@ public func topKCorrect(logits: Tensor, labels: UnsafePointer<Int32>, k: Int) ->
         if ahead < k { correct += 1 }
     }
     return correct
+}
+
+/// How many of `batch` samples have a NaN or infinite score (or loss, when given): a diverged model's outputs,
+/// which no metric may count as right.
+public func nonFiniteSamples(logits: Tensor, losses: UnsafePointer<Float>? = nil) -> Int {
+    let classes = logits.shape.count
+    return (0..<logits.batch).count { s in
+        losses.map { !$0[s].isFinite } == true || !allFinite(logits.data + s * classes, count: classes)
+    }
+}
+
+private func allFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
+    for j in 0..<count where !values[j].isFinite { return false }
+    return true
 }

@@ -84,14 +84,27 @@ public enum Checkpoint {
         guard let v = m["version"].flatMap(Int.init), v <= version else {
             throw SafeTensorsError("\(reader.source): checkpoint version \(m["version"] ?? "?") is newer than this dtrain reads (\(version)); update dtrain")
         }
-        func int(_ key: String) throws -> Int {
+        // Ranges keep a forged or damaged file from reaching arithmetic that would trap (positions travel as
+        // doubles between ranks, exact only below 2^53) or from resuming at a negative position.
+        func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int {
             guard let text = m[key], let value = Int(text) else { throw SafeTensorsError("\(reader.source): metadata '\(key)' is missing or not an integer") }
+            guard range.contains(value) else {
+                throw SafeTensorsError("\(reader.source): metadata '\(key)' is \(value), outside \(range.lowerBound)..."
+                    + "\(range.upperBound): the file is damaged or was not written by dtrain")
+            }
             return value
+        }
+        let limit = 1 << 40
+        let position = TrainingPosition(epoch: try int("epoch", 0...limit), step: try int("step", 0...limit),
+                                        globalStep: try int("global_step", 0...limit))
+        guard position.step <= position.globalStep else {
+            throw SafeTensorsError("\(reader.source): metadata 'step' \(position.step) is larger than 'global_step' "
+                + "\(position.globalStep): the file is damaged or was not written by dtrain")
         }
         let classes = WeightsMetadata.classes(of: reader)
         let config = WeightsMetadata.config(of: reader) ?? .null
-        return Info(position: TrainingPosition(epoch: try int("epoch"), step: try int("step"), globalStep: try int("global_step")),
-                    seed: UInt64(try int("seed")), worldSize: try int("world_size"), globalBatch: try int("global_batch"),
+        return Info(position: position, seed: UInt64(try int("seed", 0...Int.max)), worldSize: try int("world_size", 1...(1 << 24)),
+                    globalBatch: try int("global_batch", 1...limit),
                     bestTop1Error: Double(m["best_top1_error"] ?? "") ?? .infinity, classes: classes,
                     classNames: WeightsMetadata.classNames(of: reader), config: config)
     }
@@ -118,7 +131,12 @@ public enum Checkpoint {
             throw SafeTensorsError("\(reader.source) does not fit network \"\(network.spec.name)\": \(list). Is it from another config? For a new head, list the layer in finetune.reinit")
         }
         for slot in slots {
-            try reader.copyFloats(slot.name, into: UnsafeMutableBufferPointer(start: slot.value, count: slot.count))
+            let values = UnsafeMutableBufferPointer(start: slot.value, count: slot.count)
+            try reader.copyFloats(slot.name, into: values)
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw SafeTensorsError("\(reader.source): \"\(slot.name)\" holds \(values[bad]) at element \(bad): the model "
+                    + "had diverged when it was written; resume from an earlier checkpoint")
+            }
         }
         if let sgd {
             for slot in network.parameters.slots where !skipping.contains(layerName(slot.name)) {

@@ -13,6 +13,7 @@ public enum Prediction {
 
     public static func run(checkpoint path: String, config given: TrainConfig? = nil, labels: [String]? = nil,
                            images: [String], top k: Int = 5) throws -> [Result] {
+        guard k >= 1 else { throw ConfigError("predict: the number of top classes must be at least 1, found \(k)") }
         let reader = try SafeTensorsReader(path: path)
         let config = try given ?? storedConfig(reader)
         let stored = WeightsMetadata.classes(of: reader)
@@ -34,6 +35,10 @@ public enum Prediction {
             var labels: [Int32] = [0]
             network.computeLoss(labels: &labels, batch: 1)
             let p = network.loss.probabilities
+            if let bad = (0..<network.classes).first(where: { !p[$0].isFinite }) {
+                throw ConfigError("\(image): the network's output for this image is not finite (class \(bad): \(p[bad])); "
+                    + "\(path) does not give usable predictions")
+            }
             let order = (0..<network.classes).sorted { p[$0] > p[$1] }.prefix(k)
             let top = order.map { ($0, names.indices.contains($0) ? names[$0] : "class \($0)", p[$0]) }
             return Result(path: image, top: top)

@@ -69,8 +69,9 @@ public final class Replica {
 
     /// forward → loss → backward → (agree on finiteness and stop requests) → average gradients → update.
     /// `input` must already hold `count` samples; `step` names the step in messages and seeds dropout.
-    public func trainStep(count: Int, labels: UnsafePointer<Int32>, lr: Float, step: Int, seed: UInt64,
-                          stopRequested: Bool, timing: inout StepTiming) throws -> StepResult {
+    /// `stepName` names the step in messages as the progress line does ("epoch 1/4 step 3/11").
+    public func trainStep(count: Int, labels: UnsafePointer<Int32>, lr: Float, step: Int, stepName: String? = nil,
+                          seed: UInt64, stopRequested: Bool, timing: inout StepTiming) throws -> StepResult {
         let clock = Network.now()
         let dropoutSeed = SeededGenerator.mix(seed ^ SeededGenerator.mix(UInt64(step) &* 0x9E37_79B9 ^ UInt64(communicator.rank) << 40))
         let logits = network.forward(batch: count, mode: .train, seed: dropoutSeed)
@@ -122,7 +123,8 @@ public final class Replica {
         if flags[0] > 0 {
             let rank = Int(flags[0]) - 1
             if stopOnNonFinite {
-                throw TrainingError.nonFinite(step: step, rank: rank, loss: rank == communicator.rank ? loss : nil)
+                throw TrainingError.nonFinite(step: stepName ?? "global step \(step)", rank: rank,
+                                              loss: rank == communicator.rank ? loss : nil)
             }
             timing.sync += Network.now() - agreed
             return StepResult(sums: sums, skipped: true, stopRequested: stop)
@@ -169,6 +171,8 @@ public struct Sums: Equatable {
     public var top1: Double = 0
     public var top5: Double = 0
     public var count: Double = 0
+    /// Samples whose scores or loss are NaN or infinite (counted wrong in top-1 and top-5).
+    public var nonFinite: Double = 0
 
     public init() {}
 
@@ -177,19 +181,23 @@ public struct Sums: Equatable {
         top1 += Double(topKCorrect(logits: logits, labels: labels, k: 1))
         top5 += Double(topKCorrect(logits: logits, labels: labels, k: min(5, logits.shape.count)))
         count += Double(logits.batch)
+        nonFinite += Double(nonFiniteSamples(logits: logits, losses: losses))
     }
 
     public static func += (a: inout Sums, b: Sums) {
-        a.loss += b.loss; a.top1 += b.top1; a.top5 += b.top5; a.count += b.count
+        a.loss += b.loss; a.top1 += b.top1; a.top5 += b.top5; a.count += b.count; a.nonFinite += b.nonFinite
     }
 
     /// The sums over all ranks.
     public func reduced(_ communicator: Communicator) throws -> Sums {
-        let r = try communicator.allreduce([loss, top1, top5, count], op: .sum)
+        let r = try communicator.allreduce([loss, top1, top5, count, nonFinite], op: .sum)
         var s = Sums()
-        s.loss = r[0]; s.top1 = r[1]; s.top5 = r[2]; s.count = r[3]
+        s.loss = r[0]; s.top1 = r[1]; s.top5 = r[2]; s.count = r[3]; s.nonFinite = r[4]
         return s
     }
+
+    /// True when every sample's scores and loss were finite: only then can the numbers describe a usable model.
+    public var allFinite: Bool { nonFinite == 0 && loss.isFinite }
 
     public var meanLoss: Double { count > 0 ? loss / count : .nan }
     public var top1Error: Double { count > 0 ? 1 - top1 / count : .nan }
@@ -223,15 +231,26 @@ public struct ReplicaMismatch: Error, CustomStringConvertible {
     public var description: String { "after step \(step) the ranks' parameters differ (checksums from \(low) to \(high))" }
 }
 
-/// Why training stopped early.
+/// Why training stopped early. Steps are named as the progress line names them ("epoch 1/4 step 3/11").
 public enum TrainingError: Error, CustomStringConvertible {
-    case nonFinite(step: Int, rank: Int, loss: Float?)
+    case nonFinite(step: String, rank: Int, loss: Float?)
+    /// `solver.non_finite: skip` skipped `count` steps in a row, up to `solver.max_consecutive_skips`.
+    case tooManySkipped(step: String, count: Int)
+    /// The parameters themselves hold NaN or infinity (an update overflowed): no checkpoint may hold them.
+    case nonFiniteModel(step: String, tensor: String)
 
     public var description: String {
         switch self {
         case .nonFinite(let step, let rank, let loss):
             let what = loss.map { $0.isFinite ? "gradients" : "loss \($0)" } ?? "loss or gradients"
-            return "step \(step): rank \(rank) saw a non-finite \(what); stopping (set solver.non_finite to \"skip\" to skip such steps, or lower the learning rate)"
+            return "\(step): rank \(rank) saw a non-finite \(what); stopping (set solver.non_finite to \"skip\" to skip such steps, or lower the learning rate)"
+        case .tooManySkipped(let step, let count):
+            return "\(step): \(count) steps in a row had a non-finite loss or gradients and were skipped "
+                + "(solver.max_consecutive_skips = \(count)); stopping: the model has diverged. last.safetensors and "
+                + "best.safetensors keep the last checkpoint written before; lower the learning rate and resume"
+        case .nonFiniteModel(let step, let tensor):
+            return "\(step): the model's parameters hold NaN or infinity (\(tensor)); stopping without writing a "
+                + "checkpoint: last.safetensors and best.safetensors keep the earlier model; lower the learning rate"
         }
     }
 }

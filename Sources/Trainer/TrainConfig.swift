@@ -142,6 +142,8 @@ public struct SolverSettings {
     public var warmupEpochs: Double
     /// `stop` (default) or `skip` a step whose loss or gradients are not finite; decided the same on every rank.
     public var nonFinite: String
+    /// With `skip`: the run stops after this many skipped steps in a row (a diverged model never recovers).
+    public var maxConsecutiveSkips: Int
     /// Stop after this many steps in all (bounded runs, smoke tests); 0 = no limit.
     public var maxSteps: Int
     /// 0: one gradient allreduce after backward; > 0: buckets of this many MiB reduced during backward.
@@ -158,6 +160,7 @@ public struct SolverSettings {
         decay = try LearningRateSchedule.decay(from: try c.objectOrEmpty("schedule"))
         warmupEpochs = try c.double("warmup_epochs", default: 0)
         nonFinite = try c.choice("non_finite", ["stop", "skip"], default: "stop")
+        maxConsecutiveSkips = try c.int("max_consecutive_skips", default: 5)
         maxSteps = try c.int("max_steps", default: 0)
         gradientBucketMiB = try c.double("gradient_bucket_mb", default: 0)
         guard epochs >= 1 else { throw ConfigError("\(c.path): 'epochs' must be at least 1, found \(epochs)") }
@@ -165,6 +168,9 @@ public struct SolverSettings {
         guard lr > 0 else { throw ConfigError("\(c.path): 'lr' must be positive, found \(lr)") }
         guard momentum >= 0, momentum < 1 else { throw ConfigError("\(c.path): 'momentum' must be in [0, 1), found \(momentum)") }
         guard weightDecay >= 0 else { throw ConfigError("\(c.path): 'weight_decay' must be non-negative") }
+        guard maxConsecutiveSkips >= 1 else {
+            throw ConfigError("\(c.path): 'max_consecutive_skips' must be at least 1, found \(maxConsecutiveSkips)")
+        }
         guard gradientBucketMiB >= 0 else { throw ConfigError("\(c.path): 'gradient_bucket_mb' must be non-negative") }
         guard warmupEpochs >= 0, maxSteps >= 0 else { throw ConfigError("\(c.path): 'warmup_epochs' and 'max_steps' must be non-negative") }
         try c.finish()

@@ -32,10 +32,12 @@ public final class TrainingRun {
     public let perRankBatch: Int
     public let schedule: LearningRateSchedule
     let options: RunOptions
-    public private(set) var position = TrainingPosition(epoch: 0, step: 0, globalStep: 0)
-    private var bestTop1Error = Double.infinity
-    private var output: OutputDirectory?
-    private var epochHistory: [(train: Double, val: Double)] = []
+    public internal(set) var position = TrainingPosition(epoch: 0, step: 0, globalStep: 0)
+    var bestTop1Error = Double.infinity
+    var output: OutputDirectory?
+    var epochHistory: [(train: Double, val: Double)] = []
+    /// Steps skipped in a row under `solver.non_finite: skip`.
+    private var consecutiveSkips = 0
     var isRoot: Bool { communicator.rank == 0 }
 
     public init(config: TrainConfig, options: RunOptions, communicator: Communicator) throws {
@@ -207,8 +209,11 @@ public final class TrainingRun {
                 logTiming.data += dataWait
                 let lr = Float(schedule.rate(atStep: position.globalStep))
                 var stepTiming = StepTiming()
+                // Named as the progress line names it once the step is done.
+                let stepName = "epoch \(epoch + 1)/\(solver.epochs) step \(position.step + 1)/\(total)"
                 let result = try replica.trainStep(count: batch.count, labels: batch.labels, lr: lr, step: position.globalStep,
-                                                   seed: config.seed, stopRequested: StopSignal.requested, timing: &stepTiming)
+                                                   stepName: stepName, seed: config.seed,
+                                                   stopRequested: StopSignal.requested, timing: &stepTiming)
                 timing += stepTiming
                 logTiming += stepTiming
                 sums += result.sums
@@ -217,7 +222,7 @@ public final class TrainingRun {
                 runTiming += stepTiming
                 runSteps += 1
                 if options.checkReplicas { try replica.verifyIdentical(step: position.globalStep) }
-                if result.skipped, isRoot { progress?.line("step \(position.globalStep): non-finite loss or gradients on some rank; step skipped (solver.non_finite = skip)") }
+                try countSkips(result.skipped, stepName: stepName, progress: progress)
                 position.step += 1
                 position.globalStep += 1
                 stepsThisRun += 1
@@ -261,20 +266,7 @@ public final class TrainingRun {
                 return .reachedMaxSteps
             }
             // Epoch end: evaluate on the whole val split, log, checkpoint.
-            let valTotals = try evaluate()
-            position = TrainingPosition(epoch: epoch + 1, step: 0, globalStep: position.globalStep)
-            let improved = valTotals.top1Error < bestTopOrInfinity
-            if improved { bestTop1Error = valTotals.top1Error }
-            if isRoot, let output, let progress {
-                let rate = trainTotals.count / max(seconds, 1e-9)
-                progress.line("epoch \(epoch + 1)/\(solver.epochs)  train loss \(f(trainTotals.meanLoss, 4)) top-1 err \(pct(trainTotals.top1Error))  |  val loss \(f(valTotals.meanLoss, 4)) top-1 err \(pct(valTotals.top1Error)) top-5 err \(pct(valTotals.top5Error))  |  \(f(seconds, 1)) s, \(f(rate, 0)) img/s, data wait \(pct(timing.data / max(timing.total, 1e-9))), waiting for ranks \(pct(timing.waitForRanks / max(timing.total, 1e-9))), sync \(pct(timing.sync / max(timing.total, 1e-9)))\(train.skippedThisEpoch > 0 ? "  |  \(train.skippedThisEpoch) unreadable files replaced" : "")")
-                try output.appendMetrics(epoch: epoch + 1, step: position.globalStep, lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
-                                          train: trainTotals, val: valTotals, imagesPerSecond: rate, seconds: seconds)
-                try output.recordEpoch(epoch: epoch + 1, step: position.globalStep, train: trainTotals, val: valTotals)
-                epochHistory.append((trainTotals.top1Error, valTotals.top1Error))
-                try output.drawPictures(network: network, history: epochHistory)
-            }
-            try saveCheckpoint(kind: improved ? .lastAndBest : .last)
+            try finishEpoch(epoch, train: trainTotals, seconds: seconds, timing: timing, progress: progress)
             if solver.maxSteps > 0 && position.globalStep >= solver.maxSteps {
                 if isRoot { progress?.line("reached solver.max_steps (\(solver.maxSteps))") }
                 return .reachedMaxSteps
@@ -284,7 +276,19 @@ public final class TrainingRun {
         return .finished
     }
 
-    private var bestTopOrInfinity: Double { bestTop1Error.isFinite ? bestTop1Error : .infinity }
+    /// Under `skip`, a run whose steps are skipped `solver.max_consecutive_skips` times in a row has diverged: it
+    /// stops (every rank takes the same decision) before a checkpoint could hold the broken model.
+    private func countSkips(_ skipped: Bool, stepName: String, progress: ProgressReport?) throws {
+        guard skipped else { consecutiveSkips = 0; return }
+        consecutiveSkips += 1
+        if isRoot {
+            progress?.line("\(stepName): non-finite loss or gradients on some rank; step skipped (solver.non_finite = skip, "
+                + "\(consecutiveSkips) of at most \(config.solver.maxConsecutiveSkips) in a row)")
+        }
+        if consecutiveSkips >= config.solver.maxConsecutiveSkips {
+            throw TrainingError.tooManySkipped(step: stepName, count: consecutiveSkips)
+        }
+    }
 
     /// Validation loss and top-1/top-5 over the whole val split (running statistics averaged over ranks first).
     public func evaluate() throws -> Sums {
@@ -295,8 +299,14 @@ public final class TrainingRun {
     enum CheckpointKind { case last, lastAndBest }
 
     /// Rank 0 writes; every rank meets at the barrier after it, so none runs ahead of (or exits before) a checkpoint.
-    private func saveCheckpoint(kind: CheckpointKind) throws {
+    /// A model holding NaN or infinity is never written (every rank holds the same values and stops alike).
+    func saveCheckpoint(kind: CheckpointKind) throws {
         try replica.averageState()
+        for slot in network.parameters.slots + network.state.slots
+        where !Replica.allFinite(UnsafeMutableBufferPointer(start: slot.value, count: slot.count), ranges: [0..<slot.count]) {
+            let place = position.step == 0 ? "end of epoch \(position.epoch)" : "epoch \(position.epoch + 1) step \(position.step)"
+            throw TrainingError.nonFiniteModel(step: place, tensor: slot.name)
+        }
         if isRoot, let output {
             let info = Checkpoint.Info(position: position, seed: config.seed, worldSize: communicator.size,
                                        globalBatch: config.solver.batchSize, bestTop1Error: bestTop1Error,

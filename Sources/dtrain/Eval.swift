@@ -34,8 +34,9 @@ struct Eval: ParsableCommand {
                 print(blas)
                 let loss = String(format: "%.4f", sums.meanLoss)
                 let top1 = String(format: "%.2f%%", 100 * sums.top1Error), top5 = String(format: "%.2f%%", 100 * sums.top5Error)
+                let nonFinite = sums.nonFinite > 0 ? "; \(Int(sums.nonFinite)) images gave NaN or infinite scores (counted wrong)" : ""
                 print("\(checkpoint) on \(config.data.root)/\(config.data.valFolder): \(Int(sums.count)) images, "
-                    + "loss \(loss), top-1 error \(top1) (\(Int(sums.count - sums.top1)) wrong), top-5 error \(top5)")
+                    + "loss \(loss), top-1 error \(top1) (\(Int(sums.count - sums.top1)) wrong), top-5 error \(top5)" + nonFinite)
             }
         }
         try communicator.finalize()
@@ -59,7 +60,7 @@ struct Predict: ParsableCommand {
     @Option(help: "A file of class names, one per line in output order.")
     var labels: String?
 
-    @Option(help: "How many classes to print per image.")
+    @Option(help: "How many classes to print per image (at least 1; more than the classes prints them all).")
     var top = 5
 
     @Flag(help: "One JSON object per image: path and top classes (index, label, probability).")
@@ -69,6 +70,10 @@ struct Predict: ParsableCommand {
     var images: [String]
 
     @OptionGroup var kernels: KernelOptions
+
+    func validate() throws {
+        guard top >= 1 else { throw ValidationError("--top must be at least 1 (the classes printed per image), found \(top)") }
+    }
 
     func run() throws {
         _ = try kernels.applyKernelChoice()

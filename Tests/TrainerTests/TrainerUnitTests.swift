@@ -85,6 +85,24 @@ final class MetricsMathTests: XCTestCase {
         XCTAssertEqual(topKCorrect(logits: storage.tensor, labels: labels, k: 6), 3)
     }
 
+    /// Issue 16: every comparison with NaN is false, so a NaN sample used to count as correct (a diverged model
+    /// scored 0% error). Non-finite scores are wrong for every k, and Sums counts them.
+    func testNonFiniteScoresAreNeverCorrect() {
+        let storage = TensorStorage(batch: 4, shape: Shape(vector: 3))
+        let rows: [[Float]] = [[.nan, .nan, .nan], [0, .nan, 1], [.infinity, 0, 0], [0, 2, 1]]
+        for (n, row) in rows.enumerated() { for (j, v) in row.enumerated() { storage.tensor.data[n * 3 + j] = v } }
+        let labels: [Int32] = [0, 2, 0, 1]
+        for k in 1...3 { XCTAssertEqual(topKCorrect(logits: storage.tensor, labels: labels, k: k), 1, "k = \(k)") }
+        XCTAssertEqual(nonFiniteSamples(logits: storage.tensor), 3)
+        let losses: [Float] = [.nan, .nan, .nan, .infinity]
+        XCTAssertEqual(nonFiniteSamples(logits: storage.tensor, losses: losses), 4)
+        var sums = Sums()
+        sums.add(logits: storage.tensor, labels: labels, losses: [0.5, 0.5, 0.5, 0.5])
+        XCTAssertEqual(sums.nonFinite, 3)
+        XCTAssertEqual(sums.top1Error, 0.75)
+        XCTAssertFalse(sums.allFinite)
+    }
+
     func testSchedules() {
         func schedule(_ decay: LearningRateSchedule.Decay, warmup: Double = 0) -> LearningRateSchedule {
             LearningRateSchedule(base: 1, decay: decay, warmupEpochs: warmup, stepsPerEpoch: 10, totalEpochs: 10)
