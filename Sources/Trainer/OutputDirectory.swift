@@ -27,8 +27,8 @@ final class OutputDirectory {
     init(path: String, resumingAtStep: Int?) throws {
         self.path = path
         try OutputDirectory.create(path)
-        // A crash may have left NAME.tmp-<pid> files of dead processes beside the checkpoints.
-        for name in ["last", "best"] { _ = AtomicFile.removeStaleTemporaries(of: "\(path)/\(name).safetensors") }
+        // A crash may have left NAME.tmp-<pid> files of dead processes (checkpoints, metrics.csv, pictures).
+        EarlierRun.removeStaleTemporaries(in: path)
         metrics = try MetricsLog(path: path + "/metrics.csv", resumingAtStep: resumingAtStep)
         events = try TensorBoardWriter(directory: path, resumingAtStep: resumingAtStep)
     }

@@ -36,6 +36,8 @@ public final class TrainingRun {
     var bestTop1Error = Double.infinity
     var output: OutputDirectory?
     var epochHistory: [(train: Double, val: Double)] = []
+    /// Rank 0's hold on the output folder, for the whole run.
+    private var lock: OutputLock?
     /// Steps skipped in a row under `solver.non_finite: skip`.
     private var consecutiveSkips = 0
     var isRoot: Bool { communicator.rank == 0 }
@@ -53,10 +55,12 @@ public final class TrainingRun {
         let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
         try budget.checkOnPaper(config.network, batch: perRankBatch, optimizer: true, file: config.file)
         if communicator.rank == 0 {
-            if options.resume == nil && !options.overwrite && FileManager.default.fileExists(atPath: config.output + "/last.safetensors") {
-                throw ConfigError("\(config.output) already holds a run (last.safetensors): continue it with --resume, choose another folder with --output, or replace it with --overwrite")
-            }
+            // The folder is this run's from here to the process's end; an earlier run's files are continued
+            // (--resume), removed (--overwrite) or a reason to stop, before anything is written.
             try OutputDirectory.create(config.output)
+            lock = try OutputLock(directory: config.output)
+            let note = try EarlierRun.claim(config.output, resuming: options.resume != nil, overwrite: options.overwrite)
+            if let note { print(note) }
         }
 
         // Rank 0 scans the folders (or reads its cached index in the output directory) and the others receive it.

@@ -49,7 +49,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("resume-from"), help: "Resume from this checkpoint file.")
     var resumeFrom: String?
 
-    @Flag(help: "Start afresh even if the output folder already holds a run (replaces its checkpoints and metrics).")
+    @Flag(help: "Start afresh even if the output folder already holds a run: first removes every file that run wrote (checkpoints, epoch files, metrics, TensorBoard events, pictures).")
     var overwrite = false
 
     @Option(help: "Progress display: auto (a live line on a terminal, plain lines in logs), live, or plain.")

@@ -1,0 +1,114 @@
+import Foundation
+@testable import Trainer
+import XCTest
+
+/// Issue 16, point 2: an output folder belongs to one run. A second run (or `--resume`) into a folder in use is
+/// refused at once naming the holder; `--overwrite` removes everything the earlier run wrote; any earlier run's file
+/// makes a plain start refuse the folder. Also point 8: stale temporaries of killed runs are removed.
+final class OutputFolderJobTests: XCTestCase {
+    var data: TinyDataset!
+
+    override func setUpWithError() throws {
+        _ = try DTrainJob.executable()
+        data = try TinyDataset()
+    }
+
+    override func tearDown() { data?.remove() }
+
+    func names(_ folder: String) throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: folder).sorted() }
+
+    /// A temporary whose writer is gone (no process has this pid).
+    let deadTemporary = ".tmp-2147483646"
+
+    func testASecondRunIntoAFolderInUseIsRefusedNamingTheHolder() throws {
+        let config = try data.config(batch: 6, epochs: 100000).path
+        let out = data.output("shared")
+        var seconds: [Result<DTrainJob.Result, Error>] = []
+        var holder: Int32 = 0
+        let first = try DTrainJob.run([config, "--output", out, "--progress", "plain"], timeout: 90) { process, log in
+            for _ in 0..<600 {
+                if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("step 2/") { break }
+                usleep(50_000)
+            }
+            for extra in [[], ["--resume"], ["--overwrite"]] {
+                seconds.append(Result { try DTrainJob.run(ranks: extra.isEmpty ? 2 : nil, [config, "--output", out] + extra) })
+            }
+            holder = process.processIdentifier  // dtrain itself: it runs without mpirun
+            kill(process.processIdentifier, SIGTERM)
+        }
+        DTrainJob.assertSucceeded(first)
+        XCTAssertEqual(seconds.count, 3)
+        for result in seconds {
+            let second = try result.get()
+            XCTAssertFalse(second.timedOut, second.output)
+            XCTAssertNotEqual(second.status, 0, second.output)
+            XCTAssertLessThan(second.seconds, 20, "refused at once")
+            XCTAssertTrue(second.output.contains("is in use by another run (host ") && second.output.contains("pid \(holder) "),
+                          second.output)
+        }
+        // The first run's files are its own: its checkpoint resumes.
+        DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out, "--resume", "--max-steps", "30"]))
+    }
+
+    func testTwoRunsStartedTogetherOneIsRefused() throws {
+        let config = try data.config(batch: 6, epochs: 3).path
+        let out = data.output("together")
+        var other: DTrainJob.Result?
+        let first = try DTrainJob.run([config, "--output", out]) { _, _ in
+            other = try? DTrainJob.run([config, "--output", out])
+        }
+        let second = try XCTUnwrap(other)
+        XCTAssertEqual([first.status, second.status].filter { $0 == 0 }.count, 1, first.output + "\n----\n" + second.output)
+        let refused = first.status == 0 ? second : first
+        XCTAssertTrue(refused.output.contains("is in use by another run") || refused.output.contains("already holds a run"),
+                      refused.output)
+    }
+
+    func testOverwriteLeavesNoneOfTheOldFiles() throws {
+        let config = try data.config(batch: 6, epochs: 2, extra: #", "checkpoint": {"keep_last": 2}"#).path
+        let out = data.output("overwrite")
+        DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out]))
+        let old = try names(out)
+        for expected in ["best.safetensors", "epoch-0001.safetensors", "epoch-0002.safetensors", "filters.png", "error.png"] {
+            XCTAssertTrue(old.contains(expected), "\(expected) in \(old)")
+        }
+        let oldEvents = old.filter { $0.hasPrefix("events.out.tfevents.") }
+        XCTAssertFalse(oldEvents.isEmpty, "\(old)")
+        XCTAssertTrue(FileManager.default.createFile(atPath: out + "/metrics.csv" + deadTemporary, contents: Data("x".utf8)))
+        XCTAssertTrue(FileManager.default.createFile(atPath: out + "/notes.txt", contents: Data("mine".utf8)))
+        sleep(1)  // a new TensorBoard file name (it holds the start second)
+        let run = try DTrainJob.run([config, "--output", out, "--overwrite", "--max-steps", "2"])
+        DTrainJob.assertSucceeded(run)
+        XCTAssertTrue(run.output.contains("--overwrite: removed"), run.output)
+        let now = try names(out)
+        for gone in ["best.safetensors", "epoch-0001.safetensors", "epoch-0002.safetensors", "filters.png", "error.png",
+                     "metrics.csv" + deadTemporary] + oldEvents {
+            XCTAssertFalse(now.contains(gone), "\(gone) is left in \(now)")
+        }
+        XCTAssertTrue(now.contains("notes.txt"), "a file dtrain did not write stays: \(now)")
+        XCTAssertEqual(try MetricsLog.read(path: out + "/metrics.csv").map(\.step), [2])
+    }
+
+    func testAnEarlierRunsFileWithoutACheckpointIsRefused() throws {
+        let config = try data.config(batch: 6, epochs: 1).path
+        let out = data.output("partial")
+        DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out]))
+        for name in ["last.safetensors", "best.safetensors"] { try FileManager.default.removeItem(atPath: out + "/" + name) }
+        let metrics = try Data(contentsOf: URL(fileURLWithPath: out + "/metrics.csv"))
+        let again = try DTrainJob.run([config, "--output", out, "--max-steps", "2"])
+        XCTAssertNotEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("already holds a run (") && again.output.contains("metrics.csv"), again.output)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/metrics.csv")), metrics, "nothing is cut")
+    }
+
+    func testStaleTemporariesAreRemovedOnResume() throws {
+        let config = try data.config(batch: 6, epochs: 2).path
+        let out = data.output("stale")
+        DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out, "--max-steps", "3"]))
+        let stale = ["metrics.csv", "last.safetensors", "error.png"].map { $0 + deadTemporary }
+        for name in stale { XCTAssertTrue(FileManager.default.createFile(atPath: out + "/" + name, contents: Data("x".utf8))) }
+        DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out, "--resume", "--max-steps", "5"]))
+        let now = try names(out)
+        for name in stale { XCTAssertFalse(now.contains(name), "\(name) is left in \(now)") }
+    }
+}
