@@ -86,16 +86,23 @@ final class OutputDirectory {
         events.add(scalar: "images_per_second", value: imagesPerSecond, step: step)
     }
 
-    /// `filters.png` (the first convolution's filters) and `error.png` (top-1 error by epoch).
-    func drawPictures(network: Network, history: [(train: Double, val: Double)]) throws {
+    /// `filters.png` (the first convolution's filters) and `error.png` (top-1 error by epoch), each tried on its own.
+    /// Returns the failures: a picture is a convenience, so the caller warns rather than stopping the run.
+    func drawPictures(network: Network, history: [(train: Double, val: Double)]) -> [Error] {
+        var failures: [Error] = []
         if let index = network.layers.firstIndex(where: { $0 is Convolution }),
            let weight = network.parameterSlots(ofLayer: index).first {
-            try FilterGrid.write(weights: UnsafeBufferPointer(start: weight.value, count: weight.count), filters: weight.dims[0],
-                                 channels: weight.dims[1], kernelHeight: weight.dims[2], kernelWidth: weight.dims[3],
-                                 to: path + "/filters.png")
+            do {
+                try FilterGrid.write(weights: UnsafeBufferPointer(start: weight.value, count: weight.count),
+                                     filters: weight.dims[0], channels: weight.dims[1], kernelHeight: weight.dims[2],
+                                     kernelWidth: weight.dims[3], to: path + "/filters.png")
+            } catch { failures.append(error) }
         }
-        try ErrorPlot.write(trainTop1Error: history.enumerated().map { ($0 + 1, $1.train) },
-                            valTop1Error: history.enumerated().map { ($0 + 1, $1.val) }, to: path + "/error.png")
+        do {
+            try ErrorPlot.write(trainTop1Error: history.enumerated().map { ($0 + 1, $1.train) },
+                                valTop1Error: history.enumerated().map { ($0 + 1, $1.val) }, to: path + "/error.png")
+        } catch { failures.append(error) }
+        return failures
     }
 
     /// Train and val top-1 error of epochs 1…`epoch` from metrics.csv (to redraw the plot after a resume).

@@ -31,10 +31,8 @@ extension TrainingRun {
         }
         try saveCheckpoint(kind: improved ? .lastAndBest : .last)
         if isRoot, let output {
-            do {
-                try output.drawPictures(network: network, history: epochHistory)
-            } catch {
-                let text = "warning: \(error); the pictures are not updated this epoch (the checkpoint is written; training goes on)"
+            for failure in output.drawPictures(network: network, history: epochHistory) {
+                let text = "warning: \(failure); the pictures are not updated this epoch (the checkpoint is written; training goes on)"
                 if let progress { progress.line(text) } else { print(text) }
             }
         }
