@@ -78,12 +78,14 @@ final class OutputDirectory {
         try events.flush()
     }
 
-    /// A per-step point for TensorBoard (at the log interval).
-    func recordStep(step: Int, lr: Double, train: Sums, imagesPerSecond: Double) {
+    /// A per-step point for TensorBoard (at the log interval), in the file at once: a run ended by max_steps, a
+    /// signal or a crash keeps every point it logged, as metrics.csv does.
+    func recordStep(step: Int, lr: Double, train: Sums, imagesPerSecond: Double) throws {
         events.add(scalar: "train/step_loss", value: train.meanLoss, step: step)
         events.add(scalar: "train/step_top1_error", value: train.top1Error, step: step)
         events.add(scalar: "lr", value: lr, step: step)
         events.add(scalar: "images_per_second", value: imagesPerSecond, step: step)
+        try events.flush()
     }
 
     /// `filters.png` (the first convolution's filters) and `error.png` (top-1 error by epoch), each tried on its own.

@@ -193,6 +193,7 @@ public final class TrainingRun {
 
     private func trainEpochs() throws -> Outcome {
         if isRoot { printStart() }
+        StopSignal.trainingBegins()
         let solver = config.solver
         let progress = isRoot ? ProgressReport(interval: config.log.everySteps, style: options.progress) : nil
         var stepsThisRun = 0
@@ -243,7 +244,7 @@ public final class TrainingRun {
                                       secondsLeft: Double(total - position.step) * elapsed / Double(config.log.everySteps))
                         try output?.appendMetrics(epoch: epoch + 1, step: position.globalStep, lr: Double(lr), train: reduced, val: nil,
                                                    imagesPerSecond: rate, seconds: elapsed)
-                        output?.recordStep(step: position.globalStep, lr: Double(lr), train: reduced, imagesPerSecond: rate)
+                        try output?.recordStep(step: position.globalStep, lr: Double(lr), train: reduced, imagesPerSecond: rate)
                     }
                     logSums = Sums(); logTiming = StepTiming(); logStart = Network.now()
                 }

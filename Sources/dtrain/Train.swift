@@ -12,7 +12,8 @@ struct Train: ParsableCommand {
         solver.batch_size is the GLOBAL batch: each rank takes batch_size / N. Rank 0 prints progress and writes \
         OUTPUT/metrics.csv, TensorBoard events, pictures and checkpoints (last.safetensors, best.safetensors). \
         SIGUSR1 or SIGTERM to the ranks (or Ctrl-C when run alone): every rank finishes its step, rank 0 writes \
-        last.safetensors, exit 0. mpirun forwards SIGUSR1 to the ranks but answers SIGTERM by killing them; \
+        last.safetensors, exit 0; before the first step (reading the data or a checkpoint) they stop at once with \
+        status 128 + the signal's number, writing nothing. mpirun forwards SIGUSR1 to the ranks but answers SIGTERM by killing them; \
         launch/dtrain-mpirun turns a SIGTERM into SIGUSR1 for you.
         """)
 
@@ -90,6 +91,7 @@ struct Train: ParsableCommand {
             return
         }
         let communicator = try Communicator.initialize()
+        if communicator.rank != 0 { StopSignal.silence() }
         var outcome = TrainingRun.Outcome.finished
         Communicator.runOrAbort {
             let config = try TrainConfig.load(file: self.config, overrides: overrides)
