@@ -169,7 +169,9 @@ public final class Network {
     public func forwardCheckingFinite(batch: Int, mode: Mode, seed: UInt64 = 0) throws -> Tensor {
         for index in 0..<layers.count {
             let i = index
+            let start = profiling ? Network.now() : 0
             layers[i].forward(inputIndices[i].map { tensor($0, batch) }, tensor(i + 1, batch), context(mode, seed, layer: i))
+            if profiling { forwardSeconds[i] += Network.now() - start }
             let out = tensor(i + 1, batch).buffer
             if let bad = out.firstIndex(where: { !$0.isFinite }) {
                 throw NonFiniteError(layer: layers[i].name, index: bad, value: out[bad])
