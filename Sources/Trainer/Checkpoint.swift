@@ -103,8 +103,8 @@ public enum Checkpoint {
         }
         let classes = WeightsMetadata.classes(of: reader)
         let config = WeightsMetadata.config(of: reader) ?? .null
-        return Info(position: position, seed: UInt64(try int("seed", 0...Int.max)), worldSize: try int("world_size", 1...(1 << 24)),
-                    globalBatch: try int("global_batch", 1...limit),
+        return Info(position: position, seed: UInt64(try int("seed", 0...Int.max)),
+                    worldSize: try int("world_size", 1...(1 << 24)), globalBatch: try int("global_batch", 1...limit),
                     bestTop1Error: Double(m["best_top1_error"] ?? "") ?? .infinity, classes: classes,
                     classNames: WeightsMetadata.classNames(of: reader), config: config)
     }
@@ -134,8 +134,8 @@ public enum Checkpoint {
             let values = UnsafeMutableBufferPointer(start: slot.value, count: slot.count)
             try reader.copyFloats(slot.name, into: values)
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                throw SafeTensorsError("\(reader.source): \"\(slot.name)\" holds \(values[bad]) at element \(bad): the model "
-                    + "had diverged when it was written; resume from an earlier checkpoint")
+                throw SafeTensorsError("\(reader.source): \"\(slot.name)\" holds \(values[bad]) at element \(bad): "
+                    + "the model had diverged when it was written; resume from an earlier checkpoint")
             }
         }
         if let sgd {

@@ -71,7 +71,8 @@ public final class DebugRun {
             + "per tensor, float32 rounding of the loss allowed for):"]
         for (name, worst) in GradientCheck.run(network, labels: labels, batch: batch, seed: seed) {
             let flag = worst > GradientCheck.tolerance ? "  <- check this layer" : ""
-            lines.append("  \(name.padding(toLength: 32, withPad: " ", startingAt: 0)) max relative error \(String(format: "%.2e", worst))\(flag)")
+            let padded = name.padding(toLength: 32, withPad: " ", startingAt: 0)
+            lines.append("  \(padded) max relative error \(String(format: "%.2e", worst))\(flag)")
         }
         return lines.joined(separator: "\n")
     }
@@ -125,7 +126,8 @@ enum GradientCheck {
                     let up = Double(original + h) - Double(original), down = Double(original) - Double(original - h)
                     // Central, then one-sided: a kink on one side leaves the other side's slope exact.
                     for (difference, step) in [(plus - minus, up + down), (plus - center, up), (center - minus, down)] {
-                        error = min(error, relativeError(numeric: difference / step, analytic: analytic, noise: unit / step))
+                        let numeric = difference / step
+                        error = min(error, relativeError(numeric: numeric, analytic: analytic, noise: unit / step))
                     }
                 }
                 worst = max(worst, error)

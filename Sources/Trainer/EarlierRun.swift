@@ -9,7 +9,8 @@ import Glibc
 /// them: the run lock, and the dataset index cache (`dataset-index-*.bin`), which describes the data rather than a
 /// run and is rebuilt when it is out of date. Nothing else in the folder is touched.
 enum EarlierRun {
-    static let fixedNames: Set<String> = ["last.safetensors", "best.safetensors", "metrics.csv", "filters.png", "error.png"]
+    static let fixedNames: Set<String> = ["last.safetensors", "best.safetensors", "metrics.csv", "filters.png",
+                                          "error.png"]
 
     /// True for a file a run writes, or a temporary of one (`NAME.tmp-<pid>`).
     static func isRunFile(_ name: String) -> Bool {
@@ -61,6 +62,7 @@ enum EarlierRun {
         for name in found where unlink(directory + "/" + name) != 0 && errno != ENOENT {
             throw FileWriteError(path: directory + "/" + name, operation: "removing (--overwrite)", errno: errno)
         }
-        return "--overwrite: removed \(found.count) file\(found.count == 1 ? "" : "s") of the earlier run in \(directory) (\(list))"
+        let files = found.count == 1 ? "1 file" : "\(found.count) files"
+        return "--overwrite: removed \(files) of the earlier run in \(directory) (\(list))"
     }
 }

@@ -25,7 +25,8 @@ public final class OutputLock {
             throw ConfigError("\(directory) is in use by another run (\(holder)): wait for it to end, stop it, "
                 + "or choose another folder with --output")
         }
-        let text = "host \(TensorBoardWriter.hostName()) pid \(getpid()) since \(ISO8601DateFormatter().string(from: Date()))\n"
+        let since = ISO8601DateFormatter().string(from: Date())
+        let text = "host \(TensorBoardWriter.hostName()) pid \(getpid()) since \(since)\n"
         let bytes = Array(text.utf8)
         guard ftruncate(descriptor, 0) == 0, pwrite(descriptor, bytes, bytes.count, 0) == bytes.count else {
             let code = errno
@@ -42,7 +43,8 @@ public final class OutputLock {
             var buffer = [UInt8](repeating: 0, count: 256)
             let count = pread(descriptor, &buffer, buffer.count, 0)
             if count > 0 {
-                return String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                let text = String(decoding: buffer[0..<count], as: UTF8.self)
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             usleep(50_000)
         }

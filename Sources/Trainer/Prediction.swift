@@ -36,8 +36,8 @@ public enum Prediction {
             network.computeLoss(labels: &labels, batch: 1)
             let p = network.loss.probabilities
             if let bad = (0..<network.classes).first(where: { !p[$0].isFinite }) {
-                throw ConfigError("\(image): the network's output for this image is not finite (class \(bad): \(p[bad])); "
-                    + "\(path) does not give usable predictions")
+                throw ConfigError("\(image): the network's output for this image is not finite (class \(bad): "
+                    + "\(p[bad])); \(path) does not give usable predictions")
             }
             let order = (0..<network.classes).sorted { p[$0] > p[$1] }.prefix(k)
             let top = order.map { ($0, names.indices.contains($0) ? names[$0] : "class \($0)", p[$0]) }

@@ -243,7 +243,8 @@ public enum TrainingError: Error, CustomStringConvertible {
         switch self {
         case .nonFinite(let step, let rank, let loss):
             let what = loss.map { $0.isFinite ? "gradients" : "loss \($0)" } ?? "loss or gradients"
-            return "\(step): rank \(rank) saw a non-finite \(what); stopping (set solver.non_finite to \"skip\" to skip such steps, or lower the learning rate)"
+            return "\(step): rank \(rank) saw a non-finite \(what); stopping (set solver.non_finite to \"skip\" to "
+                + "skip such steps, or lower the learning rate)"
         case .tooManySkipped(let step, let count):
             return "\(step): \(count) steps in a row had a non-finite loss or gradients and were skipped "
                 + "(solver.max_consecutive_skips = \(count)); stopping: the model has diverged. last.safetensors and "

@@ -15,12 +15,15 @@ extension TrainingRun {
         if isRoot, let output, let progress {
             let rate = trainTotals.count / max(seconds, 1e-9)
             func share(_ part: Double) -> String { pct(part / max(timing.total, 1e-9)) }
-            let skippedFiles = train.skippedThisEpoch > 0 ? "  |  \(train.skippedThisEpoch) unreadable files replaced" : ""
-            let nonFinite = valTotals.nonFinite > 0
-                ? "  |  \(Int(valTotals.nonFinite)) of \(Int(valTotals.count)) val samples non-finite (counted wrong; not a best)" : ""
+            let skippedFiles = train.skippedThisEpoch == 0 ? ""
+                : "  |  \(train.skippedThisEpoch) unreadable files replaced"
+            let nonFinite = valTotals.nonFinite == 0 ? ""
+                : "  |  \(Int(valTotals.nonFinite)) of \(Int(valTotals.count)) val samples non-finite "
+                    + "(counted wrong; not a best)"
             progress.line("epoch \(epoch + 1)/\(solver.epochs)  train loss \(f(trainTotals.meanLoss, 4)) top-1 err "
-                + "\(pct(trainTotals.top1Error))  |  val loss \(f(valTotals.meanLoss, 4)) top-1 err \(pct(valTotals.top1Error)) "
-                + "top-5 err \(pct(valTotals.top5Error))  |  \(f(seconds, 1)) s, \(f(rate, 0)) img/s, data wait "
+                + "\(pct(trainTotals.top1Error))  |  val loss \(f(valTotals.meanLoss, 4)) top-1 err "
+                + "\(pct(valTotals.top1Error)) top-5 err \(pct(valTotals.top5Error))  |  \(f(seconds, 1)) s, "
+                + "\(f(rate, 0)) img/s, data wait "
                 + "\(share(timing.data)), waiting for ranks \(share(timing.waitForRanks)), sync \(share(timing.sync))"
                 + skippedFiles + nonFinite)
             try output.appendMetrics(epoch: epoch + 1, step: position.globalStep,
@@ -32,7 +35,8 @@ extension TrainingRun {
         try saveCheckpoint(kind: improved ? .lastAndBest : .last)
         if isRoot, let output {
             for failure in output.drawPictures(network: network, history: epochHistory) {
-                let text = "warning: \(failure); the pictures are not updated this epoch (the checkpoint is written; training goes on)"
+                let text = "warning: \(failure); the pictures are not updated this epoch "
+                    + "(the checkpoint is written; training goes on)"
                 if let progress { progress.line(text) } else { print(text) }
             }
         }

@@ -59,8 +59,10 @@ public final class TrainingRun {
             // (--resume), removed (--overwrite) or a reason to stop, before anything is written.
             try OutputDirectory.create(config.output)
             lock = try OutputLock(directory: config.output)
-            let note = try EarlierRun.claim(config.output, resuming: options.resume != nil, overwrite: options.overwrite)
-            if let note { print(note) }
+            if let note = try EarlierRun.claim(config.output, resuming: options.resume != nil,
+                                               overwrite: options.overwrite) {
+                print(note)
+            }
         }
 
         // Rank 0 scans the folders (or reads its cached index in the output directory) and the others receive it.
@@ -244,7 +246,8 @@ public final class TrainingRun {
                                       secondsLeft: Double(total - position.step) * elapsed / Double(config.log.everySteps))
                         try output?.appendMetrics(epoch: epoch + 1, step: position.globalStep, lr: Double(lr), train: reduced, val: nil,
                                                    imagesPerSecond: rate, seconds: elapsed)
-                        try output?.recordStep(step: position.globalStep, lr: Double(lr), train: reduced, imagesPerSecond: rate)
+                        try output?.recordStep(step: position.globalStep, lr: Double(lr), train: reduced,
+                                               imagesPerSecond: rate)
                     }
                     logSums = Sums(); logTiming = StepTiming(); logStart = Network.now()
                 }
@@ -287,8 +290,9 @@ public final class TrainingRun {
         guard skipped else { consecutiveSkips = 0; return }
         consecutiveSkips += 1
         if isRoot {
-            progress?.line("\(stepName): non-finite loss or gradients on some rank; step skipped (solver.non_finite = skip, "
-                + "\(consecutiveSkips) of at most \(config.solver.maxConsecutiveSkips) in a row)")
+            progress?.line("\(stepName): non-finite loss or gradients on some rank; step skipped "
+                + "(solver.non_finite = skip, \(consecutiveSkips) of at most \(config.solver.maxConsecutiveSkips) "
+                + "in a row)")
         }
         if consecutiveSkips >= config.solver.maxConsecutiveSkips {
             throw TrainingError.tooManySkipped(step: stepName, count: consecutiveSkips)
@@ -308,8 +312,10 @@ public final class TrainingRun {
     func saveCheckpoint(kind: CheckpointKind) throws {
         try replica.averageState()
         for slot in network.parameters.slots + network.state.slots
-        where !Replica.allFinite(UnsafeMutableBufferPointer(start: slot.value, count: slot.count), ranges: [0..<slot.count]) {
-            let place = position.step == 0 ? "end of epoch \(position.epoch)" : "epoch \(position.epoch + 1) step \(position.step)"
+        where !Replica.allFinite(UnsafeMutableBufferPointer(start: slot.value, count: slot.count),
+                                 ranges: [0..<slot.count]) {
+            let place = position.step == 0 ? "end of epoch \(position.epoch)"
+                : "epoch \(position.epoch + 1) step \(position.step)"
             throw TrainingError.nonFiniteModel(step: place, tensor: slot.name)
         }
         if isRoot, let output {

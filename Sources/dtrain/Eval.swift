@@ -34,9 +34,11 @@ struct Eval: ParsableCommand {
                 print(blas)
                 let loss = String(format: "%.4f", sums.meanLoss)
                 let top1 = String(format: "%.2f%%", 100 * sums.top1Error), top5 = String(format: "%.2f%%", 100 * sums.top5Error)
-                let nonFinite = sums.nonFinite > 0 ? "; \(Int(sums.nonFinite)) images gave NaN or infinite scores (counted wrong)" : ""
+                let nonFinite = sums.nonFinite == 0 ? ""
+                    : "; \(Int(sums.nonFinite)) images gave NaN or infinite scores (counted wrong)"
                 print("\(checkpoint) on \(config.data.root)/\(config.data.valFolder): \(Int(sums.count)) images, "
-                    + "loss \(loss), top-1 error \(top1) (\(Int(sums.count - sums.top1)) wrong), top-5 error \(top5)" + nonFinite)
+                    + "loss \(loss), top-1 error \(top1) (\(Int(sums.count - sums.top1)) wrong), top-5 error \(top5)"
+                    + nonFinite)
             }
         }
         try communicator.finalize()
@@ -72,7 +74,9 @@ struct Predict: ParsableCommand {
     @OptionGroup var kernels: KernelOptions
 
     func validate() throws {
-        guard top >= 1 else { throw ValidationError("--top must be at least 1 (the classes printed per image), found \(top)") }
+        guard top >= 1 else {
+            throw ValidationError("--top must be at least 1 (the classes printed per image), found \(top)")
+        }
     }
 
     func run() throws {

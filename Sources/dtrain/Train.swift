@@ -13,7 +13,8 @@ struct Train: ParsableCommand {
         OUTPUT/metrics.csv, TensorBoard events, pictures and checkpoints (last.safetensors, best.safetensors). \
         SIGUSR1 or SIGTERM to the ranks (or Ctrl-C when run alone): every rank finishes its step, rank 0 writes \
         last.safetensors, exit 0; before the first step (reading the data or a checkpoint) they stop at once with \
-        status 128 + the signal's number, writing nothing. mpirun forwards SIGUSR1 to the ranks but answers SIGTERM by killing them; \
+        status 128 + the signal's number, writing nothing. mpirun forwards SIGUSR1 to the ranks but answers \
+        SIGTERM by killing them; \
         launch/dtrain-mpirun turns a SIGTERM into SIGUSR1 for you.
         """)
 
@@ -50,7 +51,10 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("resume-from"), help: "Resume from this checkpoint file.")
     var resumeFrom: String?
 
-    @Flag(help: "Start afresh even if the output folder already holds a run: first removes every file that run wrote (checkpoints, epoch files, metrics, TensorBoard events, pictures).")
+    @Flag(help: """
+        Start afresh even if the output folder already holds a run: first removes every file that run wrote \
+        (checkpoints, epoch files, metrics, TensorBoard events, pictures).
+        """)
     var overwrite = false
 
     @Option(help: "Progress display: auto (a live line on a terminal, plain lines in logs), live, or plain.")

@@ -22,9 +22,10 @@ final class EpochEndJobTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: out + "/filters.png", withIntermediateDirectories: false)
         let run = try DTrainJob.run([config, "--output", out, "--resume", "--progress", "plain"])
         DTrainJob.assertSucceeded(run)
-        XCTAssertTrue(run.output.contains("the pictures are not updated this epoch (the checkpoint is written"), run.output)
+        XCTAssertTrue(run.output.contains("pictures are not updated this epoch (the checkpoint is written"), run.output)
         XCTAssertTrue(run.output.contains("epoch 2/2  train loss"), run.output)
-        XCTAssertEqual(try Checkpoint.info(of: try SafeTensorsReader(path: out + "/last.safetensors")).position.epoch, 2)
+        let last = try Checkpoint.info(of: try SafeTensorsReader(path: out + "/last.safetensors"))
+        XCTAssertEqual(last.position.epoch, 2)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/best.safetensors"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/error.png"))
     }
@@ -45,10 +46,13 @@ final class EpochEndJobTests: XCTestCase {
             var metadata = reader.metadata
             metadata[key] = value
             var writer = SafeTensorsWriter(metadata: metadata)
-            for name in reader.names { try writer.add(name, shape: reader.info(name)!.shape, floats: try reader.floats(name)) }
+            for name in reader.names {
+                try writer.add(name, shape: reader.info(name)!.shape, floats: try reader.floats(name))
+            }
             let forged = data.root.appendingPathComponent("forged-\(key)-\(value).safetensors").path
             try Data(writer.serialized()).write(to: URL(fileURLWithPath: forged))
-            let run = try DTrainJob.run([config, "--output", data.output("from-\(key)-\(value)"), "--resume-from", forged])
+            let output = data.output("from-\(key)-\(value)")
+            let run = try DTrainJob.run([config, "--output", output, "--resume-from", forged])
             XCTAssertFalse(run.timedOut, run.output)
             XCTAssertNotEqual(run.status, 0, run.output)
             XCTAssertTrue(run.output.contains(forged + ": " + expected), "\(expected)\n\(run.output)")

@@ -13,7 +13,8 @@ final class GradientCheckTests: XCTestCase {
             .deletingLastPathComponent()
         let config = try TrainConfig.load(file: repository.appendingPathComponent("configs/lenet5.json").path)
         guard FileManager.default.fileExists(atPath: FashionMNIST.defaultSource + "/t10k-labels-idx1-ubyte.gz") else {
-            throw XCTSkip("Fashion-MNIST is not in \(FashionMNIST.defaultSource) (apt-get install dataset-fashion-mnist)")
+            throw XCTSkip("Fashion-MNIST is not in \(FashionMNIST.defaultSource) "
+                + "(apt-get install dataset-fashion-mnist)")
         }
         let split = try FashionMNIST.readSplit(source: FashionMNIST.defaultSource, prefix: "t10k")
         let batch = 16, pixels = 28 * 28
@@ -30,7 +31,9 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func check(_ network: Network, _ labels: [Int32], seed: UInt64) -> [(String, Double)] {
-        labels.withUnsafeBufferPointer { GradientCheck.run(network, labels: $0.baseAddress!, batch: labels.count, seed: seed) }
+        labels.withUnsafeBufferPointer {
+            GradientCheck.run(network, labels: $0.baseAddress!, batch: labels.count, seed: seed)
+        }
     }
 
     func testStockLeNet5PassesOnFashionMNIST() throws {

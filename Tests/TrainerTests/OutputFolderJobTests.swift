@@ -15,7 +15,13 @@ final class OutputFolderJobTests: XCTestCase {
 
     override func tearDown() { data?.remove() }
 
-    func names(_ folder: String) throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: folder).sorted() }
+    func names(_ folder: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+    }
+
+    func create(_ path: String, _ text: String = "x") {
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)), path)
+    }
 
     /// A temporary whose writer is gone (no process has this pid).
     let deadTemporary = ".tmp-2147483646"
@@ -31,7 +37,8 @@ final class OutputFolderJobTests: XCTestCase {
                 usleep(50_000)
             }
             for extra in [[], ["--resume"], ["--overwrite"]] {
-                seconds.append(Result { try DTrainJob.run(ranks: extra.isEmpty ? 2 : nil, [config, "--output", out] + extra) })
+                let ranks = extra.isEmpty ? 2 : nil
+                seconds.append(Result { try DTrainJob.run(ranks: ranks, [config, "--output", out] + extra) })
             }
             holder = process.processIdentifier  // dtrain itself: it runs without mpirun
             kill(process.processIdentifier, SIGTERM)
@@ -43,8 +50,8 @@ final class OutputFolderJobTests: XCTestCase {
             XCTAssertFalse(second.timedOut, second.output)
             XCTAssertNotEqual(second.status, 0, second.output)
             XCTAssertLessThan(second.seconds, 20, "refused at once")
-            XCTAssertTrue(second.output.contains("is in use by another run (host ") && second.output.contains("pid \(holder) "),
-                          second.output)
+            XCTAssertTrue(second.output.contains("is in use by another run (host "), second.output)
+            XCTAssertTrue(second.output.contains("pid \(holder) "), second.output)
         }
         // The first run's files are its own: its checkpoint resumes.
         DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out, "--resume", "--max-steps", "30"]))
@@ -58,10 +65,11 @@ final class OutputFolderJobTests: XCTestCase {
             other = try? DTrainJob.run([config, "--output", out])
         }
         let second = try XCTUnwrap(other)
-        XCTAssertEqual([first.status, second.status].filter { $0 == 0 }.count, 1, first.output + "\n----\n" + second.output)
+        let both = first.output + "\n----\n" + second.output
+        XCTAssertEqual([first.status, second.status].filter { $0 == 0 }.count, 1, both)
         let refused = first.status == 0 ? second : first
-        XCTAssertTrue(refused.output.contains("is in use by another run") || refused.output.contains("already holds a run"),
-                      refused.output)
+        let text = refused.output
+        XCTAssertTrue(text.contains("is in use by another run") || text.contains("already holds a run"), text)
     }
 
     func testOverwriteLeavesNoneOfTheOldFiles() throws {
@@ -69,20 +77,19 @@ final class OutputFolderJobTests: XCTestCase {
         let out = data.output("overwrite")
         DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out]))
         let old = try names(out)
-        for expected in ["best.safetensors", "epoch-0001.safetensors", "epoch-0002.safetensors", "filters.png", "error.png"] {
-            XCTAssertTrue(old.contains(expected), "\(expected) in \(old)")
-        }
+        let written = ["best.safetensors", "epoch-0001.safetensors", "epoch-0002.safetensors", "filters.png",
+                       "error.png"]
+        for expected in written { XCTAssertTrue(old.contains(expected), "\(expected) in \(old)") }
         let oldEvents = old.filter { $0.hasPrefix("events.out.tfevents.") }
         XCTAssertFalse(oldEvents.isEmpty, "\(old)")
-        XCTAssertTrue(FileManager.default.createFile(atPath: out + "/metrics.csv" + deadTemporary, contents: Data("x".utf8)))
-        XCTAssertTrue(FileManager.default.createFile(atPath: out + "/notes.txt", contents: Data("mine".utf8)))
+        create(out + "/metrics.csv" + deadTemporary)
+        create(out + "/notes.txt", "mine")
         sleep(1)  // a new TensorBoard file name (it holds the start second)
         let run = try DTrainJob.run([config, "--output", out, "--overwrite", "--max-steps", "2"])
         DTrainJob.assertSucceeded(run)
         XCTAssertTrue(run.output.contains("--overwrite: removed"), run.output)
         let now = try names(out)
-        for gone in ["best.safetensors", "epoch-0001.safetensors", "epoch-0002.safetensors", "filters.png", "error.png",
-                     "metrics.csv" + deadTemporary] + oldEvents {
+        for gone in written + ["metrics.csv" + deadTemporary] + oldEvents {
             XCTAssertFalse(now.contains(gone), "\(gone) is left in \(now)")
         }
         XCTAssertTrue(now.contains("notes.txt"), "a file dtrain did not write stays: \(now)")
@@ -93,11 +100,14 @@ final class OutputFolderJobTests: XCTestCase {
         let config = try data.config(batch: 6, epochs: 1).path
         let out = data.output("partial")
         DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out]))
-        for name in ["last.safetensors", "best.safetensors"] { try FileManager.default.removeItem(atPath: out + "/" + name) }
+        for name in ["last.safetensors", "best.safetensors"] {
+            try FileManager.default.removeItem(atPath: out + "/" + name)
+        }
         let metrics = try Data(contentsOf: URL(fileURLWithPath: out + "/metrics.csv"))
         let again = try DTrainJob.run([config, "--output", out, "--max-steps", "2"])
         XCTAssertNotEqual(again.status, 0, again.output)
-        XCTAssertTrue(again.output.contains("already holds a run (") && again.output.contains("metrics.csv"), again.output)
+        XCTAssertTrue(again.output.contains("already holds a run ("), again.output)
+        XCTAssertTrue(again.output.contains("metrics.csv"), again.output)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/metrics.csv")), metrics, "nothing is cut")
     }
 
@@ -106,7 +116,7 @@ final class OutputFolderJobTests: XCTestCase {
         let out = data.output("stale")
         DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out, "--max-steps", "3"]))
         let stale = ["metrics.csv", "last.safetensors", "error.png"].map { $0 + deadTemporary }
-        for name in stale { XCTAssertTrue(FileManager.default.createFile(atPath: out + "/" + name, contents: Data("x".utf8))) }
+        for name in stale { create(out + "/" + name) }
         DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out, "--resume", "--max-steps", "5"]))
         let now = try names(out)
         for name in stale { XCTAssertFalse(now.contains(name), "\(name) is left in \(now)") }

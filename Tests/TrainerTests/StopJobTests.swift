@@ -15,7 +15,8 @@ final class StopJobTests: XCTestCase {
     override func tearDown() { data?.remove() }
 
     func stepPoints(_ folder: String) throws -> [Int64] {
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("events.out.tfevents.") }
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder)
+            .filter { $0.hasPrefix("events.out.tfevents.") }
         XCTAssertEqual(files.count, 1, "\(files)")
         let events = try TensorBoardEventFile.read(path: folder + "/" + files[0])
         return events.filter { $0.scalars.contains { $0.tag == "train/step_loss" } }.map(\.step)
