@@ -130,3 +130,16 @@ struct TinyDataset {
 
     func output(_ name: String) -> String { root.appendingPathComponent("runs/\(name)").path }
 }
+
+/// The set-up the job tests share: the release binary must exist, and each test gets a tiny dataset of its own,
+/// removed afterwards.
+class TinyDatasetJobCase: XCTestCase {
+    var data: TinyDataset!
+
+    override func setUpWithError() throws {
+        _ = try DTrainJob.executable()
+        data = try TinyDataset()
+    }
+
+    override func tearDown() { data?.remove() }
+}

@@ -4,16 +4,7 @@ import XCTest
 
 /// Issue 16, point 1: a diverged model (here `--lr 1e30` after a good epoch, with `solver.non_finite: skip`) never
 /// becomes "best", is scored as wrong rather than perfect, and stops the run instead of skipping forever.
-final class DivergenceJobTests: XCTestCase {
-    var data: TinyDataset!
-
-    override func setUpWithError() throws {
-        _ = try DTrainJob.executable()
-        data = try TinyDataset()
-    }
-
-    override func tearDown() { data?.remove() }
-
+final class DivergenceJobTests: TinyDatasetJobCase {
     func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 
     /// One good epoch, then the same folder resumed at an absurd learning rate.

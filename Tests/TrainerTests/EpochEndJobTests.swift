@@ -4,16 +4,7 @@ import XCTest
 
 /// Issue 16, point 8: at an epoch's end the checkpoint is safe before the pictures are drawn, and a picture that
 /// cannot be written only warns; checkpoint positions are range-checked when a run resumes.
-final class EpochEndJobTests: XCTestCase {
-    var data: TinyDataset!
-
-    override func setUpWithError() throws {
-        _ = try DTrainJob.executable()
-        data = try TinyDataset()
-    }
-
-    override func tearDown() { data?.remove() }
-
+final class EpochEndJobTests: TinyDatasetJobCase {
     func testAPictureThatCannotBeWrittenLosesNoCheckpoint() throws {
         let config = try data.config(batch: 6, epochs: 2).path
         let out = data.output("pictures")

@@ -5,16 +5,7 @@ import XCTest
 /// Issue 16, point 2: an output folder belongs to one run. A second run (or `--resume`) into a folder in use is
 /// refused at once naming the holder; `--overwrite` removes everything the earlier run wrote; any earlier run's file
 /// makes a plain start refuse the folder. Also point 8: stale temporaries of killed runs are removed.
-final class OutputFolderJobTests: XCTestCase {
-    var data: TinyDataset!
-
-    override func setUpWithError() throws {
-        _ = try DTrainJob.executable()
-        data = try TinyDataset()
-    }
-
-    override func tearDown() { data?.remove() }
-
+final class OutputFolderJobTests: TinyDatasetJobCase {
     func names(_ folder: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
     }

@@ -4,16 +4,7 @@ import XCTest
 
 /// Issue 16, points 5 and 7: a run that ends early keeps its TensorBoard step points, and a signal before the
 /// first step ends the run at once.
-final class StopJobTests: XCTestCase {
-    var data: TinyDataset!
-
-    override func setUpWithError() throws {
-        _ = try DTrainJob.executable()
-        data = try TinyDataset()
-    }
-
-    override func tearDown() { data?.remove() }
-
+final class StopJobTests: TinyDatasetJobCase {
     func stepPoints(_ folder: String) throws -> [Int64] {
         let files = try FileManager.default.contentsOfDirectory(atPath: folder)
             .filter { $0.hasPrefix("events.out.tfevents.") }

@@ -5,16 +5,7 @@ import XCTest
 
 /// The program users run, end to end: data-parallel equivalence, exact resume, evaluation on any rank count,
 /// fine-tuning, signals and the non-finite policy.
-final class TrainingJobTests: XCTestCase {
-    var data: TinyDataset!
-
-    override func setUpWithError() throws {
-        _ = try DTrainJob.executable()
-        data = try TinyDataset()
-    }
-
-    override func tearDown() { data?.remove() }
-
+final class TrainingJobTests: TinyDatasetJobCase {
     func parameters(_ path: String) throws -> [String: [Float]] {
         let reader = try SafeTensorsReader(path: path)
         var out: [String: [Float]] = [:]
