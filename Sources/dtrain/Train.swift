@@ -96,7 +96,6 @@ struct Train: ParsableCommand {
         }
         let communicator = try Communicator.initialize()
         if communicator.rank != 0 { StopSignal.silence() }
-        var outcome = TrainingRun.Outcome.finished
         Communicator.runOrAbort {
             let config = try TrainConfig.load(file: self.config, overrides: overrides)
             var options = RunOptions(resume: resumeFrom ?? (resume ? "last" : nil))
@@ -105,10 +104,9 @@ struct Train: ParsableCommand {
             options.overwrite = overwrite
             options.blasReport = blas
             let run = try TrainingRun(config: config, options: options, communicator: communicator)
-            outcome = try run.run()
+            try run.run()
         }
         try communicator.finalize()
-        _ = outcome
     }
 
     private func runDebug() throws {

@@ -125,7 +125,8 @@ extension MemoryBudget {
     public func checkOnPaper(_ spec: NetworkSpec, batch: Int, optimizer: Bool, file: String) throws {
         do {
             let blueprint = try NetworkBlueprint(spec: spec, provisional: true)
-            try check(MemoryPlan(blueprint, batch: batch, threads: BLAS.threads, optimizer: optimizer), network: spec.name)
+            let plan = try MemoryPlan(blueprint, batch: batch, threads: BLAS.threads, optimizer: optimizer)
+            try check(plan, network: spec.name)
         } catch let error as ConfigError {
             throw ConfigError("\(file): \(error.message)")
         }

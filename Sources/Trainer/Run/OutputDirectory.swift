@@ -17,7 +17,8 @@ final class OutputDirectory {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw FileWriteError("output directory '\(path)' cannot be created: \(error.localizedDescription); choose another with --output")
+            throw FileWriteError("output directory '\(path)' cannot be created: "
+                + "\(error.localizedDescription); choose another with --output")
         }
         guard access(path, W_OK) == 0 else {
             throw FileWriteError("output directory '\(path)' is not writable; choose another with --output")
@@ -43,7 +44,8 @@ final class OutputDirectory {
         try Checkpoint.write(to: lastCheckpoint, network: network, sgd: sgd, info: info)
         if best { try Checkpoint.write(to: bestCheckpoint, network: network, sgd: nil, info: info) }
         if keep > 0 && info.position.step == 0 {
-            try linkAtomically(lastCheckpoint, to: path + String(format: "/epoch-%04d.safetensors", info.position.epoch))
+            let epochFile = path + String(format: "/epoch-%04d.safetensors", info.position.epoch)
+            try linkAtomically(lastCheckpoint, to: epochFile)
             let old = info.position.epoch - keep
             if old >= 1 { unlink(path + String(format: "/epoch-%04d.safetensors", old)) }
         }
@@ -53,7 +55,9 @@ final class OutputDirectory {
     private func linkAtomically(_ source: String, to target: String) throws {
         let temporary = target + ".tmp-\(getpid())"
         unlink(temporary)
-        guard link(source, temporary) == 0 else { throw FileWriteError(path: temporary, operation: "link", errno: errno) }
+        guard link(source, temporary) == 0 else {
+            throw FileWriteError(path: temporary, operation: "link", errno: errno)
+        }
         guard rename(temporary, target) == 0 else {
             let code = errno
             unlink(temporary)
@@ -62,16 +66,20 @@ final class OutputDirectory {
     }
 
     /// A row of metrics.csv: per step (no validation) or per epoch.
-    func appendMetrics(epoch: Int, step: Int, lr: Double, train: Sums, val: Sums?, imagesPerSecond: Double, seconds: Double) throws {
-        try metrics.append(MetricsRow(epoch: epoch, step: step, lr: lr, trainLoss: train.meanLoss, trainTop1Error: train.top1Error,
-                                      trainTop5Error: train.top5Error, valLoss: val?.meanLoss, valTop1Error: val?.top1Error,
-                                      valTop5Error: val?.top5Error, imagesPerSecond: imagesPerSecond, seconds: seconds))
+    func appendMetrics(epoch: Int, step: Int, lr: Double, train: Sums, val: Sums?, imagesPerSecond: Double,
+                       seconds: Double) throws {
+        try metrics.append(MetricsRow(epoch: epoch, step: step, lr: lr, trainLoss: train.meanLoss,
+                                      trainTop1Error: train.top1Error, trainTop5Error: train.top5Error,
+                                      valLoss: val?.meanLoss, valTop1Error: val?.top1Error,
+                                      valTop5Error: val?.top5Error, imagesPerSecond: imagesPerSecond,
+                                      seconds: seconds))
     }
 
     /// The per-epoch scalars for TensorBoard.
     func recordEpoch(epoch: Int, step: Int, train: Sums, val: Sums) throws {
-        for (tag, value) in [("train/loss", train.meanLoss), ("train/top1_error", train.top1Error), ("train/top5_error", train.top5Error),
-                             ("val/loss", val.meanLoss), ("val/top1_error", val.top1Error), ("val/top5_error", val.top5Error),
+        for (tag, value) in [("train/loss", train.meanLoss), ("train/top1_error", train.top1Error),
+                             ("train/top5_error", train.top5Error), ("val/loss", val.meanLoss),
+                             ("val/top1_error", val.top1Error), ("val/top5_error", val.top5Error),
                              ("epoch", Double(epoch))] {
             events.add(scalar: tag, value: value, step: step)
         }
@@ -109,6 +117,7 @@ final class OutputDirectory {
 
     /// Train and val top-1 error of epochs 1…`epoch` from metrics.csv (to redraw the plot after a resume).
     func history(upTo epoch: Int) -> [(train: Double, val: Double)] {
-        metrics.rows.filter { $0.epoch <= epoch && $0.valTop1Error != nil }.map { ($0.trainTop1Error ?? .nan, $0.valTop1Error!) }
+        metrics.rows.filter { $0.epoch <= epoch && $0.valTop1Error != nil }
+            .map { ($0.trainTop1Error ?? .nan, $0.valTop1Error!) }
     }
 }

@@ -172,6 +172,7 @@ public final class TrainingRun {
     /// How the run ended.
     public enum Outcome: Equatable { case finished, stoppedBySignal, reachedMaxSteps }
 
+    @discardableResult
     public func run() throws -> Outcome {
         let outcome = try trainEpochs()
         if isRoot && options.checkReplicas { print("replicas identical after every step (\(replica.replicaChecks) checks)") }
@@ -198,7 +199,6 @@ public final class TrainingRun {
         StopSignal.trainingBegins()
         let solver = config.solver
         let progress = isRoot ? ProgressReport(interval: config.log.everySteps, style: options.progress) : nil
-        var stepsThisRun = 0
         while position.epoch < solver.epochs {
             let epoch = position.epoch
             let total = train.stepsPerEpoch
@@ -232,7 +232,6 @@ public final class TrainingRun {
                 try countSkips(result.skipped, stepName: stepName, progress: progress)
                 position.step += 1
                 position.globalStep += 1
-                stepsThisRun += 1
 
                 let atLog = position.step % config.log.everySteps == 0 || position.step == total
                 if atLog {
@@ -279,7 +278,6 @@ public final class TrainingRun {
                 if isRoot { progress?.line("reached solver.max_steps (\(solver.maxSteps))") }
                 return .reachedMaxSteps
             }
-            _ = stepsThisRun
         }
         return .finished
     }
