@@ -112,4 +112,26 @@ final class OutputFolderJobTests: TinyDatasetJobCase {
         let now = try names(out)
         for name in stale { XCTAssertFalse(now.contains(name), "\(name) is left in \(now)") }
     }
+
+    /// Issue 15: the folder keeps the resolved config (overrides included); a config kept in the folder under that
+    /// name is the user's and stays byte for byte.
+    func testTheFolderKeepsTheResolvedConfig() throws {
+        let config = try data.config(batch: 6, epochs: 1)
+        let out = data.output("described")
+        let run = try DTrainJob.run([config.path, "--output", out, "--max-steps", "2", "--set", "solver.lr=0.07"])
+        DTrainJob.assertSucceeded(run)
+        let kept = try Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: kept) as? [String: Any])
+        let solver = try XCTUnwrap(json["solver"] as? [String: Any])
+        XCTAssertEqual(solver["lr"] as? Double, 0.07, "the override is in the resolved config: \(solver)")
+        XCTAssertEqual(json["output"] as? String, out)
+
+        let own = data.output("own-config")
+        try FileManager.default.createDirectory(atPath: own, withIntermediateDirectories: true)
+        let inside = own + "/config.json"
+        try FileManager.default.copyItem(atPath: config.path, toPath: inside)
+        let before = try Data(contentsOf: URL(fileURLWithPath: inside))
+        DTrainJob.assertSucceeded(try DTrainJob.run([inside, "--output", own, "--max-steps", "2"]))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: inside)), before, "the user's file is not replaced")
+    }
 }

@@ -65,6 +65,15 @@ final class OutputDirectory {
         }
     }
 
+    /// OUTPUT/config.json: the resolved config (the file with every default and override filled in), so the folder
+    /// says how its run was made. A config kept at that very path is the user's own file and is left as it is.
+    static func writeResolvedConfig(_ config: TrainConfig) throws {
+        let path = config.output + "/config.json"
+        func real(_ p: String) -> String { URL(fileURLWithPath: p).resolvingSymlinksInPath().standardizedFileURL.path }
+        guard real(path) != real(config.file) else { return }
+        try AtomicFile.write(config.json.serialized(pretty: true) + "\n", to: path)
+    }
+
     /// A row of metrics.csv: per step (no validation) or per epoch.
     func appendMetrics(epoch: Int, step: Int, lr: Double, train: Sums, val: Sums?, imagesPerSecond: Double,
                        seconds: Double) throws {

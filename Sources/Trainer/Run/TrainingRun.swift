@@ -63,6 +63,7 @@ public final class TrainingRun {
                                                overwrite: options.overwrite) {
                 print(note)
             }
+            try OutputDirectory.writeResolvedConfig(config)
         }
 
         // Rank 0 scans the folders (or reads its cached index in the output directory) and the others receive it.
