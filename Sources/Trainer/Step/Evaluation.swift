@@ -5,26 +5,34 @@ import Shard
 
 /// Validation over a whole split: every image counted exactly once (the sampler pads nothing; a rank's last batch
 /// may hold fewer samples, or none), every rank running the same number of steps, and sums reduced across ranks —
-/// so the numbers are the same for any rank count.
+/// so the numbers are the same for any rank count. The sums carry the confusion matrix of the split.
 public enum Evaluation {
     public static func run(network: Network, feed: DataFeed, communicator: Communicator) throws -> Sums {
         try feed.begin(epoch: 0, step: 0)
         var sums = Sums()
+        var confusion = ConfusionMatrix(classNames: feed.classNames)
         while let batch = try feed.next(into: network) {
             guard batch.count > 0 else { continue }
             let logits = network.forward(batch: batch.count, mode: .eval)
             network.computeLoss(labels: batch.labels, batch: batch.count)
             sums.add(logits: logits, labels: batch.labels, losses: network.loss.sampleLoss)
+            confusion.add(logits: logits, labels: batch.labels)
         }
+        // Every rank reaches both reductions in this order, one without samples too.
         communicator.collectiveLabel = "evaluation"
-        return try sums.reduced(communicator)
+        var total = try sums.reduced(communicator)
+        communicator.collectiveLabel = "evaluation (confusion matrix)"
+        total.confusion = try confusion.reduced(communicator)
+        return total
     }
 }
 
 /// `dtrain eval`: a network from a config, weights from a checkpoint or plain weights (a PyTorch state dict, an
-/// export), loss and top-1/top-5 error on the val split.
+/// export), loss and top-1/top-5 error on the val split, and its confusion matrix. `note` receives rank 0's line on
+/// the weights it loaded (standard output unless the caller sends it elsewhere, as `--json` does).
 public enum CheckpointEvaluation {
-    public static func run(config: TrainConfig, checkpoint path: String, communicator: Communicator) throws -> Sums {
+    public static func run(config: TrainConfig, checkpoint path: String, communicator: Communicator,
+                           note: (String) -> Void = { print($0) }) throws -> Sums {
         let batch = max(1, config.solver.batchSize / communicator.size)
         let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
         try budget.checkOnPaper(config.network, batch: batch, optimizer: false, file: config.file)
@@ -43,13 +51,13 @@ public enum CheckpointEvaluation {
         let json = try JSONValue.parse(Data(classBytes), source: path)
         guard case .array(let items) = json else { throw ConfigError("\(path): bad class list") }
         let classes = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
-        let feed = try DataFeed(config: config, split: .val, batch: batch, communicator: communicator, cacheDirectory: nil,
-                                classes: classes.isEmpty ? nil : classes)
+        let feed = try DataFeed(config: config, split: .val, batch: batch, communicator: communicator,
+                                cacheDirectory: nil, classes: classes.isEmpty ? nil : classes)
         let network = try Network.checked(spec: config.network, classes: feed.classes.count, maxBatch: batch,
                                           optimizer: false, budget: budget, file: config.file)
         if let reader {
             let report = try StateDictImport.load(reader, into: network)
-            print("\(path): \(report)")
+            note("\(path): \(report)")
         }
         communicator.collectiveLabel = "checkpoint broadcast"
         try communicator.broadcast(network.parameters.values, root: 0)

@@ -173,6 +173,9 @@ public struct Sums: Equatable {
     public var count: Double = 0
     /// Samples whose scores or loss are NaN or infinite (counted wrong in top-1 and top-5).
     public var nonFinite: Double = 0
+    /// Validation only (set by `Evaluation.run`, already reduced across ranks): top-1 by actual and predicted class.
+    /// Training sums leave it nil; `+=` and `reduced` do not touch it.
+    public var confusion: ConfusionMatrix?
 
     public init() {}
 
