@@ -10,7 +10,7 @@ import Glibc
 /// run and is rebuilt when it is out of date. Nothing else in the folder is touched.
 enum EarlierRun {
     static let fixedNames: Set<String> = ["last.safetensors", "best.safetensors", "metrics.csv", "filters.png",
-                                          "error.png"]
+                                          "error.png", "confusion.csv"]
 
     /// True for a file a run writes, or a temporary of one (`NAME.tmp-<pid>`).
     static func isRunFile(_ name: String) -> Bool {

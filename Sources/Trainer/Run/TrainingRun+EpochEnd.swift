@@ -34,6 +34,7 @@ extension TrainingRun {
         }
         try saveCheckpoint(kind: improved ? .lastAndBest : .last)
         if isRoot, let output {
+            output.writeConfusion(valTotals.confusion, progress: progress)
             for failure in output.drawPictures(network: network, history: epochHistory) {
                 let text = "warning: \(failure); the pictures are not updated this epoch "
                     + "(the checkpoint is written; training goes on)"
