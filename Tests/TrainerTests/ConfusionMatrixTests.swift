@@ -60,6 +60,25 @@ final class ConfusionMatrixTests: XCTestCase {
         XCTAssertEqual(matrix.grid().split(separator: "\n").last, "2    0   1   1           0")
     }
 
+    /// The epoch end's write: confusion.csv holds the CSV, the folder keeps the matrix as a value, and a file that
+    /// cannot be replaced (a folder in its place) leaves the run going.
+    func testOutputFolderWritesAndKeepsTheLatestMatrix() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("confusion-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let output = try OutputDirectory(path: folder, resumingAtStep: nil)
+        let (matrix, _) = sample()
+        output.writeConfusion(matrix, progress: nil)
+        XCTAssertEqual(try String(contentsOfFile: folder + "/confusion.csv", encoding: .utf8), matrix.csv)
+        XCTAssertEqual(output.confusion, matrix)
+        try FileManager.default.removeItem(atPath: folder + "/confusion.csv")
+        try FileManager.default.createDirectory(atPath: folder + "/confusion.csv", withIntermediateDirectories: false)
+        var twice = matrix
+        twice.merge(matrix)
+        output.writeConfusion(twice, progress: nil)
+        XCTAssertEqual(output.confusion, twice)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/confusion.csv"), [])
+    }
+
     func testRunFilesIncludeTheMatrix() {
         XCTAssertTrue(EarlierRun.isRunFile("confusion.csv"))
         XCTAssertTrue(EarlierRun.isRunFile("confusion.csv.tmp-12345"))

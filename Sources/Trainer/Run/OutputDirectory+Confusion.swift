@@ -5,6 +5,7 @@ extension OutputDirectory {
     /// pictures it comes after the checkpoint, and a file that cannot be written only warns.
     func writeConfusion(_ matrix: ConfusionMatrix?, progress: ProgressReport?) {
         guard let matrix else { return }
+        confusion = matrix
         do {
             try matrix.writeCSV(to: confusionFile)
         } catch {

@@ -5,12 +5,14 @@ import Glibc
 #endif
 
 /// Everything rank 0 writes, in one folder: `last.safetensors` and `best.safetensors` (and optionally the last K
-/// epoch checkpoints), `metrics.csv`, TensorBoard events, `filters.png` and `error.png`. Nothing outside it is
-/// written or deleted.
+/// epoch checkpoints), `metrics.csv`, TensorBoard events, `filters.png`, `error.png` and `confusion.csv`. Nothing
+/// outside it is written or deleted.
 final class OutputDirectory {
     let path: String
     let metrics: MetricsLog
     let events: TensorBoardWriter
+    /// The latest epoch's validation confusion matrix (what confusion.csv holds), for pages drawn from it.
+    var confusion: ConfusionMatrix?
 
     /// Creates the folder (rank 0, before the dataset index is cached in it) or says why it cannot.
     static func create(_ path: String) throws {
