@@ -83,7 +83,9 @@ final class ConfusionJobTests: TinyDatasetJobCase {
         XCTAssertEqual(total, 24, "the val split's size")
         // The last epoch's matrix: its diagonal is that epoch's val top-1 (metrics.csv, column val_top1_err).
         let metrics = try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8).split(separator: "\n")
-        func valTop1Error(_ row: Substring) -> Substring { row.split(separator: ",", omittingEmptySubsequences: false)[7] }
+        func valTop1Error(_ row: Substring) -> Substring {
+            row.split(separator: ",", omittingEmptySubsequences: false)[7]
+        }
         let lastEpoch = try XCTUnwrap(metrics.last { !valTop1Error($0).isEmpty })
         let valError = try XCTUnwrap(Double(valTop1Error(lastEpoch)))
         XCTAssertEqual(Double(24 - diagonal) / 24, valError, accuracy: 1e-12, String(lastEpoch))

@@ -63,7 +63,8 @@ final class ConfusionMatrixTests: XCTestCase {
     /// The epoch end's write: confusion.csv holds the CSV, the folder keeps the matrix as a value, and a file that
     /// cannot be replaced (a folder in its place) leaves the run going.
     func testOutputFolderWritesAndKeepsTheLatestMatrix() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("confusion-\(UUID().uuidString)").path
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("confusion-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let output = try OutputDirectory(path: folder, resumingAtStep: nil)
         let (matrix, _) = sample()
