@@ -15,10 +15,12 @@ public struct MetricsRow: Equatable, Sendable {
     public var valTop5Error: Double?
     public var imagesPerSecond: Double?
     public var seconds: Double?
+    /// Wall seconds from the start of training (across resumes) to this row: time to accuracy reads off it.
+    public var elapsed: Double?
 
     public init(epoch: Int, step: Int, lr: Double? = nil, trainLoss: Double? = nil, trainTop1Error: Double? = nil,
                 trainTop5Error: Double? = nil, valLoss: Double? = nil, valTop1Error: Double? = nil, valTop5Error: Double? = nil,
-                imagesPerSecond: Double? = nil, seconds: Double? = nil) {
+                imagesPerSecond: Double? = nil, seconds: Double? = nil, elapsed: Double? = nil) {
         self.epoch = epoch
         self.step = step
         self.lr = lr
@@ -30,10 +32,12 @@ public struct MetricsRow: Equatable, Sendable {
         self.valTop5Error = valTop5Error
         self.imagesPerSecond = imagesPerSecond
         self.seconds = seconds
+        self.elapsed = elapsed
     }
 
     var optionalValues: [Double?] {
-        [lr, trainLoss, trainTop1Error, trainTop5Error, valLoss, valTop1Error, valTop5Error, imagesPerSecond, seconds]
+        [lr, trainLoss, trainTop1Error, trainTop5Error, valLoss, valTop1Error, valTop5Error, imagesPerSecond, seconds,
+         elapsed]
     }
 
     /// The CSV line (without the newline). Numbers use Swift's shortest exact form ("0.01", "1e-05").
@@ -47,7 +51,11 @@ public struct MetricsRow: Equatable, Sendable {
 /// keeps the rows up to the checkpoint's step and drops the later ones, which the resumed run is about to log again,
 /// so the file never holds a step twice. `rows` holds every row, old and new (e.g. to redraw the error plot).
 public final class MetricsLog {
-    public static let header = "epoch,step,lr,train_loss,train_top1_err,train_top5_err,val_loss,val_top1_err,val_top5_err,images_per_s,seconds"
+    public static let header = "epoch,step,lr,train_loss,train_top1_err,train_top5_err,val_loss,val_top1_err,"
+        + "val_top5_err,images_per_s,seconds,elapsed_s"
+    /// The header before `elapsed_s` was added: such a file is continued (its rows get an empty elapsed_s).
+    static let headerWithoutElapsed = "epoch,step,lr,train_loss,train_top1_err,train_top5_err,val_loss,val_top1_err,"
+        + "val_top5_err,images_per_s,seconds"
 
     public let path: String
     public private(set) var rows: [MetricsRow]
@@ -61,7 +69,7 @@ public final class MetricsLog {
         if let resumeStep = resumingAtStep, FileManager.default.fileExists(atPath: path) {
             kept = try Self.parse(path: path).filter { $0.row.step <= resumeStep }
         }
-        try AtomicFile.write(([Self.header] + kept.map(\.line)).map { $0 + "\n" }.joined(), to: path)
+        try AtomicFile.write(([Self.header] + kept.map(\.row.csvLine)).map { $0 + "\n" }.joined(), to: path)
         rows = kept.map(\.row)
         file = try AppendOnlyFile(path: path)
     }
@@ -85,13 +93,14 @@ public final class MetricsLog {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         // The text after the last newline is a line cut short by a crash (or "" when the file ends cleanly).
         lines.removeLast()
-        guard lines.first == header else {
+        let columns = lines.first == header ? 12 : 11
+        guard lines.first == header || lines.first == headerWithoutElapsed else {
             throw FileWriteError("\(path): not a dtrain metrics file (its first line is not the header \"\(header)\"); move it away or resume into another output directory")
         }
         var result: [(line: String, row: MetricsRow)] = []
         for (index, line) in lines.enumerated().dropFirst() {
             let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard cells.count == 11, let epoch = Int(cells[0]), let step = Int(cells[1]) else {
+            guard cells.count == columns, let epoch = Int(cells[0]), let step = Int(cells[1]) else {
                 throw FileWriteError("\(path): line \(index + 1) is not a metrics row: \"\(line.prefix(120))\"")
             }
             var values: [Double?] = []
@@ -104,7 +113,8 @@ public final class MetricsLog {
             }
             result.append((line, MetricsRow(epoch: epoch, step: step, lr: values[0], trainLoss: values[1], trainTop1Error: values[2],
                                             trainTop5Error: values[3], valLoss: values[4], valTop1Error: values[5],
-                                            valTop5Error: values[6], imagesPerSecond: values[7], seconds: values[8])))
+                                            valTop5Error: values[6], imagesPerSecond: values[7], seconds: values[8],
+                                            elapsed: columns == 12 ? values[9] : nil)))
         }
         return result
     }

@@ -76,16 +76,6 @@ final class OutputDirectory {
         try AtomicFile.write(config.json.serialized(pretty: true) + "\n", to: path)
     }
 
-    /// A row of metrics.csv: per step (no validation) or per epoch.
-    func appendMetrics(epoch: Int, step: Int, lr: Double, train: Sums, val: Sums?, imagesPerSecond: Double,
-                       seconds: Double) throws {
-        try metrics.append(MetricsRow(epoch: epoch, step: step, lr: lr, trainLoss: train.meanLoss,
-                                      trainTop1Error: train.top1Error, trainTop5Error: train.top5Error,
-                                      valLoss: val?.meanLoss, valTop1Error: val?.top1Error,
-                                      valTop5Error: val?.top5Error, imagesPerSecond: imagesPerSecond,
-                                      seconds: seconds))
-    }
-
     /// The per-epoch scalars for TensorBoard.
     func recordEpoch(epoch: Int, step: Int, train: Sums, val: Sums) throws {
         for (tag, value) in [("train/loss", train.meanLoss), ("train/top1_error", train.top1Error),
@@ -124,11 +114,5 @@ final class OutputDirectory {
                                 valTop1Error: history.enumerated().map { ($0 + 1, $1.val) }, to: path + "/error.png")
         } catch { failures.append(error) }
         return failures
-    }
-
-    /// Train and val top-1 error of epochs 1…`epoch` from metrics.csv (to redraw the plot after a resume).
-    func history(upTo epoch: Int) -> [(train: Double, val: Double)] {
-        metrics.rows.filter { $0.epoch <= epoch && $0.valTop1Error != nil }
-            .map { ($0.trainTop1Error ?? .nan, $0.valTop1Error!) }
     }
 }

@@ -1,24 +1,39 @@
+import ConvNet
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Rank 0's progress report. On a terminal: one live line per epoch, redrawn in place. Otherwise (a batch job's
-/// log file): plain lines at a fixed step interval, no control characters.
+/// Rank 0's console. On a terminal: one live line, redrawn in place at least once a second (a background tick keeps
+/// the ETA moving through a long step or evaluation), with lasting lines (epoch results, notes) printed above it.
+/// Otherwise (a batch job's log file): the log points as plain lines, no control characters.
 public final class ProgressReport {
-    let live: Bool
-    let interval: Int
-    private var lastDraw = 0.0
-
     public enum Style: String, CaseIterable, Sendable { case auto, live, plain }
 
-    public init(interval: Int, style: Style = .auto) {
+    let live: Bool
+    /// Where the text goes (stdout; a test's collector).
+    private let write: (String) -> Void
+    private let lock = NSLock()
+    /// Where the run is ("epoch 2/12 step 140/469", "epoch 2/12 evaluating 30/79") and the latest figures.
+    private var position = ""
+    private var figures = ""
+    /// When the run is expected to end (monotonic seconds), for the ETA; nil before the first estimate.
+    private var expectedEnd: Double?
+    private var lastDraw = -Double.infinity
+    private var ticking = false
+
+    public init(style: Style = .auto, write: @escaping (String) -> Void = ProgressReport.standardOutput) {
+        self.write = write
         switch style {
         case .live: live = true
         case .plain: live = false
         case .auto: live = ProgressReport.stdoutIsTerminal()
         }
-        self.interval = interval
+    }
+
+    public static func standardOutput(_ text: String) {
+        fputs(text, stdout)
+        fflush(stdout)
     }
 
     /// OpenMPI gives every rank a pseudo-terminal for stdout, even when mpirun writes to a log file; so under
@@ -30,27 +45,79 @@ public final class ProgressReport {
         return target.hasPrefix("/dev/pts/") || target.hasPrefix("/dev/tty")
     }
 
-    /// Reports step `step` (1-based within the epoch) of `total`.
-    public func step(epoch: Int, epochs: Int, step: Int, total: Int, loss: Double, top1Error: Double, lr: Double,
-                     imagesPerSecond: Double, dataWaitShare: Double, secondsLeft: Double) {
-        let text = "epoch \(epoch + 1)/\(epochs) step \(step)/\(total)  loss \(f(loss, 4))  top-1 err \(pct(top1Error))  lr \(sci(lr))  \(f(imagesPerSecond, 0)) img/s  data wait \(pct(dataWaitShare))  ETA \(clock(secondsLeft))"
-        if live {
-            let now = Date().timeIntervalSince1970
-            guard now - lastDraw > 0.2 || step == total else { return }
-            lastDraw = now
-            print("\r\u{1B}[2K" + text, terminator: "")
-            fflush(stdout)
-        } else if step % interval == 0 || step == total {
-            print(text)
-            fflush(stdout)
+    /// The run moved (a step done, an evaluation batch done): the live line follows, at most five times a second.
+    func moved(to position: String, secondsLeft: Double?) {
+        guard live else { return }
+        locked {
+            self.position = position
+            if let secondsLeft { expectedEnd = Network.now() + secondsLeft }
+            if Network.now() - lastDraw >= 0.2 { draw() }
+        }
+        startTicking()
+    }
+
+    /// A log point: new figures on the live line, or one plain line.
+    func logPoint(position: String, figures: String, secondsLeft: Double) {
+        locked {
+            self.position = position
+            self.figures = figures
+            expectedEnd = Network.now() + secondsLeft
+            if live {
+                draw()
+            } else {
+                write("\(position)  \(figures)  ETA \(clock(secondsLeft))\n")
+            }
         }
     }
 
-    /// Ends the live line and prints an epoch summary.
+    /// A lasting line (an epoch's results, a note): printed above the live line, which is drawn again below it.
     public func line(_ text: String) {
-        if live { print("\r\u{1B}[2K", terminator: "") }
-        print(text)
-        fflush(stdout)
+        locked {
+            write((live ? "\r\u{1B}[2K" : "") + text + "\n")
+            if live && !position.isEmpty { draw() }
+        }
+    }
+
+    /// The run is over: the live line goes, and lines printed after this stand alone.
+    func finish() {
+        locked {
+            if live && !position.isEmpty { write("\r\u{1B}[2K") }
+            position = ""
+        }
+    }
+
+    private func draw() {
+        guard !position.isEmpty else { return }
+        let eta = expectedEnd.map { "ETA \(clock(max(0, $0 - Network.now())))" } ?? ""
+        let text = [position, figures, eta].filter { !$0.isEmpty }.joined(separator: "  ")
+        write("\r\u{1B}[2K" + text)
+        lastDraw = Network.now()
+    }
+
+    /// Once a second the live line is drawn again (only its ETA changes), until `finish`.
+    private func startTicking() {
+        let start = locked { () -> Bool in
+            defer { ticking = true }
+            return !ticking
+        }
+        guard start else { return }
+        let thread = Thread { [weak self] in
+            while let report = self {
+                let going = report.locked { () -> Bool in
+                    if !report.position.isEmpty && Network.now() - report.lastDraw >= 0.9 { report.draw() }
+                    return !report.position.isEmpty
+                }
+                if !going { report.locked { report.ticking = false }; return }
+                usleep(250_000)
+            }
+        }
+        thread.start()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
     }
 }
 
@@ -60,5 +127,6 @@ func sci(_ x: Double) -> String { String(format: "%.3g", x) }
 func clock(_ seconds: Double) -> String {
     guard seconds.isFinite, seconds >= 0 else { return "--:--" }
     let s = Int(seconds.rounded())
-    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%02d:%02d", s / 60, s % 60)
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+        : String(format: "%02d:%02d", s / 60, s % 60)
 }

@@ -2,44 +2,60 @@ import ConvNet
 import Foundation
 
 extension TrainingRun {
-    /// Epoch end: validation over the whole val split, the epoch's line, metrics and TensorBoard scalars, the
+    /// Epoch end: validation over the whole val split, the epoch's report (line, metrics, TensorBoard), the
     /// checkpoint, then the pictures. A validation with any NaN or infinite output never becomes the best; a picture
     /// that cannot be written only warns, after the checkpoint is safe.
-    func finishEpoch(_ epoch: Int, train trainTotals: Sums, seconds: Double, timing: StepTiming,
-                     progress: ProgressReport?) throws {
-        let solver = config.solver
+    func finishEpoch() throws {
+        let epoch = meters.epoch
+        let seconds = epoch.seconds
+        let trainTotals = try epoch.sums.reduced(communicator)
+        let evaluationStart = Network.now()
         let valTotals = try evaluate()
-        position = TrainingPosition(epoch: epoch + 1, step: 0, globalStep: position.globalStep)
+        evaluationSeconds = Network.now() - evaluationStart
         let improved = valTotals.allFinite && valTotals.top1Error < (bestTop1Error.isFinite ? bestTop1Error : .infinity)
         if improved { bestTop1Error = valTotals.top1Error }
-        if isRoot, let output, let progress {
-            let rate = trainTotals.count / max(seconds, 1e-9)
-            func share(_ part: Double) -> String { pct(part / max(timing.total, 1e-9)) }
-            let skippedFiles = train.skippedThisEpoch == 0 ? ""
-                : "  |  \(train.skippedThisEpoch) unreadable files replaced"
-            let nonFinite = valTotals.nonFinite == 0 ? ""
-                : "  |  \(Int(valTotals.nonFinite)) of \(Int(valTotals.count)) val samples non-finite "
-                    + "(counted wrong; not a best)"
-            progress.line("epoch \(epoch + 1)/\(solver.epochs)  train loss \(f(trainTotals.meanLoss, 4)) top-1 err "
-                + "\(pct(trainTotals.top1Error))  |  val loss \(f(valTotals.meanLoss, 4)) top-1 err "
-                + "\(pct(valTotals.top1Error)) top-5 err \(pct(valTotals.top5Error))  |  \(f(seconds, 1)) s, "
-                + "\(f(rate, 0)) img/s, data wait "
-                + "\(share(timing.data)), waiting for ranks \(share(timing.waitForRanks)), sync \(share(timing.sync))"
-                + skippedFiles + nonFinite)
-            try output.appendMetrics(epoch: epoch + 1, step: position.globalStep,
-                                     lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
-                                     train: trainTotals, val: valTotals, imagesPerSecond: rate, seconds: seconds)
-            try output.recordEpoch(epoch: epoch + 1, step: position.globalStep, train: trainTotals, val: valTotals)
-            epochHistory.append((trainTotals.top1Error, valTotals.top1Error))
-        }
+        let done = position.epoch + 1
+        position = TrainingPosition(epoch: done, step: 0, globalStep: position.globalStep)
+        try recorder?.record(EpochReport(epoch: done, epochs: config.solver.epochs, globalStep: position.globalStep,
+                                         lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
+                                         train: trainTotals, val: valTotals, seconds: seconds,
+                                         evaluationSeconds: evaluationSeconds, timing: epoch.timing,
+                                         skippedFiles: train.skippedThisEpoch, improved: improved))
         try saveCheckpoint(kind: improved ? .lastAndBest : .last)
-        if isRoot, let output {
-            output.writeConfusion(valTotals.confusion, progress: progress)
-            for failure in output.drawPictures(network: network, history: epochHistory) {
-                let text = "warning: \(failure); the pictures are not updated this epoch "
-                    + "(the checkpoint is written; training goes on)"
-                if let progress { progress.line(text) } else { print(text) }
-            }
+        recorder?.write(confusion: valTotals.confusion)
+        recorder?.drawPictures(network: network)
+    }
+
+    /// Validation loss and top-1/top-5 over the whole val split (running statistics averaged over ranks first).
+    public func evaluate() throws -> Sums {
+        try replica.averageState()
+        return try Evaluation.run(network: network, feed: val, communicator: communicator) { batch, total in
+            self.recorder?.evaluating(epoch: self.position.epoch, epochs: self.config.solver.epochs,
+                                      batch: batch, of: total)
         }
+    }
+
+    enum CheckpointKind { case last, lastAndBest }
+
+    /// Rank 0 writes; every rank meets at the barrier after it, so none runs ahead of (or exits before) a checkpoint.
+    /// A model holding NaN or infinity is never written (every rank holds the same values and stops alike).
+    func saveCheckpoint(kind: CheckpointKind) throws {
+        try replica.averageState()
+        for slot in network.parameters.slots + network.state.slots
+        where !Replica.allFinite(UnsafeMutableBufferPointer(start: slot.value, count: slot.count),
+                                 ranges: [0..<slot.count]) {
+            let place = position.step == 0 ? "end of epoch \(position.epoch)"
+                : "epoch \(position.epoch + 1) step \(position.step)"
+            throw TrainingError.nonFiniteModel(step: place, tensor: slot.name)
+        }
+        if let output = recorder?.output {
+            let info = Checkpoint.Info(position: position, seed: config.seed, worldSize: communicator.size,
+                                       globalBatch: config.solver.batchSize, bestTop1Error: bestTop1Error,
+                                       classes: classes, classNames: train.classNames, config: config.json)
+            try output.writeCheckpoint(network: network, sgd: replica.sgd, info: info, best: kind == .lastAndBest,
+                                       keep: config.checkpoint.keepLast)
+        }
+        communicator.collectiveLabel = "checkpoint barrier"
+        try communicator.barrier()
     }
 }

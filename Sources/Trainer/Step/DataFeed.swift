@@ -54,14 +54,17 @@ public final class DataFeed {
             sampleCount = index.count
             source = .dataset(index)
         }
-        let sampler = try EpochSampler(count: sampleCount, batchSize: batch, rank: communicator.rank, ranks: communicator.size,
+        let sampler = try EpochSampler(count: sampleCount, batchSize: batch, rank: communicator.rank,
+                                       ranks: communicator.size,
                                        seed: config.seed, mode: split == .train ? .training : .evaluation)
         loader = try BatchLoader(source: source, preprocess: preprocess, sampler: sampler, options: options)
         if data.cache && !data.synthetic {
             let started = Network.now()
             let decoded = loader.preloadCache()
             if communicator.rank == 0 {
-                print("data: decoded \(group(decoded)) \(split == .train ? "train" : "val") images into memory in \(String(format: "%.1f", Network.now() - started)) s (data.cache)")
+                let seconds = String(format: "%.1f", Network.now() - started)
+                print("data: decoded \(group(decoded)) \(split == .train ? "train" : "val") images into memory in "
+                    + "\(seconds) s (data.cache)")
             }
         }
     }

@@ -7,11 +7,16 @@ import Shard
 /// may hold fewer samples, or none), every rank running the same number of steps, and sums reduced across ranks —
 /// so the numbers are the same for any rank count. The sums carry the confusion matrix of the split.
 public enum Evaluation {
-    public static func run(network: Network, feed: DataFeed, communicator: Communicator) throws -> Sums {
+    /// `progress` hears of each batch done (batches done, batches in all), e.g. for the live line.
+    public static func run(network: Network, feed: DataFeed, communicator: Communicator,
+                           progress: ((Int, Int) -> Void)? = nil) throws -> Sums {
         try feed.begin(epoch: 0, step: 0)
         var sums = Sums()
         var confusion = ConfusionMatrix(classNames: feed.classNames)
+        var done = 0
         while let batch = try feed.next(into: network) {
+            done += 1
+            progress?(done, feed.stepsPerEpoch)
             guard batch.count > 0 else { continue }
             let logits = network.forward(batch: batch.count, mode: .eval)
             network.computeLoss(labels: batch.labels, batch: batch.count)

@@ -57,23 +57,15 @@ public final class Replica {
         replicaChecks += 1
     }
 
-    /// The result of one training step on this rank's share.
-    public struct StepResult {
-        /// This rank's sums over its share: loss, top-1 and top-5 correct, samples.
-        public var sums: Sums
-        /// True when the step was skipped (non-finite values under the skip policy).
-        public var skipped: Bool
-        /// True when some rank asked to stop (a signal): every rank sees the same value.
-        public var stopRequested: Bool
-    }
-
     /// forward → loss → backward → (agree on finiteness and stop requests) → average gradients → update.
     /// `input` must already hold `count` samples; `step` names the step in messages and seeds dropout.
     /// `stepName` names the step in messages as the progress line does ("epoch 1/4 step 3/11").
     public func trainStep(count: Int, labels: UnsafePointer<Int32>, lr: Float, step: Int, stepName: String? = nil,
-                          seed: UInt64, stopRequested: Bool, timing: inout StepTiming) throws -> StepResult {
+                          seed: UInt64, stopRequested: Bool) throws -> StepResult {
+        var timing = StepTiming()
         let clock = Network.now()
-        let dropoutSeed = SeededGenerator.mix(seed ^ SeededGenerator.mix(UInt64(step) &* 0x9E37_79B9 ^ UInt64(communicator.rank) << 40))
+        let stream = UInt64(step) &* 0x9E37_79B9 ^ UInt64(communicator.rank) << 40
+        let dropoutSeed = SeededGenerator.mix(seed ^ SeededGenerator.mix(stream))
         let logits = network.forward(batch: count, mode: .train, seed: dropoutSeed)
         let loss = network.computeLoss(labels: labels, batch: count)
         var sums = Sums()
@@ -112,7 +104,8 @@ public final class Replica {
 
         // One tiny collective carries both agreements: the first bad rank (+1, 0 if none) and any stop request.
         communicator.collectiveLabel = "step \(step)"
-        let flags = try communicator.allreduce([localBad ? Double(communicator.rank + 1) : 0, stopRequested ? 1 : 0], op: .max)
+        let flags = try communicator.allreduce([localBad ? Double(communicator.rank + 1) : 0, stopRequested ? 1 : 0],
+                                               op: .max)
         let stop = flags[1] > 0
         let agreed = Network.now()
         // This tiny collective is where a rank waits for the slowest one: count it as waiting, not as sync.
@@ -127,18 +120,19 @@ public final class Replica {
                                               loss: rank == communicator.rank ? loss : nil)
             }
             timing.sync += Network.now() - agreed
-            return StepResult(sums: sums, skipped: true, stopRequested: stop)
+            return StepResult(sums: sums, timing: timing, skipped: true, stopRequested: stop)
         }
         if !overlapping {
             for range in sgd.trainableRanges {
-                try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: network.parameters.gradients[range]), op: .average)
+                let part = UnsafeMutableBufferPointer(rebasing: network.parameters.gradients[range])
+                try communicator.allreduce(part, op: .average)
             }
         }
         let syncDone = Network.now()
         timing.sync += syncDone - agreed
         sgd.step(network.parameters, lr: lr)
         timing.update += Network.now() - syncDone
-        return StepResult(sums: sums, skipped: false, stopRequested: stop)
+        return StepResult(sums: sums, timing: timing, skipped: false, stopRequested: stop)
     }
 
     /// True if every value in `ranges` is finite (a NaN or infinity anywhere makes the sum non-finite).
@@ -165,96 +159,3 @@ public final class Replica {
     }
 }
 
-/// Sums over samples that reduce exactly across ranks (never averages of averages).
-public struct Sums: Equatable {
-    public var loss: Double = 0
-    public var top1: Double = 0
-    public var top5: Double = 0
-    public var count: Double = 0
-    /// Samples whose scores or loss are NaN or infinite (counted wrong in top-1 and top-5).
-    public var nonFinite: Double = 0
-    /// Validation only (set by `Evaluation.run`, already reduced across ranks): top-1 by actual and predicted class.
-    /// Training sums leave it nil; `+=` and `reduced` do not touch it.
-    public var confusion: ConfusionMatrix?
-
-    public init() {}
-
-    mutating func add(logits: Tensor, labels: UnsafePointer<Int32>, losses: UnsafePointer<Float>) {
-        for i in 0..<logits.batch { loss += Double(losses[i]) }
-        top1 += Double(topKCorrect(logits: logits, labels: labels, k: 1))
-        top5 += Double(topKCorrect(logits: logits, labels: labels, k: min(5, logits.shape.count)))
-        count += Double(logits.batch)
-        nonFinite += Double(nonFiniteSamples(logits: logits, losses: losses))
-    }
-
-    public static func += (a: inout Sums, b: Sums) {
-        a.loss += b.loss; a.top1 += b.top1; a.top5 += b.top5; a.count += b.count; a.nonFinite += b.nonFinite
-    }
-
-    /// The sums over all ranks.
-    public func reduced(_ communicator: Communicator) throws -> Sums {
-        let r = try communicator.allreduce([loss, top1, top5, count, nonFinite], op: .sum)
-        var s = Sums()
-        s.loss = r[0]; s.top1 = r[1]; s.top5 = r[2]; s.count = r[3]; s.nonFinite = r[4]
-        return s
-    }
-
-    /// True when every sample's scores and loss were finite: only then can the numbers describe a usable model.
-    public var allFinite: Bool { nonFinite == 0 && loss.isFinite }
-
-    public var meanLoss: Double { count > 0 ? loss / count : .nan }
-    public var top1Error: Double { count > 0 ? 1 - top1 / count : .nan }
-    public var top5Error: Double { count > 0 ? 1 - top5 / count : .nan }
-}
-
-/// Seconds spent in each phase of the step, summed over the steps since the last reset.
-public struct StepTiming {
-    public var data: Double = 0
-    public var forward: Double = 0
-    public var backward: Double = 0
-    /// Waiting in the step's small agreement collective for the slowest rank (load imbalance, a busy core).
-    public var waitForRanks: Double = 0
-    /// The gradient allreduce (with overlap: what backward did not hide).
-    public var sync: Double = 0
-    public var update: Double = 0
-    public init() {}
-    public var total: Double { data + forward + backward + waitForRanks + sync + update }
-
-    public static func += (a: inout StepTiming, b: StepTiming) {
-        a.data += b.data; a.forward += b.forward; a.backward += b.backward
-        a.waitForRanks += b.waitForRanks; a.sync += b.sync; a.update += b.update
-    }
-}
-
-/// Ranks hold different parameters: a bug, or hardware that computes differently.
-public struct ReplicaMismatch: Error, CustomStringConvertible {
-    public let step: Int
-    public let low: Double
-    public let high: Double
-    public var description: String { "after step \(step) the ranks' parameters differ (checksums from \(low) to \(high))" }
-}
-
-/// Why training stopped early. Steps are named as the progress line names them ("epoch 1/4 step 3/11").
-public enum TrainingError: Error, CustomStringConvertible {
-    case nonFinite(step: String, rank: Int, loss: Float?)
-    /// `solver.non_finite: skip` skipped `count` steps in a row, up to `solver.max_consecutive_skips`.
-    case tooManySkipped(step: String, count: Int)
-    /// The parameters themselves hold NaN or infinity (an update overflowed): no checkpoint may hold them.
-    case nonFiniteModel(step: String, tensor: String)
-
-    public var description: String {
-        switch self {
-        case .nonFinite(let step, let rank, let loss):
-            let what = loss.map { $0.isFinite ? "gradients" : "loss \($0)" } ?? "loss or gradients"
-            return "\(step): rank \(rank) saw a non-finite \(what); stopping (set solver.non_finite to \"skip\" to "
-                + "skip such steps, or lower the learning rate)"
-        case .tooManySkipped(let step, let count):
-            return "\(step): \(count) steps in a row had a non-finite loss or gradients and were skipped "
-                + "(solver.max_consecutive_skips = \(count)); stopping: the model has diverged. last.safetensors and "
-                + "best.safetensors keep the last checkpoint written before; lower the learning rate and resume"
-        case .nonFiniteModel(let step, let tensor):
-            return "\(step): the model's parameters hold NaN or infinity (\(tensor)); stopping without writing a "
-                + "checkpoint: last.safetensors and best.safetensors keep the earlier model; lower the learning rate"
-        }
-    }
-}
