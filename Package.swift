@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng"),
         // cpuid: the processor's vendor and SIMD features, for run-time kernel choices.
         .target(name: "CCPUID"),
+        // glibc's fopencookie, for OUTPUT/log.txt (a stream that writes to the terminal and the file at once).
+        .target(name: "CStream"),
         // glibc's heap statistics, for the test that checks the memory plan against real allocations.
         .target(name: "CMallocStats"),
 
@@ -44,7 +46,7 @@ let package = Package(
         // Datasets: scan, decode, augment, split across ranks, prefetch.
         .target(name: "Shard", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: vectorISA),
         // The training loop: data-parallel step, solver, checkpoints, logs.
-        .target(name: "Trainer", dependencies: ["ConvNet", "JSONText", "MPI", "Shard", "CPNG"],
+        .target(name: "Trainer", dependencies: ["ConvNet", "JSONText", "MPI", "Shard", "CPNG", "CStream"],
                 swiftSettings: vectorISA),
         // The command line only.
         .executableTarget(name: "dtrain", dependencies: [

@@ -71,15 +71,19 @@ final class OutputFolderJobTests: TinyDatasetJobCase {
         let written = ["best.safetensors", "epoch-0001.safetensors", "epoch-0002.safetensors", "filters.png",
                        "error.png"]
         for expected in written { XCTAssertTrue(old.contains(expected), "\(expected) in \(old)") }
-        let oldEvents = old.filter { $0.hasPrefix("events.out.tfevents.") }
-        XCTAssertFalse(oldEvents.isEmpty, "\(old)")
+        let oldEvents = try EarlierRun.eventFolders.flatMap { folder in
+            try names(out + "/" + folder).map { folder + "/" + $0 }
+        }
+        XCTAssertEqual(oldEvents.filter { $0.contains("/events.out.tfevents.") }.count, 2, "\(oldEvents)")
         create(out + "/metrics.csv" + deadTemporary)
         create(out + "/notes.txt", "mine")
         sleep(1)  // a new TensorBoard file name (it holds the start second)
         let run = try DTrainJob.run([config, "--output", out, "--overwrite", "--max-steps", "2"])
         DTrainJob.assertSucceeded(run)
         XCTAssertTrue(run.output.contains("--overwrite: removed"), run.output)
-        let now = try names(out)
+        let now = try names(out) + EarlierRun.eventFolders.flatMap { folder in
+            try names(out + "/" + folder).map { folder + "/" + $0 }
+        }
         for gone in written + ["metrics.csv" + deadTemporary] + oldEvents {
             XCTAssertFalse(now.contains(gone), "\(gone) is left in \(now)")
         }

@@ -6,11 +6,11 @@ import XCTest
 /// first step ends the run at once.
 final class StopJobTests: TinyDatasetJobCase {
     func stepPoints(_ folder: String) throws -> [Int64] {
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder + "/tb/train")
             .filter { $0.hasPrefix("events.out.tfevents.") }
         XCTAssertEqual(files.count, 1, "\(files)")
-        let events = try TensorBoardEventFile.read(path: folder + "/" + files[0])
-        return events.filter { $0.scalars.contains { $0.tag == "train/step_loss" } }.map(\.step)
+        let events = try TensorBoardEventFile.read(path: folder + "/tb/train/" + files[0])
+        return events.filter { $0.scalars.contains { $0.tag == "step/loss" } }.map(\.step)
     }
 
     /// 90 images, global batch 6: 15 steps per epoch, a log point every 2 steps.

@@ -125,6 +125,32 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertEqual(scalars?["val/top1_err"], [], "points at or after the resume step are dropped")
     }
 
+    /// An image (the filters) reads back in TensorBoard's own reader with its size and PNG bytes.
+    func testTensorBoardReadsOurImages() throws {
+        guard pythonCanImport("tensorboard.backend.event_processing.event_accumulator") else {
+            throw XCTSkip("python3 with tensorboard is not available")
+        }
+        let dir = makeTemporaryDirectory(self)
+        var raster = RasterImage(width: 3, height: 2, channels: 3, fill: .white)
+        raster.set(1, 1, RGB(200, 10, 10))
+        let png = try PNGWriter.encode(raster)
+        let writer = try TensorBoardWriter(directory: dir)
+        writer.add(image: "filters", png: png, width: 3, height: 2, channels: 3, step: 7)
+        try writer.flush()
+        XCTAssertEqual(try TensorBoardEventFile.read(path: writer.path).flatMap(\.images),
+                       [.init(tag: "filters", width: 3, height: 2, png: png)])
+        let script = """
+        import sys
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        acc = EventAccumulator(sys.argv[1]); acc.Reload()
+        for e in acc.Images("filters"): print(e.step, e.width, e.height, e.encoded_image_string.hex())
+        """
+        let outcome = try runProcess(["python3", "-c", script, dir], timeout: 120)
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        let hex = png.map { String(format: "%02x", $0) }.joined()
+        XCTAssertEqual(outcome.stdout, "7 3 2 \(hex)\n")
+    }
+
     /// Our reader reads a file written by TensorBoard's own Python writer (the one PyTorch uses).
     func testOurReaderReadsTensorBoardsOwnEventFile() throws {
         guard pythonCanImport("tensorboard.summary.writer.event_file_writer") else {

@@ -8,7 +8,8 @@ import Glibc
 // whose data is a protobuf `tensorflow.Event`:
 //   Event      { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
 //                SessionLog session_log = 7; }
-//   Summary    { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
+//   Summary    { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; Image image = 4; }
+//   Image      { int32 height = 1; int32 width = 2; int32 colorspace = 3; bytes encoded_image_string = 4; }
 //   SessionLog { Status status = 1; }          START = 1
 // The messages are encoded here by hand: four fields do not justify a protobuf dependency.
 
@@ -67,6 +68,26 @@ public final class TensorBoardWriter {
         Self.frame(event.bytes, into: &pending)
     }
 
+    /// Buffers one image (PNG bytes; `channels` 1 gray, 3 RGB), shown under IMAGES.
+    public func add(image tag: String, png: [UInt8], width: Int, height: Int, channels: Int, step: Int,
+                    wallTime: Double = Date().timeIntervalSince1970) {
+        var image = ProtobufWriter()
+        image.varint(1, UInt64(height))
+        image.varint(2, UInt64(width))
+        image.varint(3, UInt64(channels))
+        image.message(4, png)
+        var summaryValue = ProtobufWriter()
+        summaryValue.string(1, tag)
+        summaryValue.message(4, image.bytes)
+        var summary = ProtobufWriter()
+        summary.message(1, summaryValue.bytes)
+        var event = ProtobufWriter()
+        event.double(1, wallTime)
+        event.varint(2, UInt64(bitPattern: Int64(step)))
+        event.message(5, summary.bytes)
+        Self.frame(event.bytes, into: &pending)
+    }
+
     /// Appends the buffered records to the file. On failure they stay buffered for the next try.
     public func flush() throws {
         guard !pending.isEmpty else { return }
@@ -102,12 +123,20 @@ public struct TensorBoardEvent: Equatable {
     public var step: Int64 = 0
     public var fileVersion: String?
     public var scalars: [Scalar] = []
+    public var images: [Image] = []
     /// True for a SessionLog START event (written by a resumed run).
     public var sessionStart = false
 
     public struct Scalar: Equatable {
         public var tag: String
         public var value: Float
+    }
+
+    public struct Image: Equatable {
+        public var tag: String
+        public var width: Int
+        public var height: Int
+        public var png: [UInt8]
     }
 }
 
@@ -159,14 +188,21 @@ public enum TensorBoardEventFile {
                     guard summaryField == 1, case .bytes(let valueBytes) = item else { continue }
                     var valueReader = ProtobufReader(valueBytes)
                     var scalar = TensorBoardEvent.Scalar(tag: "", value: .nan)
+                    var image: TensorBoardEvent.Image?
                     while let (valueField, v) = try valueReader.next() {
                         switch (valueField, v) {
                         case (1, .bytes(let tag)): scalar.tag = String(decoding: tag, as: UTF8.self)
                         case (2, .fixed32(let bits)): scalar.value = Float(bitPattern: bits)
+                        case (4, .bytes(let bytes)): image = try decodeImage(bytes)
                         default: break
                         }
                     }
-                    event.scalars.append(scalar)
+                    if var image {
+                        image.tag = scalar.tag
+                        event.images.append(image)
+                    } else {
+                        event.scalars.append(scalar)
+                    }
                 }
             case (7, .bytes(let log)):
                 var logReader = ProtobufReader(log)
@@ -177,6 +213,20 @@ public enum TensorBoardEventFile {
             }
         }
         return event
+    }
+
+    static func decodeImage(_ bytes: [UInt8]) throws -> TensorBoardEvent.Image {
+        var image = TensorBoardEvent.Image(tag: "", width: 0, height: 0, png: [])
+        var reader = ProtobufReader(bytes)
+        while let (field, v) = try reader.next() {
+            switch (field, v) {
+            case (1, .varint(let h)): image.height = Int(truncatingIfNeeded: h)
+            case (2, .varint(let w)): image.width = Int(truncatingIfNeeded: w)
+            case (4, .bytes(let png)): image.png = png
+            default: break
+            }
+        }
+        return image
     }
 }
 

@@ -9,7 +9,7 @@ import Glibc
 /// them: the run lock, and the dataset index cache (`dataset-index-*.bin`), which describes the data rather than a
 /// run and is rebuilt when it is out of date. Nothing else in the folder is touched.
 enum EarlierRun {
-    static let fixedNames: Set<String> = ["last.safetensors", "best.safetensors", "metrics.csv", "filters.png",
+    static let fixedNames: Set<String> = ["last.safetensors", "best.safetensors", "metrics.csv", "log.txt", "filters.png",
                                           "error.png", "confusion.csv"]
 
     /// True for a file a run writes, or a temporary of one (`NAME.tmp-<pid>`).
@@ -28,9 +28,17 @@ enum EarlierRun {
         return (String(name[..<range.lowerBound]), pid)
     }
 
-    /// The run files in `directory`, sorted.
+    /// The folders of TensorBoard's two runs: their event files are run files too.
+    static let eventFolders = ["tb/train", "tb/val"]
+
+    /// The run files in `directory` (as paths relative to it: "metrics.csv", "tb/val/events.out.tfevents.…"), sorted.
     static func files(in directory: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(isRunFile).sorted()
+        func names(_ folder: String) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + folder)) ?? [])
+                .filter(isRunFile).map { folder + "/" + $0 }
+        }
+        let top = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(isRunFile)
+        return (top + eventFolders.flatMap(names)).sorted()
     }
 
     /// Removes the temporaries (of run files and of the index cache) whose writer is gone: a run killed mid-write

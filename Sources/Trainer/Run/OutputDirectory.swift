@@ -10,7 +10,9 @@ import Glibc
 final class OutputDirectory {
     let path: String
     let metrics: MetricsLog
-    let events: TensorBoardWriter
+    /// TensorBoard's two runs, `tb/train` and `tb/val`: the same tags in both, so the curves overlay.
+    let trainEvents: TensorBoardWriter
+    let valEvents: TensorBoardWriter
     /// The latest epoch's validation confusion matrix (what confusion.csv holds), for pages drawn from it.
     var confusion: ConfusionMatrix?
 
@@ -33,7 +35,9 @@ final class OutputDirectory {
         // A crash may have left NAME.tmp-<pid> files of dead processes (checkpoints, metrics.csv, pictures).
         EarlierRun.removeStaleTemporaries(in: path)
         metrics = try MetricsLog(path: path + "/metrics.csv", resumingAtStep: resumingAtStep)
-        events = try TensorBoardWriter(directory: path, resumingAtStep: resumingAtStep)
+        for folder in EarlierRun.eventFolders { try OutputDirectory.create(path + "/" + folder) }
+        trainEvents = try TensorBoardWriter(directory: path + "/tb/train", resumingAtStep: resumingAtStep)
+        valEvents = try TensorBoardWriter(directory: path + "/tb/val", resumingAtStep: resumingAtStep)
     }
 
     var lastCheckpoint: String { path + "/last.safetensors" }
@@ -76,37 +80,45 @@ final class OutputDirectory {
         try AtomicFile.write(config.json.serialized(pretty: true) + "\n", to: path)
     }
 
-    /// The per-epoch scalars for TensorBoard.
+    /// The per-epoch scalars for TensorBoard: loss and errors under the same tags in tb/train and tb/val.
     func recordEpoch(epoch: Int, step: Int, train: Sums, val: Sums) throws {
-        for (tag, value) in [("train/loss", train.meanLoss), ("train/top1_error", train.top1Error),
-                             ("train/top5_error", train.top5Error), ("val/loss", val.meanLoss),
-                             ("val/top1_error", val.top1Error), ("val/top5_error", val.top5Error),
-                             ("epoch", Double(epoch))] {
-            events.add(scalar: tag, value: value, step: step)
+        for (events, sums) in [(trainEvents, train), (valEvents, val)] {
+            for (tag, value) in [("loss", sums.meanLoss), ("top1_error", sums.top1Error),
+                                 ("top5_error", sums.top5Error)] {
+                events.add(scalar: tag, value: value, step: step)
+            }
         }
-        try events.flush()
+        trainEvents.add(scalar: "epoch", value: Double(epoch), step: step)
+        try trainEvents.flush()
+        try valEvents.flush()
     }
 
     /// A per-step point for TensorBoard (at the log interval), in the file at once: a run ended by max_steps, a
     /// signal or a crash keeps every point it logged, as metrics.csv does.
     func recordStep(step: Int, lr: Double, train: Sums, imagesPerSecond: Double) throws {
-        events.add(scalar: "train/step_loss", value: train.meanLoss, step: step)
-        events.add(scalar: "train/step_top1_error", value: train.top1Error, step: step)
-        events.add(scalar: "lr", value: lr, step: step)
-        events.add(scalar: "images_per_second", value: imagesPerSecond, step: step)
-        try events.flush()
+        trainEvents.add(scalar: "step/loss", value: train.meanLoss, step: step)
+        trainEvents.add(scalar: "step/top1_error", value: train.top1Error, step: step)
+        trainEvents.add(scalar: "lr", value: lr, step: step)
+        trainEvents.add(scalar: "images_per_second", value: imagesPerSecond, step: step)
+        try trainEvents.flush()
     }
 
-    /// `filters.png` (the first convolution's filters) and `error.png` (top-1 error by epoch), each tried on its own.
-    /// Returns the failures: a picture is a convenience, so the caller warns rather than stopping the run.
-    func drawPictures(network: Network, history: [(train: Double, val: Double)]) -> [Error] {
+    /// `filters.png` (the first convolution's filters, also an image in tb/train at `step`) and `error.png` (top-1
+    /// error by epoch), each tried on its own. Returns the failures: a picture is a convenience, so the caller warns
+    /// rather than stopping the run.
+    func drawPictures(network: Network, history: [(train: Double, val: Double)], step: Int) -> [Error] {
         var failures: [Error] = []
         if let index = network.layers.firstIndex(where: { $0 is Convolution }),
            let weight = network.parameterSlots(ofLayer: index).first {
             do {
-                try FilterGrid.write(weights: UnsafeBufferPointer(start: weight.value, count: weight.count),
-                                     filters: weight.dims[0], channels: weight.dims[1], kernelHeight: weight.dims[2],
-                                     kernelWidth: weight.dims[3], to: path + "/filters.png")
+                let image = FilterGrid.render(weights: UnsafeBufferPointer(start: weight.value, count: weight.count),
+                                              filters: weight.dims[0], channels: weight.dims[1],
+                                              kernelHeight: weight.dims[2], kernelWidth: weight.dims[3])
+                let png = try PNGWriter.encode(image)
+                try png.withUnsafeBytes { try AtomicFile.write($0, to: path + "/filters.png") }
+                trainEvents.add(image: "filters", png: png, width: image.width, height: image.height,
+                                channels: image.channels, step: step)
+                try trainEvents.flush()
             } catch { failures.append(error) }
         }
         do {

@@ -82,9 +82,9 @@ final class RunRecorder {
     }
 
     /// The pictures, after the epoch's checkpoint is safe: one that cannot be written only warns.
-    func drawPictures(network: Network) {
+    func drawPictures(network: Network, step: Int) {
         let history = epochs.map { (train: $0.trainTop1Error, val: $0.valTop1Error) }
-        for failure in output.drawPictures(network: network, history: history) {
+        for failure in output.drawPictures(network: network, history: history, step: step) {
             progress.line("warning: \(failure); the pictures are not updated this epoch "
                 + "(the checkpoint is written; training goes on)")
         }

@@ -23,7 +23,7 @@ extension TrainingRun {
                                          skippedFiles: train.skippedThisEpoch, improved: improved))
         try saveCheckpoint(kind: improved ? .lastAndBest : .last)
         recorder?.write(confusion: valTotals.confusion)
-        recorder?.drawPictures(network: network)
+        recorder?.drawPictures(network: network, step: position.globalStep)
     }
 
     /// Validation loss and top-1/top-5 over the whole val split (running statistics averaged over ranks first).

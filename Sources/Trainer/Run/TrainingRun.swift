@@ -251,10 +251,9 @@ public final class TrainingRun {
     private static func claimOutput(_ config: TrainConfig, _ options: RunOptions) throws -> OutputLock {
         try OutputDirectory.create(config.output)
         let lock = try OutputLock(directory: config.output)
-        if let note = try EarlierRun.claim(config.output, resuming: options.resume != nil,
-                                           overwrite: options.overwrite) {
-            print(note)
-        }
+        let note = try EarlierRun.claim(config.output, resuming: options.resume != nil, overwrite: options.overwrite)
+        try RunLog.start(path: config.output + "/log.txt", resuming: options.resume != nil)
+        if let note { print(note) }
         try OutputDirectory.writeResolvedConfig(config)
         return lock
     }
