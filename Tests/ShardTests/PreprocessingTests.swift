@@ -104,6 +104,69 @@ final class PreprocessingTests: XCTestCase {
         XCTAssertEqual(try run(options, image, training: true, seed: 3), try run(options, image, training: true, seed: 3))
     }
 
+    /// Padded random crop at the output size: a shifted copy whose uncovered pixels are black (−mean/std after
+    /// normalisation), every shift from −P to P in both directions, flips both ways, the same output for the same
+    /// stream.
+    func testPaddedRandomCropShiftsTheImageOverABlackBorder() throws {
+        var options = PreprocessOptions(width: 4, height: 4, channels: 1)
+        options.trainCrop = .paddedRandomCrop(padding: 1)
+        options.mean = [0.1]
+        options.std = [0.5]
+        let image = Image(width: 4, height: 4, channels: 1, pixels: (0..<16).map { UInt8(10 + $0) })
+        let black: Float = -0.1 / 0.5
+        func pixel(_ x: Int, _ y: Int) -> Float {
+            guard (0..<4).contains(x), (0..<4).contains(y) else { return black }
+            return (Float(10 + y * 4 + x) / 255 - 0.1) / 0.5
+        }
+        var shifts = Set<[Int]>(), flips = Set<Bool>()
+        for seed in 0..<80 {
+            let out = try run(options, image, training: true, seed: UInt64(seed))
+            var found = false
+            for oy in -1...1 { for ox in -1...1 { for flip in [false, true] {
+                let expected = (0..<16).map { i in pixel(ox + (flip ? 3 - i % 4 : i % 4), oy + i / 4) }
+                if zip(out, expected).allSatisfy({ abs($0 - $1) < 1e-6 }) {
+                    found = true; shifts.insert([ox, oy]); flips.insert(flip)
+                }
+            } } }
+            XCTAssertTrue(found, "seed \(seed): output is not the image shifted by at most 1 pixel")
+        }
+        XCTAssertEqual(shifts.count, 9, "every shift in −1...1 × −1...1 occurs")
+        XCTAssertEqual(flips, [false, true])
+        let again = try run(options, image, training: true, seed: 5)
+        XCTAssertEqual(try run(options, image, training: true, seed: 5), again)
+        // Evaluation is never shifted.
+        assertClose(try run(options, image, training: false), (0..<16).map { pixel($0 % 4, $0 / 4) })
+    }
+
+    /// A window reaching outside a resampled image: the pixels whose sample point lies outside are black, the
+    /// others are resampled as usual (an 8×8 image halved to 4×4, moved one output pixel left and up).
+    func testPaddedBoxOfAResampledImageIsBlackOutsideTheImage() throws {
+        let options = PreprocessOptions(width: 4, height: 4, channels: 1)
+        let out = try render(options, ramp(8, 8), CropBox(x: -2, y: -2, width: 8, height: 8, flip: false))
+        let inside = try render(options, ramp(8, 8), CropBox(x: 0, y: 0, width: 8, height: 8, flip: false))
+        for y in 0..<4 {
+            for x in 0..<4 {
+                let expected: Float = (x == 0 || y == 0) ? 0 : inside[(y - 1) * 4 + (x - 1)]
+                XCTAssertEqual(out[y * 4 + x], expected, accuracy: 1e-6, "pixel (\(x), \(y))")
+            }
+        }
+    }
+
+    func testPaddedCropBoxesStayWithinThePadding() throws {
+        var options = PreprocessOptions(width: 28, height: 28, channels: 1)
+        options.trainCrop = .paddedRandomCrop(padding: 2)
+        let p = try Preprocessor(options)
+        var xs = Set<Double>(), ys = Set<Double>()
+        for sample in 0..<300 {
+            var random = SampleRandom(7, 0x4155_474D, 3, UInt64(sample))
+            let box = p.cropBox(width: 28, height: 28, training: true, random: &random)
+            XCTAssertEqual([box.width, box.height], [28, 28])
+            xs.insert(box.x); ys.insert(box.y)
+        }
+        XCTAssertEqual(xs, [-2, -1, 0, 1, 2])
+        XCTAssertEqual(ys, [-2, -1, 0, 1, 2])
+    }
+
     func testRandomResizedCropBoxesFollowScaleAndRatio() {
         for seed in 0..<200 {
             var random = SampleRandom(UInt64(seed))
@@ -145,5 +208,9 @@ final class PreprocessingTests: XCTestCase {
         options.std = [1]
         options.trainCrop = .randomResized(scale: 0...1, ratio: 1...1)
         XCTAssertThrowsDataError(try Preprocessor(options), containing: ["scale"])
+        options.trainCrop = .paddedRandomCrop(padding: 9)
+        XCTAssertThrowsDataError(try Preprocessor(options), containing: ["padding"])
+        options.trainCrop = .paddedRandomCrop(padding: -1)
+        XCTAssertThrowsDataError(try Preprocessor(options), containing: ["padding"])
     }
 }

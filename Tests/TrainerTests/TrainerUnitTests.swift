@@ -66,6 +66,19 @@ final class TrainConfigTests: XCTestCase {
         }
     }
 
+    func testPaddedRandomCropIsReadAndChecked() throws {
+        let solver = #"{"epochs": 1, "batch_size": 4, "lr": 0.1}"#
+        let data = #"{"train_transform": "padded_random_crop", "crop_padding": 2}"#
+        let path = try write(#"{"network": \#(network), "solver": \#(solver), "data": \#(data)}"#)
+        let input = Shape(channels: 1, height: 8, width: 8)
+        XCTAssertEqual(try TrainConfig.load(file: path).data.preprocessOptions(input: input).trainCrop,
+                       .paddedRandomCrop(padding: 2))
+        try assertError(#"{"network": \#(network), "solver": \#(solver), "data": {"crop_padding": 2}}"#,
+                        mentions: ["data", "'crop_padding'", "padded_random_crop"])
+        try assertError(#"{"network": \#(network), "solver": \#(solver), "data": \#(data)}"#,
+                        mentions: ["'crop_padding'", "0...8"], overrides: ["data.crop_padding=9"])
+    }
+
     func testLinearScalingRule() throws {
         let path = try write(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 512, "lr": 0.1, "scale_lr": true}}"#)
         XCTAssertEqual(try TrainConfig.load(file: path).solver.effectiveLR(), 0.2, accuracy: 1e-12)

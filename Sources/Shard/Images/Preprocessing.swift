@@ -18,6 +18,10 @@ public struct PreprocessOptions: Sendable, Equatable {
         case resizeThenRandomCrop(shorterSide: Int?)
         /// No random crop: the evaluation transform (shorter side to `evalShorterSide`, centre crop), flips aside.
         case centre
+        /// torchvision's `RandomCrop(size, padding)`, the CIFAR/Fashion-MNIST recipe: resize to cover the output,
+        /// add `padding` black pixels (value 0 before normalisation, as torchvision's default fill) on every side,
+        /// then take a random output-sized window at a whole-pixel offset. A shift of up to `padding` pixels.
+        case paddedRandomCrop(padding: Int)
 
         /// PyTorch's defaults for `randomResized`.
         public static let inception = TrainCrop.randomResized(scale: 0.08...1, ratio: (3.0 / 4)...(4.0 / 3))
@@ -76,6 +80,11 @@ public struct PreprocessOptions: Sendable, Equatable {
             guard ratio.lowerBound > 0 else { throw DataError("preprocessing: crop ratio \(ratio) must be positive") }
         case .resizeThenRandomCrop(let s):
             if let s, s <= 0 { throw DataError("preprocessing: train resize \(s) must be positive") }
+        case .paddedRandomCrop(let padding):
+            guard padding >= 0, padding <= min(width, height) else {
+                throw DataError("preprocessing: crop padding \(padding) must lie within 0...\(min(width, height)) "
+                    + "(the output's shorter side)")
+            }
         case .centre:
             break
         }
@@ -121,7 +130,7 @@ public struct Preprocessor: Sendable {
                 return Int((Double(out) / scale.lowerBound.squareRoot()).rounded(.up))
             case .resizeThenRandomCrop(let s):
                 return max(s ?? out, out)
-            case .centre:
+            case .paddedRandomCrop, .centre:
                 break
             }
         }
@@ -154,6 +163,14 @@ public struct Preprocessor: Sendable {
             let spareX = max(0, Int((Double(w) * f).rounded(.down)) - options.width)
             let spareY = max(0, Int((Double(h) * f).rounded(.down)) - options.height)
             let ox = random.integer(through: spareX), oy = random.integer(through: spareY)
+            box = CropBox(x: Double(ox) / f, y: Double(oy) / f, width: outW / f, height: outH / f, flip: false)
+        case .paddedRandomCrop(let padding):
+            // Offsets in output pixels from −padding to spare + padding: the window may reach into the padding.
+            let f = resizeFactor(width: w, height: h, shorterSide: nil)
+            let spareX = max(0, Int((Double(w) * f).rounded(.down)) - options.width)
+            let spareY = max(0, Int((Double(h) * f).rounded(.down)) - options.height)
+            let ox = random.integer(through: spareX + 2 * padding) - padding
+            let oy = random.integer(through: spareY + 2 * padding) - padding
             box = CropBox(x: Double(ox) / f, y: Double(oy) / f, width: outW / f, height: outH / f, flip: false)
         case .randomResized(let scale, let ratio):
             box = Preprocessor.randomResizedBox(width: w, height: h, scale: scale, ratio: ratio, random: &random)
@@ -202,26 +219,66 @@ public struct Preprocessor: Sendable {
         let w = source.width, h = source.height, sc = source.channels
 
         let planesFromSource = min(sc, options.channels)
-        if box.x == 0, box.y == 0, box.width == Double(outW), box.height == Double(outH), w == outW, h == outH {
-            // The box is the whole image at the output size (Fashion-MNIST at 28×28): no resampling. Bilinear
-            // weights would all be 0 here, so this gives the same floats as the general path, much faster.
-            source.pixels.withUnsafeBufferPointer { pixels in
-                for c in 0..<planesFromSource {
-                    let a = scale[c], b = bias[c]
-                    for y in 0..<outH {
-                        let line = pixels.baseAddress! + (y &* w &* sc &+ c), row = out + (c &* plane &+ y &* outW)
-                        if box.flip {
-                            for x in 0..<outW { row[x] = Float(line[(outW &- 1 &- x) &* sc]) * a + b }
-                        } else {
-                            for x in 0..<outW { row[x] = Float(line[x &* sc]) * a + b }
-                        }
+        let wholePixels = box.x == box.x.rounded() && box.y == box.y.rounded()
+        if wholePixels, box.width == Double(outW), box.height == Double(outH) {
+            // The box is an output-sized window at a whole-pixel offset (Fashion-MNIST at 28×28, padded or not): no
+            // resampling. Bilinear weights would all be 0 here, so this gives the same floats as the general path.
+            copyWindow(source, x: Int(box.x), y: Int(box.y), flip: box.flip, planes: planesFromSource, into: out)
+        } else {
+            resample(source, box: box, into: out)
+            if box.x < 0 || box.y < 0 || box.x + box.width > Double(w) || box.y + box.height > Double(h) {
+                blackenOutside(box, width: w, height: h, planes: planesFromSource, into: out)
+            }
+        }
+        replicateGray(planesFromSource, into: out)
+    }
+
+    /// The output-sized window of `source` whose top-left pixel is (x0, y0), normalised; pixels of the window
+    /// outside the image are black (0 before normalisation). Flipped, output column x shows window column W−1−x.
+    private func copyWindow(_ source: Image, x x0: Int, y y0: Int, flip: Bool, planes: Int,
+                            into out: UnsafeMutablePointer<Float>) {
+        let outW = options.width, outH = options.height, plane = outW &* outH
+        let w = source.width, h = source.height, sc = source.channels
+        // Output columns whose source column is inside the image (before the flip): x0 + x in 0..<w.
+        let first = min(outW, max(0, -x0)), end = max(first, min(outW, w - x0))
+        source.pixels.withUnsafeBufferPointer { pixels in
+            for c in 0..<planes {
+                let a = scale[c], b = bias[c]
+                for y in 0..<outH {
+                    let row = out + (c &* plane &+ y &* outW)
+                    let sy = y0 &+ y
+                    guard sy >= 0, sy < h else { row.update(repeating: b, count: outW); continue }
+                    let line = pixels.baseAddress! + (sy &* w &* sc &+ c)
+                    for x in 0..<first { row[flip ? outW &- 1 &- x : x] = b }
+                    for x in end..<outW { row[flip ? outW &- 1 &- x : x] = b }
+                    if flip {
+                        for x in first..<end { row[outW &- 1 &- x] = Float(line[(x0 &+ x) &* sc]) * a + b }
+                    } else {
+                        for x in first..<end { row[x] = Float(line[(x0 &+ x) &* sc]) * a + b }
                     }
                 }
             }
-        } else {
-            resample(source, box: box, into: out)
         }
-        replicateGray(planesFromSource, into: out)
+    }
+
+    /// Padding for a resampled box that reaches outside the image: output pixels whose sample point lies outside
+    /// the image are black (0 before normalisation), as in `copyWindow`.
+    private func blackenOutside(_ box: CropBox, width w: Int, height h: Int, planes: Int,
+                                into out: UnsafeMutablePointer<Float>) {
+        let outW = options.width, outH = options.height, plane = outW &* outH
+        let sx = box.width / Double(outW), sy = box.height / Double(outH)
+        let outsideColumn = (0..<outW).map { x -> Bool in
+            let centre = box.x + (Double(x) + 0.5) * sx
+            return centre < 0 || centre > Double(w)
+        }
+        for y in 0..<outH {
+            let centre = box.y + (Double(y) + 0.5) * sy
+            let rowOutside = centre < 0 || centre > Double(h)
+            for x in 0..<outW where rowOutside || outsideColumn[x] {
+                let dst = box.flip ? outW - 1 - x : x
+                for c in 0..<planes { out[c &* plane &+ y &* outW &+ dst] = bias[c] }
+            }
+        }
     }
 
     /// Bilinear resampling of `box` of `source` to the output, normalised.

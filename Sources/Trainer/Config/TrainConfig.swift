@@ -60,8 +60,11 @@ public struct DataSettings {
     /// Optional file mapping class folder names (e.g. WordNet ids) to readable names: `folder name` per line.
     public var namesFile: String?
     /// `random_resized_crop` (Inception/PyTorch), `resize_random_crop` (shorter side to `resize`, random crop),
-    /// or `none` (the evaluation transform: shorter side to `resize`, centre crop).
+    /// `padded_random_crop` (black border of `crop_padding` pixels, random window: torchvision's RandomCrop with
+    /// padding), or `none` (the evaluation transform: shorter side to `resize`, centre crop).
     public var trainTransform: String
+    /// Pixels of black border on each side for `padded_random_crop`.
+    public var cropPadding: Int
     /// Shorter side before cropping (evaluation, and `resize_random_crop`). Default: the input's shorter side
     /// (no resizing for images already at the input size); the ImageNet recipe sets 256 for a 224 input.
     public var resize: Int
@@ -84,7 +87,7 @@ public struct DataSettings {
     public var syntheticTrain: Int
     public var syntheticVal: Int
 
-    public static let transforms = ["random_resized_crop", "resize_random_crop", "none"]
+    public static let transforms = ["random_resized_crop", "resize_random_crop", "padded_random_crop", "none"]
 
     init(_ c: ConfigObject, input: Shape) throws {
         root = try c.string("root", default: "data/fashion-mnist")
@@ -93,6 +96,15 @@ public struct DataSettings {
         namesFile = c.has("names_file") ? try c.string("names_file") : nil
         trainTransform = try c.choice("train_transform", DataSettings.transforms, default: "random_resized_crop")
         let side = min(input.height, input.width)
+        guard trainTransform == "padded_random_crop" || !c.has("crop_padding") else {
+            throw ConfigError("\(c.path): 'crop_padding' applies to train_transform \"padded_random_crop\" only "
+                + "(found \"\(trainTransform)\"): set that transform or remove the key")
+        }
+        cropPadding = try c.int("crop_padding", default: 4)
+        guard (0...side).contains(cropPadding) else {
+            throw ConfigError("\(c.path): 'crop_padding' must lie within 0...\(side) (the input's shorter side), "
+                + "found \(cropPadding)")
+        }
         resize = try c.int("resize", default: side)
         guard resize >= side else { throw ConfigError("\(c.path): 'resize' (\(resize)) must be at least the input size \(side)") }
         let scale = try c.has("scale") ? c.doubles("scale") : [0.08, 1]

@@ -94,6 +94,8 @@ extension DataSettings {
             preprocess.trainCrop = .randomResized(scale: scale.0...scale.1, ratio: ratio.0...ratio.1)
         case "resize_random_crop":
             preprocess.trainCrop = .resizeThenRandomCrop(shorterSide: resize)
+        case "padded_random_crop":
+            preprocess.trainCrop = .paddedRandomCrop(padding: cropPadding)
         default:
             preprocess.trainCrop = .centre
         }
