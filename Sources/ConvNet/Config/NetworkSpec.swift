@@ -14,6 +14,8 @@ public struct NetworkSpec {
     public var classes: Int?
     public var initScheme: WeightInit
     public var layers: [LayerSpec]
+    /// Label smoothing ε of the softmax cross-entropy head (`label_smoothing`, default 0): see `SoftmaxCrossEntropy`.
+    public var labelSmoothing: Double
     /// The section as written, kept for checkpoints and the resolved-config print.
     public var json: JSONValue
 
@@ -49,6 +51,11 @@ public struct NetworkSpec {
         if let c = classes, c < 1 { throw ConfigError("\(config.path): 'classes' must be positive, found \(c)") }
         let scheme = try config.choice("init", WeightInit.allCases.map(\.rawValue), default: WeightInit.kaimingNormal.rawValue)
         initScheme = WeightInit(rawValue: scheme)!
+        labelSmoothing = try config.double("label_smoothing", default: 0)
+        guard labelSmoothing >= 0, labelSmoothing < 1 else {
+            throw ConfigError("\(config.path): 'label_smoothing' must lie in [0, 1) (0.1 is usual), "
+                + "found \(labelSmoothing)")
+        }
         var seen: Set<String> = [NetworkSpec.inputName]
         layers = []
         let layerObjects = try config.objects("layers")

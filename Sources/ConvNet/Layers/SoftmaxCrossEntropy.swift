@@ -3,10 +3,15 @@ import Foundation
 /// Softmax over class scores followed by cross-entropy with integer labels: the loss every network ends with.
 ///
 /// forward:  p = softmax(z) per sample, computed as exp(z − max z) so logits of ±1e4 stay finite;
-///           loss = mean over the batch of log Σ exp(z) − z[label].
-/// backward: dL/dz = (p − onehot(label)) / batch.
+///           target q = (1 − ε)·onehot(label) + ε/K (label smoothing ε, Szegedy et al. 2016; ε = 0: one-hot);
+///           loss = mean over the batch of −Σ q log p = log Σ exp(z) − (1 − ε)·z[label] − (ε/K)·Σ z.
+/// backward: dL/dz = (p − q) / batch.
+/// The same as PyTorch's `CrossEntropyLoss(label_smoothing: ε)`. With ε > 0 the loss (and so every reported
+/// loss) is the smoothed one, which stays above zero even for a perfect model.
 public final class SoftmaxCrossEntropy {
     public let classes: Int
+    /// Label smoothing ε in [0, 1): the weight moved from the label to a uniform spread over all classes.
+    public var labelSmoothing: Float = 0
     /// Probabilities from the last forward, `[batch, classes]`.
     public let probabilities: UnsafeMutablePointer<Float>
     /// dL/d(logits) from the last forward, `[batch, classes]`.
@@ -36,6 +41,7 @@ public final class SoftmaxCrossEntropy {
         let n = logits.batch, k = classes
         precondition(logits.shape.count == k, "logits have \(logits.shape.count) scores per sample, expected \(k)")
         let scale = 1 / Float(n)
+        let spread = labelSmoothing / Float(k), labelWeight = 1 - labelSmoothing
         var total: Double = 0
         for s in 0..<n {
             let z = logits.data + s &* k, p = probabilities + s &* k, g = logitsGradient + s &* k
@@ -51,11 +57,17 @@ public final class SoftmaxCrossEntropy {
             for j in 0..<k { p[j] *= inverse }
             let label = Int(labels[s])
             precondition(label >= 0 && label < k, "label \(label) outside 0..<\(k)")
-            let loss = logf(sum) + top - z[label]
+            var loss = logf(sum) + top - z[label]
+            if labelSmoothing > 0 {
+                // Σ q (top − z) with Σ q = 1: differences from the top stay small for logits of ±1e4.
+                var gaps: Float = 0
+                for j in 0..<k { gaps += top - z[j] }
+                loss = logf(sum) + labelWeight * (top - z[label]) + spread * gaps
+            }
             sampleLoss[s] = loss
             total += Double(loss)
-            for j in 0..<k { g[j] = p[j] * scale }
-            g[label] -= scale
+            for j in 0..<k { g[j] = (p[j] - spread) * scale }
+            g[label] -= labelWeight * scale
         }
         return Float(total / Double(n))
     }

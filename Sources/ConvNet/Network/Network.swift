@@ -88,6 +88,7 @@ public final class Network {
         scratch = Network.allocate(scratchCount)
         for layer in layers { layer.reserve(batch: maxBatch) }
         loss = SoftmaxCrossEntropy(classes: outputs, maxBatch: maxBatch)
+        loss.labelSmoothing = Float(blueprint.spec.labelSmoothing)
         forwardSeconds = Array(repeating: 0, count: layers.count)
         backwardSeconds = Array(repeating: 0, count: layers.count)
         initializeParameters(seed: 0)
