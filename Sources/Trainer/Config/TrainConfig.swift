@@ -185,6 +185,10 @@ public struct SolverSettings {
         }
         guard gradientBucketMiB >= 0 else { throw ConfigError("\(c.path): 'gradient_bucket_mb' must be non-negative") }
         guard warmupEpochs >= 0, maxSteps >= 0 else { throw ConfigError("\(c.path): 'warmup_epochs' and 'max_steps' must be non-negative") }
+        if case .oneCycle = decay, warmupEpochs > 0 {
+            throw ConfigError("\(c.path): schedule one_cycle has its own warm-up ('warmup_fraction'): "
+                + "remove 'warmup_epochs' or set it to 0")
+        }
         try c.finish()
     }
 
