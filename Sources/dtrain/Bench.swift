@@ -51,16 +51,18 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let blas = try kernels.applyKernelChoice()
+        var choices = KernelChoices.standard
+        choices.blas = try kernels.applyKernelChoice()
+        choices.winograd = !noWinograd
+        if let winogradTile { choices.winogradOutputTile = winogradTile }
         BLAS.setThreads(threads)
-        Convolution.winogradEnabled = !noWinograd
-        Convolution.winogradOutputTile = winogradTile
         let spec: NetworkSpec
         let network: Network
         do {
             spec = try NetworkSpec.load(file: config)
             network = try Network.checked(spec: spec, classes: spec.classes == nil ? classes : nil, maxBatch: batch,
-                                          optimizer: true, budget: try MemoryBudget.current(), file: config)
+                                          optimizer: true, budget: try MemoryBudget.current(), file: config,
+                                          kernels: choices)
         } catch let error as ConfigError { throw ValidationError(error.message) }
         network.initializeParameters(seed: 1)
         var rng = SeededGenerator(seed: 7)
@@ -86,7 +88,8 @@ struct Bench: ParsableCommand {
 
         print("dtrain bench \(config): \(spec.name), batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), "
               + "CPU \(Processor.current.description)")
-        print(blas)
+        if let blas = network.kernels.blas { print(blas) }
+        print(network.kernels.summary)
         print("")
         let n = Double(steps)
         let header = ["layer", "type", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s", "sgemm GF/s", "fwd % sgemm"]
@@ -115,9 +118,13 @@ struct Bench: ParsableCommand {
         }
         let flops = 3 * Double(network.layers.reduce(0) { $0 + $1.cost.flops }) * Double(batch)
         print("")
-        print("step: best \(fmt(best * 1e3, 2)) ms, median \(fmt(median * 1e3, 2)) ms (of \(steps)); medians: forward \(fmt(med(\.forward) * 1e3, 2)) ms, loss \(fmt(med(\.loss) * 1e3, 2)) ms, backward \(fmt(med(\.backward) * 1e3, 2)) ms, update \(fmt(med(\.update) * 1e3, 2)) ms")
+        print("step: best \(fmt(best * 1e3, 2)) ms, median \(fmt(median * 1e3, 2)) ms (of \(steps)); "
+              + "medians: forward \(fmt(med(\.forward) * 1e3, 2)) ms, loss \(fmt(med(\.loss) * 1e3, 2)) ms, "
+              + "backward \(fmt(med(\.backward) * 1e3, 2)) ms, update \(fmt(med(\.update) * 1e3, 2)) ms")
         let rateDecimals = Double(batch) / best < 100 ? 1 : 0
-        print("images/s: best \(fmt(Double(batch) / best, rateDecimals)), median \(fmt(Double(batch) / median, rateDecimals));  effective GFLOP/s (3 × forward FLOPs): median \(fmt(flops / median / 1e9, 1))")
+        print("images/s: best \(fmt(Double(batch) / best, rateDecimals)), "
+              + "median \(fmt(Double(batch) / median, rateDecimals));  "
+              + "effective GFLOP/s (3 × forward FLOPs): median \(fmt(flops / median / 1e9, 1))")
         // The direct-FLOP limit: the step's FLOPs counted as direct convolution, at the FMA peak of `threads` cores.
         if let peak = Processor.current.measuredFMAPeak() {
             let limit = Double(threads) * peak
@@ -133,7 +140,8 @@ func printTable(_ rows: [[String]]) {
     let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
     for (i, row) in rows.enumerated() {
         print(row.enumerated().map { c, s in
-            c < 2 ? s.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - s.count) + s
+            c < 2 ? s.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                : String(repeating: " ", count: widths[c] - s.count) + s
         }.joined(separator: "  "))
         if i == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
     }

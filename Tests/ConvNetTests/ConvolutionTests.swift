@@ -70,20 +70,21 @@ final class ConvolutionTests: XCTestCase {
         ]
         try compareWideRows(cases)
         // again with images cut into bands of one output row (AlexNet's conv1 is cut so: its columns are 4.4 MB)
-        let saved = (Convolution.chunkFloats, Convolution.minimumBandColumns)
-        (Convolution.chunkFloats, Convolution.minimumBandColumns) = (1, 1)
-        defer { (Convolution.chunkFloats, Convolution.minimumBandColumns) = saved }
-        try compareWideRows(cases)
+        var banded = KernelChoices.standard
+        (banded.convolutionChunkFloats, banded.minimumBandColumns) = (1, 1)
+        try compareWideRows(cases, kernels: banded)
     }
 
-    private func compareWideRows(_ cases: [(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), width: Int)]) throws {
+    private func compareWideRows(_ cases: [(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), width: Int)],
+                                 kernels: KernelChoices = .standard) throws {
         for (trial, c) in cases.enumerated() {
             let json = """
             {"type": "conv", "filters": 3, "kernel": [\(c.kernel.0), \(c.kernel.1)], "stride": [\(c.stride.0), \(c.stride.1)],
              "padding": [\(c.padding.0), \(c.padding.1)]}
             """
             let input = Shape(channels: 2, height: c.kernel.0 + 3, width: c.width)
-            let harness = try LayerHarness(json, inputs: [input], batch: 2, seed: UInt64(100 + trial))
+            let harness = try LayerHarness(json, inputs: [input], batch: 2, seed: UInt64(100 + trial),
+                                           kernels: kernels)
             let y = harness.runForward()
             let reference = harness.convolutionReference(filters: 3, kernel: c.kernel, stride: c.stride,
                                                          padding: c.padding)

@@ -58,11 +58,17 @@ final class LayerHarness: GradientCheckable {
     /// Inputs whose gradient is not requested (nil is passed to backward).
     var inputsWithoutGradient: Set<Int> = []
 
-    init(_ json: String, inputs shapes: [Shape], batch: Int, classes: Int? = nil, seed: UInt64 = 1) throws {
+    /// The kernel choices the layer is built with and runs with.
+    let kernels: KernelChoices
+
+    init(_ json: String, inputs shapes: [Shape], batch: Int, classes: Int? = nil, seed: UInt64 = 1,
+         kernels: KernelChoices = .standard) throws {
         let config = try parseConfig(json, path: "layer \"under_test\"")
         let type = try config.string("type")
-        layer = try LayerRegistry.build(LayerBuildContext(name: "under_test", config: config, inputShapes: shapes, classes: classes),
-                                        type: type)
+        self.kernels = kernels
+        let build = LayerBuildContext(name: "under_test", config: config, inputShapes: shapes, classes: classes,
+                                      kernels: kernels)
+        layer = try LayerRegistry.build(build, type: type)
         self.batch = batch
         parameters = ParameterBuffer(specs: layer.parameterSpecs.map { ("under_test", $0) }, withGradients: true)
         state = ParameterBuffer(specs: layer.stateSpecs.map { ("under_test", $0) }, withGradients: false)
@@ -88,7 +94,7 @@ final class LayerHarness: GradientCheckable {
 
     var context: LayerContext {
         LayerContext(mode: mode, scratch: scratch, computeParameterGradients: computeParameterGradients, seed: seed,
-                     threads: threads)
+                     threads: threads, kernels: kernels)
     }
 
     @discardableResult
@@ -232,9 +238,10 @@ func checkGradients(_ model: GradientCheckable, epsilon: Float = 1e-2, relative:
 /// Builds one layer and checks its input and parameter gradients.
 @discardableResult
 func checkLayer(_ json: String, inputs: [Shape], batch: Int, mode: Mode = .train, epsilon: Float = 1e-2,
-                relative: Double = 1e-2, absolute: Double = 1e-3, file: StaticString = #filePath, line: UInt = #line) -> GradientCheckReport? {
+                relative: Double = 1e-2, absolute: Double = 1e-3, kernels: KernelChoices = .standard,
+                file: StaticString = #filePath, line: UInt = #line) -> GradientCheckReport? {
     do {
-        let harness = try LayerHarness(json, inputs: inputs, batch: batch)
+        let harness = try LayerHarness(json, inputs: inputs, batch: batch, kernels: kernels)
         harness.mode = mode
         return checkGradients(harness, epsilon: epsilon, relative: relative, absolute: absolute, file: file, line: line)
     } catch {

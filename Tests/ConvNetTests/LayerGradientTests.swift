@@ -17,12 +17,13 @@ final class LayerGradientTests: XCTestCase {
 
     func testConvolutionInBandsOfRows() {
         // A tiny budget makes every image too large for one GEMM, so images are cut into bands of output rows.
-        let saved = (Convolution.chunkFloats, Convolution.minimumBandColumns)
-        (Convolution.chunkFloats, Convolution.minimumBandColumns) = (1, 1)
-        defer { (Convolution.chunkFloats, Convolution.minimumBandColumns) = saved }
-        checkLayer(#"{"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 9, 7)], batch: 2)
-        checkLayer(#"{"type": "conv", "filters": 4, "kernel": [2, 3], "padding": [1, 0], "groups": 2}"#, inputs: [shape(2, 5, 4)], batch: 1)
-        checkLayer(#"{"type": "conv", "filters": 3, "kernel": 1}"#, inputs: [shape(2, 5, 3)], batch: 2)
+        var banded = KernelChoices.standard
+        (banded.convolutionChunkFloats, banded.minimumBandColumns) = (1, 1)
+        checkLayer(#"{"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 9, 7)],
+                   batch: 2, kernels: banded)
+        checkLayer(#"{"type": "conv", "filters": 4, "kernel": [2, 3], "padding": [1, 0], "groups": 2}"#,
+                   inputs: [shape(2, 5, 4)], batch: 1, kernels: banded)
+        checkLayer(#"{"type": "conv", "filters": 3, "kernel": 1}"#, inputs: [shape(2, 5, 3)], batch: 2, kernels: banded)
     }
 
     func testConvolutionNonSquareKernelStrideAndPadding() {

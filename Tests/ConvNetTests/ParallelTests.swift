@@ -20,9 +20,10 @@ final class ParallelTests: XCTestCase {
     /// Logits and every parameter gradient after one forward and backward with `threads`.
     /// `freshGradients`: the gradient buffer holds garbage and backward is asked to replace it, instead of zeroing it
     /// first. `frozen`: layers left out of training.
-    private func run(threads: Int, batch: Int, freshGradients: Bool = false,
-                     frozen: Set<String> = []) throws -> (logits: [Float], gradients: [Float]) {
-        let network = try Network(spec: try NetworkSpec(try parseConfig(Self.config, path: "network")), maxBatch: batch)
+    private func run(threads: Int, batch: Int, freshGradients: Bool = false, frozen: Set<String> = [],
+                     kernels: KernelChoices = .standard) throws -> (logits: [Float], gradients: [Float]) {
+        let spec = try NetworkSpec(try parseConfig(Self.config, path: "network"))
+        let network = try Network(spec: spec, maxBatch: batch, kernels: kernels)
         network.threads = threads
         network.frozen = frozen
         network.initializeParameters(seed: 5)
@@ -42,14 +43,13 @@ final class ParallelTests: XCTestCase {
     }
 
     func testTwoAndThreeThreadsMatchOneThread() throws {
-        let saved = Parallel.minimumWorkPerPart
-        Parallel.minimumWorkPerPart = 1  // split even these tiny layers
-        defer { Parallel.minimumWorkPerPart = saved }
+        var split = KernelChoices.standard
+        split.minimumWorkPerPart = 1  // split even these tiny layers
         let batch = 5  // odd, so slices differ in size
-        let one = try run(threads: 1, batch: batch)
+        let one = try run(threads: 1, batch: batch, kernels: split)
         XCTAssertTrue(one.gradients.contains { $0 != 0 })
         for threads in [2, 3] {
-            let many = try run(threads: threads, batch: batch)
+            let many = try run(threads: threads, batch: batch, kernels: split)
             for (a, b) in zip(one.logits, many.logits) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a))) }
             for (i, (a, b)) in zip(one.gradients, many.gradients).enumerated() {
                 XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(a)), "gradient \(i), \(threads) threads")

@@ -96,12 +96,12 @@ final class SkinnyGEMMTests: XCTestCase {
         XCTAssertTrue(SkinnyGEMM.suits(batch: batch, outputs: outputs, inputs: inputs))
         XCTAssertFalse(SkinnyGEMM.suits(batch: 64, outputs: outputs, inputs: inputs))
         XCTAssertFalse(SkinnyGEMM.suits(batch: batch, outputs: 120, inputs: 256), "LeNet's fc1 stays on sgemm")
-        let harness = try LayerHarness(#"{"type": "fc", "outputs": \#(outputs)}"#,
-                                       inputs: [Shape(channels: inputs, height: 1, width: 1)], batch: batch)
-        defer { FullyConnected.skinnyKernels = true }
-        FullyConnected.skinnyKernels = false
-        let reference = Array(harness.runForward().buffer)
-        FullyConnected.skinnyKernels = true
+        var sgemmOnly = KernelChoices.standard
+        sgemmOnly.skinnyFullyConnected = false
+        let json = #"{"type": "fc", "outputs": \#(outputs)}"#, input = Shape(channels: inputs, height: 1, width: 1)
+        let onSGEMM = try LayerHarness(json, inputs: [input], batch: batch, kernels: sgemmOnly)
+        let reference = Array(onSGEMM.runForward().buffer)
+        let harness = try LayerHarness(json, inputs: [input], batch: batch)
         // Σ|w·x| + |b| of every output: both paths are float32 sums of these 1,031 terms, each within γ(1031) of it.
         let x = harness.inputs[0].tensor.data
         let w = harness.parameters.slots[0].value, b = harness.parameters.slots[1].value
@@ -120,15 +120,16 @@ final class SkinnyGEMMTests: XCTestCase {
     /// The layer's gradients on the small-batch kernels equal those on sgemm, with 1 and 2 threads.
     func testFullyConnectedGradientsAgreeWithTheSGEMMPath() throws {
         let inputs = 1030, outputs = 1024, batch = 5
-        defer { FullyConnected.skinnyKernels = true }
         for threads in [1, 2] {
             var results: [[Float]] = []
             var harness: LayerHarness?
             var dy: TensorStorage?
             for skinny in [false, true] {
-                FullyConnected.skinnyKernels = skinny
+                var kernels = KernelChoices.standard
+                kernels.skinnyFullyConnected = skinny
                 let h = try LayerHarness(#"{"type": "fc", "outputs": \#(outputs)}"#,
-                                         inputs: [Shape(channels: inputs, height: 1, width: 1)], batch: batch)
+                                         inputs: [Shape(channels: inputs, height: 1, width: 1)], batch: batch,
+                                         kernels: kernels)
                 h.threads = threads
                 let y = h.runForward()
                 let gradient = TensorStorage(batch: y.batch, shape: y.shape)

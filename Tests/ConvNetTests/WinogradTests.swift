@@ -39,18 +39,26 @@ final class WinogradTests: XCTestCase {
 
     func cases(_ algorithm: Algorithm) -> [Case] { algorithm.kernel == 5 ? fiveByFive : threeByThree }
 
+    /// The kernel choices of this test's layers (a test may narrow the tile budget for the others it runs).
+    var kernels = KernelChoices.standard
+
     /// Runs `body` for every algorithm with its output tile forced.
     func forEachAlgorithm(_ body: (Algorithm) throws -> Void) rethrows {
-        defer { Convolution.winogradOutputTile = nil }
+        let saved = kernels
+        defer { kernels = saved }
         for algorithm in Self.algorithms {
-            Convolution.winogradOutputTile = algorithm.tile
+            kernels.winogradOutputTile = algorithm.tile
             try body(algorithm)
         }
     }
 
-    func harness(_ c: Case, threads: Int = 1) throws -> LayerHarness {
-        let json = #"{"type": "conv", "filters": \#(c.filters), "kernel": \#(c.kernel), "padding": \#(c.padding), "groups": \#(c.groups), "bias": \#(c.bias)}"#
-        let h = try LayerHarness(json, inputs: [Shape(channels: c.channels, height: c.height, width: c.width)], batch: c.batch)
+    func harness(_ c: Case, threads: Int = 1, winograd: Bool = true) throws -> LayerHarness {
+        let json = #"{"type": "conv", "filters": \#(c.filters), "kernel": \#(c.kernel), "padding": \#(c.padding), "#
+            + #""groups": \#(c.groups), "bias": \#(c.bias)}"#
+        var kernels = kernels
+        kernels.winograd = winograd
+        let h = try LayerHarness(json, inputs: [Shape(channels: c.channels, height: c.height, width: c.width)],
+                                 batch: c.batch, kernels: kernels)
         h.threads = threads
         return h
     }
@@ -76,14 +84,12 @@ final class WinogradTests: XCTestCase {
 
     /// dx, dW and db from Winograd equal those from im2col (itself checked against finite differences elsewhere).
     func testGradientsMatchTheIm2colPath() throws {
-        defer { Convolution.winogradEnabled = true }
         try forEachAlgorithm { algorithm in
             for c in cases(algorithm) {
                 for threads in [1, 2] {
                     var results: [[Float]] = []
                     for enabled in [false, true] {
-                        Convolution.winogradEnabled = enabled
-                        let h = try harness(c, threads: threads)
+                        let h = try harness(c, threads: threads, winograd: enabled)
                         let y = h.runForward()
                         let dy = TensorStorage(batch: y.batch, shape: y.shape)
                         fillNormal(dy.tensor.data, count: dy.tensor.count, seed: 77)
@@ -103,10 +109,8 @@ final class WinogradTests: XCTestCase {
     /// With a tiny tile budget every image is done in bands of tile rows (one, or two with a shorter last band):
     /// the results stay those of the definition and of im2col.
     func testLargeImagesInBandsOfTileRows() throws {
-        let saved = WinogradConvolution.targetTiles
-        defer { WinogradConvolution.targetTiles = saved }
         for target in [1, 9, 6] {   // bands of 1 row; of 9 / 7 = 1; 5×6 maps: 3 tiles a row, bands of 2, the last of 1
-            WinogradConvolution.targetTiles = target
+            kernels.winogradTargetTiles = target
             try testForwardMatchesTheDefinition()
             try testGradientsMatchTheIm2colPath()
         }
@@ -154,17 +158,17 @@ final class WinogradTests: XCTestCase {
     func testOnlyStrideOneThreeAndFiveQualify() throws {
         // The im2col path's output for a 3×3 stride-2 layer does not depend on the switch; 3×3 stride 1 does use it
         // (its output differs from im2col's in the last bits).
-        defer { Convolution.winogradEnabled = true }
         func output(_ json: String, _ enabled: Bool) throws -> [Float] {
-            Convolution.winogradEnabled = enabled
-            let h = try LayerHarness(json, inputs: [Shape(channels: 16, height: 9, width: 9)], batch: 2)
+            var kernels = KernelChoices.standard
+            kernels.winograd = enabled
+            let h = try LayerHarness(json, inputs: [Shape(channels: 16, height: 9, width: 9)], batch: 2,
+                                     kernels: kernels)
             return Array(h.runForward().buffer)
         }
         let strided = #"{"type": "conv", "filters": 16, "kernel": 3, "stride": 2, "padding": 1}"#
         XCTAssertEqual(try output(strided, true), try output(strided, false))
         let plain = #"{"type": "conv", "filters": 16, "kernel": 3, "padding": 1}"#
         XCTAssertNotEqual(try output(plain, true), try output(plain, false))
-        Convolution.winogradEnabled = true
         func algorithm(_ layer: String, channels: Int = 16) throws -> String? {
             let h = try LayerHarness(#"{"type": "conv", \#(layer)}"#,
                                      inputs: [Shape(channels: channels, height: 9, width: 9)], batch: 1)

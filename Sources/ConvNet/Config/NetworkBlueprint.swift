@@ -11,6 +11,8 @@ public struct NetworkBlueprint {
     public let shapes: [Shape]
     /// Scores the last layer outputs (the class count).
     public let classes: Int
+    /// The kernel choices every layer was built with (and the network hands to every call).
+    public let kernels: KernelChoices
 
     /// Floats one sample's tensor (an activation or a parameter) may hold: 2^36 (256 GiB). Far above any real
     /// network, it keeps every later size computation (times the batch, times threads) clear of integer overflow.
@@ -18,12 +20,15 @@ public struct NetworkBlueprint {
 
     /// `classes`: the dataset's class count when known. `provisional`: the dataset has not been scanned yet, so a
     /// network without `classes` is checked with a stand-in count (its `"outputs": "classes"` become 1).
-    public init(spec: NetworkSpec, classes datasetClasses: Int? = nil, provisional: Bool = false) throws {
+    /// `kernels`: how the layers compute (the sizes of their scratch depend on it).
+    public init(spec: NetworkSpec, classes datasetClasses: Int? = nil, provisional: Bool = false,
+                kernels: KernelChoices = .standard) throws {
         if let pinned = spec.classes, let found = datasetClasses, pinned != found {
             throw ConfigError("network.classes is \(pinned) but the dataset has \(found) class folders: "
                 + "remove 'classes' from the config or make them agree (e.g. --set network.classes=\(found))")
         }
         self.spec = spec
+        self.kernels = kernels
         let stand_in = provisional && datasetClasses == nil && spec.classes == nil
         let classCount = datasetClasses ?? spec.classes ?? (stand_in ? 1 : nil)
         var names = [NetworkSpec.inputName: 0]
@@ -35,7 +40,8 @@ public struct NetworkBlueprint {
         for (i, layerSpec) in spec.layers.enumerated() {
             let indices = layerSpec.inputs.isEmpty ? [i] : layerSpec.inputs.map { names[$0]! }
             let context = LayerBuildContext(name: layerSpec.name, config: layerSpec.config,
-                                            inputShapes: indices.map { shapes[$0] }, classes: classCount)
+                                            inputShapes: indices.map { shapes[$0] }, classes: classCount,
+                                            kernels: kernels)
             let layer = try LayerRegistry.build(context, type: layerSpec.type)
             let out = layer.outputShape
             try NetworkBlueprint.checkSize(out.channels, out.height, out.width,

@@ -24,9 +24,11 @@ struct WinogradConvolution {
     /// F(m×m, r×r): output tile m and kernel size r; (2, 3) has its own transforms, the 6×6 tiles share theirs.
     let outputTile: Int, kernelSize: Int
     let matrices: WinogradMatrices
+    /// Tiles transformed together (`KernelChoices.winogradTargetTiles`).
+    let targetTiles: Int
 
     init(channels: Int, height: Int, width: Int, outputs: Int, groups: Int, padding: Int, outputTile: Int = 2,
-         kernelSize: Int = 3) {
+         kernelSize: Int = 3, targetTiles: Int) {
         precondition([2, 4].contains(outputTile) && [3, 5].contains(kernelSize) && outputTile + kernelSize <= 7,
                      "Winograd F(\(outputTile), \(kernelSize)) is not implemented")
         self.channels = channels
@@ -37,6 +39,7 @@ struct WinogradConvolution {
         self.padding = padding
         self.outputTile = outputTile
         self.kernelSize = kernelSize
+        self.targetTiles = max(1, targetTiles)
         matrices = WinogradMatrices(m: outputTile, r: kernelSize)
     }
 
@@ -53,15 +56,12 @@ struct WinogradConvolution {
     var channelsPerGroup: Int { channels / groups }
     var outputsPerGroup: Int { outputs / groups }
 
-    /// Tiles transformed together: enough for GEMMs of a good width, few enough for the transforms to stay in L2/L3.
-    nonisolated(unsafe) static var targetTiles = 256
-
     /// Images transformed together (small maps), at least one.
-    func chunk(batch: Int) -> Int { max(1, min(batch, WinogradConvolution.targetTiles / max(1, tilesPerImage))) }
+    func chunk(batch: Int) -> Int { max(1, min(batch, targetTiles / max(1, tilesPerImage))) }
 
     /// Tile rows transformed together when a chunk is one image: all of them, or a band of a large map, so the
     /// scratch does not grow with the image (a 224×224 map would otherwise need 100 MB per thread).
-    var bandRows: Int { max(1, min(tileRows, WinogradConvolution.targetTiles / max(1, tileColumns))) }
+    var bandRows: Int { max(1, min(tileRows, targetTiles / max(1, tileColumns))) }
 
     /// The tile rows of each pass over a chunk of `count` images.
     private func bands(images count: Int) -> [Range<Int>] {

@@ -30,22 +30,17 @@ public final class Convolution: Layer {
         kernel == (1, 1) && stride == (1, 1) && padding == (0, 0)
     }
 
-    /// Images per GEMM: as many as keep the column matrix and the GEMM output within about 384 KiB, so im2col
-    /// writes and sgemm reads them in L2 (a 2.4 MB column matrix for LeNet's conv2 made im2col store-bound);
-    /// at least one image. When one image alone is larger (AlexNet's conv1: 4.4 MB), one image is cut into `band`
-    /// rows of output at a time, at least `minimumBandColumns` wide so the GEMM keeps its speed.
+    /// Images per GEMM: as many as keep the column matrix and the GEMM output within
+    /// `KernelChoices.convolutionChunkFloats`, at least one image. When one image alone is larger (AlexNet's conv1:
+    /// 4.4 MB), one image is cut into `band` rows of output at a time, at least `minimumBandColumns` wide.
     private var chunk: Int = 1
     private var band: Int = 1
-    nonisolated(unsafe) static var chunkFloats = 98_304
-    nonisolated(unsafe) static var minimumBandColumns = 256
+    private let kernels: KernelChoices
 
     /// Stride-1 layers of at least 16 channels and filters per group run forward, input gradient and weight gradient
     /// on Winograd's algorithms (see `WinogradConvolution`): 3×3 kernels (padding 0 or 1) on F(2×2, 3×3), or
-    /// F(4×4, 3×3) on request, and 5×5 kernels (padding up to 2) on F(2×2, 5×5).
-    /// Off only to compare with im2col in tests and benchmarks.
-    nonisolated(unsafe) public static var winogradEnabled = true
-    /// The output tile of 3×3 layers, 2 or 4 (nil: 2). Tests and `dtrain bench --winograd-tile` set it.
-    nonisolated(unsafe) public static var winogradOutputTile: Int? = nil
+    /// F(4×4, 3×3) on request, and 5×5 kernels (padding up to 2) on F(2×2, 5×5); unless `KernelChoices.winograd`
+    /// is off.
     private let winograd: WinogradConvolution?
     /// The input gradient as a convolution of dy: rotated filters, channel axes swapped, padding 2 − p.
     private let winogradGradient: WinogradConvolution?
@@ -74,20 +69,19 @@ public final class Convolution: Layer {
         let oh = try context.slide(input.height, kernel: k.0, stride: s.0, padding: p.0, axis: "height")
         let ow = try context.slide(input.width, kernel: k.1, stride: s.1, padding: p.1, axis: "width")
         outputShape = Shape(channels: filters, height: oh, width: ow)
+        kernels = context.kernels
         let wide = input.channels / groups >= 16 && filters / groups >= 16
         let square = k.0 == k.1 && s == (1, 1) && p.0 == p.1
-        if wide && square && (k.0 == 3 && p.0 <= 1 || k.0 == 5 && p.0 <= 2) {
-            let (f, g) = (filters, groups)
-            func geometry(_ m: Int) -> (WinogradConvolution, WinogradConvolution) {
-                (WinogradConvolution(channels: input.channels, height: input.height, width: input.width, outputs: f,
-                                     groups: g, padding: p.0, outputTile: m, kernelSize: k.0),
-                 WinogradConvolution(channels: f, height: oh, width: ow, outputs: input.channels, groups: g,
-                                     padding: k.0 - 1 - p.0, outputTile: m, kernelSize: k.0))
-            }
-            // F(4×4, 3×3) needs 0.55–0.75× the multiplies of F(2×2, 3×3) on 7×7 to 28×28 maps, but its 6×6
-            // transforms cost as much as that saves (AlexNet and GoogLeNet ran no faster): it is taken on request only.
-            let chosen = geometry(k.0 == 3 ? Convolution.winogradOutputTile ?? 2 : 2)
-            (winograd, winogradGradient) = (chosen.0, chosen.1)
+        if kernels.winograd && wide && square && (k.0 == 3 && p.0 <= 1 || k.0 == 5 && p.0 <= 2) {
+            let (f, g, tiles) = (filters, groups, kernels.winogradTargetTiles)
+            // 3×3 layers on the chosen output tile (2 unless asked for 4), 5×5 layers on F(2×2, 5×5).
+            let m = k.0 == 3 ? kernels.winogradOutputTile : 2
+            winograd = WinogradConvolution(channels: input.channels, height: input.height, width: input.width,
+                                           outputs: f, groups: g, padding: p.0, outputTile: m, kernelSize: k.0,
+                                           targetTiles: tiles)
+            winogradGradient = WinogradConvolution(channels: f, height: oh, width: ow, outputs: input.channels,
+                                                   groups: g, padding: k.0 - 1 - p.0, outputTile: m,
+                                                   kernelSize: k.0, targetTiles: tiles)
         } else {
             winograd = nil
             winogradGradient = nil
@@ -96,12 +90,12 @@ public final class Convolution: Layer {
 
     /// The Winograd algorithm of this layer, e.g. "F(4×4,3×3)", or nil on im2col.
     public var winogradAlgorithm: String? {
-        guard runsOnWinograd, let w = winograd else { return nil }
+        guard let w = winograd else { return nil }
         return "F(\(w.outputTile)×\(w.outputTile),\(w.kernelSize)×\(w.kernelSize))"
     }
 
     /// True if this layer's forward and gradients run on Winograd.
-    public var runsOnWinograd: Bool { winograd != nil && Convolution.winogradEnabled }
+    private var runsOnWinograd: Bool { winograd != nil }
 
     /// The Winograd path's scratch: one region per thread, for a chunk's transforms and then a private weight
     /// gradient in the transformed domain.
@@ -126,7 +120,7 @@ public final class Convolution: Layer {
     private func chunkSize(batch: Int) -> Int {
         let plane = outputShape.plane
         let perImage = (columnRows + filters) * plane
-        return max(1, min(batch, Convolution.chunkFloats / max(1, perImage)))
+        return max(1, min(batch, kernels.convolutionChunkFloats / max(1, perImage)))
     }
 
     /// Output rows per GEMM when a chunk is a single image: the whole plane if it fits the budget, else a band.
@@ -134,7 +128,7 @@ public final class Convolution: Layer {
         let (oh, ow) = (outputShape.height, outputShape.width)
         guard chunkSize(batch: batch) == 1 else { return oh }
         let perRow = (columnRows + filters) * ow
-        let rows = max(Convolution.chunkFloats / max(1, perRow), (Convolution.minimumBandColumns + ow - 1) / ow)
+        let rows = max(kernels.convolutionChunkFloats / max(1, perRow), (kernels.minimumBandColumns + ow - 1) / ow)
         return max(1, min(oh, rows))
     }
 
@@ -197,7 +191,7 @@ public final class Convolution: Layer {
 
     /// Slices of the batch to run on separate threads: each image's work is independent.
     private func parts(_ batch: Int, _ context: LayerContext) -> Int {
-        Parallel.parts(threads: context.threads, items: batch, work: batch * outputShape.count * groupRows)
+        Parallel.parts(context, items: batch, work: batch * outputShape.count * groupRows)
     }
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {

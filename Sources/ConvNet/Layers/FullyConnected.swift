@@ -36,7 +36,7 @@ public final class FullyConnected: Layer {
     /// Slices of `items` (output or input features) to compute on separate threads: each reads its own rows or
     /// columns of W, so the weights are still read once in all.
     private func parts(_ batch: Int, items: Int, _ context: LayerContext) -> Int {
-        Parallel.parts(threads: context.threads, items: items, work: batch * outputs * inputs)
+        Parallel.parts(context, items: items, work: batch * outputs * inputs)
     }
 
     /// The forward writes yᵀ here first (see `forward`).
@@ -45,7 +45,7 @@ public final class FullyConnected: Layer {
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let n = output.batch, y = output.data, x = inputs[0].data, k = self.inputs
         let w = weight.value, b = bias?.value, yT = context.scratch
-        if FullyConnected.skinnyKernels && SkinnyGEMM.suits(batch: n, outputs: outputs, inputs: k) {
+        if context.kernels.skinnyFullyConnected && SkinnyGEMM.suits(batch: n, outputs: outputs, inputs: k) {
             Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
                 SkinnyGEMM.forward(x: x, w: w, y: y, n: n, k: k, m: outputs, rows: r)
                 if let b { for s in 0..<n { addRow(y + (s &* outputs &+ r.lowerBound), b + r.lowerBound, r.count) } }
@@ -73,7 +73,7 @@ public final class FullyConnected: Layer {
         // One parallel region for both products: slice p of the outputs for the weight gradient, then slice p of the
         // inputs for the input gradient.
         let parts = parts(n, items: min(outputs, k), context)
-        let skinny = FullyConnected.skinnyKernels && SkinnyGEMM.suits(batch: n, outputs: outputs, inputs: k)
+        let skinny = context.kernels.skinnyFullyConnected && SkinnyGEMM.suits(batch: n, outputs: outputs, inputs: k)
         Parallel.slices(parts, parts: parts) { part, _ in
             if skinny {
                 let rows = (outputs * part / parts)..<(outputs * (part + 1) / parts)
@@ -113,10 +113,6 @@ public final class FullyConnected: Layer {
             }
         }
     }
-
-    /// The forward and backward of small batches through large weights use `SkinnyGEMM` instead of sgemm (see
-    /// `SkinnyGEMM.suits`). Off only to compare the two in tests and benchmarks.
-    nonisolated(unsafe) public static var skinnyKernels = true
 
     public var writesFreshParameterGradients: Bool { true }
 

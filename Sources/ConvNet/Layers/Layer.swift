@@ -15,14 +15,17 @@ public struct LayerContext {
     /// True when this step's parameter gradients start here: the layer *writes* them instead of adding, so the
     /// buffer need not be zeroed first (set only for layers with `writesFreshParameterGradients`).
     public var overwriteParameterGradients = false
+    /// The network's kernel choices (the same value its layers were built with).
+    public var kernels: KernelChoices
 
-    public init(mode: Mode, scratch: UnsafeMutablePointer<Float>, computeParameterGradients: Bool = true, seed: UInt64 = 0,
-                threads: Int = 1) {
+    public init(mode: Mode, scratch: UnsafeMutablePointer<Float>, computeParameterGradients: Bool = true,
+                seed: UInt64 = 0, threads: Int = 1, kernels: KernelChoices = .standard) {
         self.mode = mode
         self.scratch = scratch
         self.computeParameterGradients = computeParameterGradients
         self.seed = seed
         self.threads = threads
+        self.kernels = kernels
     }
 }
 
@@ -99,18 +102,21 @@ public extension Layer {
 }
 
 /// What a layer builder receives: its config object (unread keys are errors), the shapes of its inputs,
-/// and the network's class count for `"outputs": "classes"`.
+/// the network's class count for `"outputs": "classes"`, and the kernel choices its buffers are shaped for.
 public struct LayerBuildContext {
     public let name: String
     public let config: ConfigObject
     public let inputShapes: [Shape]
     public let classes: Int?
+    public let kernels: KernelChoices
 
-    public init(name: String, config: ConfigObject, inputShapes: [Shape], classes: Int?) {
+    public init(name: String, config: ConfigObject, inputShapes: [Shape], classes: Int?,
+                kernels: KernelChoices = .standard) {
         self.name = name
         self.config = config
         self.inputShapes = inputShapes
         self.classes = classes
+        self.kernels = kernels
     }
 
     /// Fails unless the layer has exactly `count` inputs.

@@ -8,15 +8,10 @@ import Dispatch
 /// (images, or output features), each slice runs its own single-threaded sgemm calls on its own thread, and
 /// OpenBLAS is held at one thread meanwhile so the two levels of threading do not fight over the cores.
 enum Parallel {
-    /// Multiply-adds below which a slice is not worth its own thread: waking a parked worker and joining it took
-    /// 20–50 µs per parallel region on these VMs, about what one core does with 2M multiply-adds. (Measured on LeNet
-    /// b64 with 2 threads: 2^17 gave a median of 39k img/s, 2^19 42k, 2^21 43k, 2^23 32k.) Elementwise layers count
-    /// each element as four.
-    nonisolated(unsafe) static var minimumWorkPerPart = 1 << 21
-
-    /// How many slices to cut `work` units into, given `threads` and `items` that can be split.
-    static func parts(threads: Int, items: Int, work: Int) -> Int {
-        max(1, min(threads, items, work / minimumWorkPerPart))
+    /// How many slices to cut `work` multiply-adds into, given the context's threads and `items` that can be split:
+    /// no slice below `KernelChoices.minimumWorkPerPart`.
+    static func parts(_ context: LayerContext, items: Int, work: Int) -> Int {
+        max(1, min(context.threads, items, work / max(1, context.kernels.minimumWorkPerPart)))
     }
 
     /// Runs `body(part, range)` for `parts` contiguous slices of `0..<count`, each on its own thread (the caller's

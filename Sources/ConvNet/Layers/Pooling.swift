@@ -111,7 +111,8 @@ public final class MaxPooling: Layer {
         let planes = output.batch &* w.input.channels
         let taps = w.kernel.h &* w.kernel.w
         // Planes are independent: split them across the network's threads when there is enough work.
-        Parallel.slices(planes, parts: Parallel.parts(threads: context.threads, items: planes, work: 4 &* planes &* outPlane &* taps)) { _, slice in
+        let parts = Parallel.parts(context, items: planes, work: 4 &* planes &* outPlane &* taps)
+        Parallel.slices(planes, parts: parts) { _, slice in
             for p in slice {
                 let src = x.data + p &* inPlane
                 for i in 0..<oh {
@@ -250,7 +251,8 @@ public final class MaxPooling: Layer {
         let inPlane = window.input.plane, outPlane = window.output.plane
         let planes = output.batch &* window.input.channels
         let argmax = argmax!
-        Parallel.slices(planes, parts: Parallel.parts(threads: context.threads, items: planes, work: 4 &* planes &* inPlane)) { _, slice in
+        let parts = Parallel.parts(context, items: planes, work: 4 &* planes &* inPlane)
+        Parallel.slices(planes, parts: parts) { _, slice in
             for p in slice {
                 let d = dx.data + p &* inPlane
                 let dy = outputGradient.data + p &* outPlane

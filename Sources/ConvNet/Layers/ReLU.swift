@@ -15,7 +15,7 @@ public final class ReLU: Layer {
     /// Elementwise work, cut into contiguous slices for the network's threads when there is enough of it
     /// (an element costs about what four multiply-adds of a GEMM do: it is a load, a compare and a store).
     private func slices(_ count: Int, _ context: LayerContext, _ body: (Range<Int>) -> Void) {
-        Parallel.slices(count, parts: Parallel.parts(threads: context.threads, items: count, work: 4 * count)) { _, r in body(r) }
+        Parallel.slices(count, parts: Parallel.parts(context, items: count, work: 4 * count)) { _, r in body(r) }
     }
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {

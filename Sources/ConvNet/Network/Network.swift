@@ -49,12 +49,16 @@ public final class Network {
 
     /// The softmax cross-entropy head on the last layer's output.
     public let loss: SoftmaxCrossEntropy
+    /// How the layers compute, fixed when the blueprint was built; every layer call receives it.
+    public let kernels: KernelChoices
 
     /// Builds the blueprint, then allocates. Commands price the blueprint first (`MemoryPlan`) and use
     /// `init(blueprint:maxBatch:)`, so a network too large for the node is refused before anything is spent.
-    public convenience init(spec: NetworkSpec, classes datasetClasses: Int? = nil, maxBatch: Int) throws {
+    public convenience init(spec: NetworkSpec, classes datasetClasses: Int? = nil, maxBatch: Int,
+                            kernels: KernelChoices = .standard) throws {
         guard maxBatch > 0 else { throw ConfigError("batch size must be positive, found \(maxBatch)") }
-        try self.init(blueprint: NetworkBlueprint(spec: spec, classes: datasetClasses), maxBatch: maxBatch)
+        let blueprint = try NetworkBlueprint(spec: spec, classes: datasetClasses, kernels: kernels)
+        try self.init(blueprint: blueprint, maxBatch: maxBatch)
     }
 
     public init(blueprint: NetworkBlueprint, maxBatch: Int) throws {
@@ -62,14 +66,17 @@ public final class Network {
         self.spec = blueprint.spec
         self.input = blueprint.spec.input
         self.maxBatch = maxBatch
+        self.kernels = blueprint.kernels
         let layers = blueprint.layers, shapes = blueprint.shapes, outputs = blueprint.classes
         self.classes = outputs
         self.layers = layers
         self.inputIndices = blueprint.inputIndices
         self.shapes = shapes
 
-        parameters = ParameterBuffer(specs: layers.flatMap { l in l.parameterSpecs.map { (l.name, $0) } }, withGradients: true)
-        state = ParameterBuffer(specs: layers.flatMap { l in l.stateSpecs.map { (l.name, $0) } }, withGradients: false)
+        parameters = ParameterBuffer(specs: layers.flatMap { l in l.parameterSpecs.map { (l.name, $0) } },
+                                     withGradients: true)
+        state = ParameterBuffer(specs: layers.flatMap { l in l.stateSpecs.map { (l.name, $0) } },
+                                withGradients: false)
         var p = 0, s = 0
         for layer in layers {
             let ps = Array(parameters.slots[p..<(p + layer.parameterSpecs.count)])
@@ -106,7 +113,8 @@ public final class Network {
     }
 
     private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(1, count))
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(1, count))
         p.initialize(repeating: 0, count: max(1, count))  // touch every page now, not in the first step
         return p
     }
@@ -148,7 +156,7 @@ public final class Network {
 
     private func context(_ mode: Mode, _ seed: UInt64, layer: Int) -> LayerContext {
         LayerContext(mode: mode, scratch: scratch, computeParameterGradients: !frozen.contains(layers[layer].name),
-                     seed: SeededGenerator.mix(seed ^ UInt64(layer)), threads: threads)
+                     seed: SeededGenerator.mix(seed ^ UInt64(layer)), threads: threads, kernels: kernels)
     }
 
     /// Runs every layer on the first `batch` samples of the input buffer; returns the logits.

@@ -136,12 +136,13 @@ extension MemoryBudget {
 extension Network {
     /// How every command builds a network: on paper first, priced, checked against this rank's share of the
     /// node's memory, and only then allocated. `optimizer`: a trainer adds SGD's momentum buffer. `file`: the
-    /// config (or the checkpoint holding it), named in a refusal.
+    /// config (or the checkpoint holding it), named in a refusal. `kernels`: how its layers compute.
     public static func checked(spec: NetworkSpec, classes: Int?, maxBatch: Int, optimizer: Bool,
-                               budget: MemoryBudget, file: String? = nil) throws -> Network {
+                               budget: MemoryBudget, file: String? = nil,
+                               kernels: KernelChoices = .standard) throws -> Network {
         let blueprint: NetworkBlueprint
         do {
-            blueprint = try NetworkBlueprint(spec: spec, classes: classes)
+            blueprint = try NetworkBlueprint(spec: spec, classes: classes, kernels: kernels)
             let plan = try MemoryPlan(blueprint, batch: maxBatch, threads: BLAS.threads, optimizer: optimizer)
             try budget.check(plan, network: spec.name)
         } catch let error as ConfigError where file != nil {

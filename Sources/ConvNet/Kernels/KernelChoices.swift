@@ -1,0 +1,45 @@
+/// How the layers compute: which kernels they take and the sizes that cut their work. One value, fixed when a
+/// network is built: `NetworkBlueprint` hands it to every layer's builder (for what shapes the layer's buffers)
+/// and `Network` to every forward and backward call (`LayerContext.kernels`). The defaults (`standard`) are what
+/// training runs with; tests and `dtrain bench` build networks with other values to compare the paths. No choice
+/// changes what a layer computes, only its speed and, for the kernel switches, the rounding.
+public struct KernelChoices: Sendable, Equatable {
+    /// Stride-1 3×3 (padding ≤ 1) and 5×5 (padding ≤ 2) convolutions of at least 16 channels and filters per group
+    /// run on Winograd's algorithms (`WinogradConvolution`); false: im2col + sgemm, to compare the two.
+    public var winograd = true
+    /// The Winograd output tile of 3×3 layers, 2 or 4 (5×5 layers always take 2). F(4×4, 3×3) needs 0.55–0.75×
+    /// the multiplies of F(2×2, 3×3) on 7×7 to 28×28 maps, but its 6×6 transforms cost as much as that saves
+    /// (AlexNet and GoogLeNet ran no faster): it is taken on request only (`dtrain bench --winograd-tile 4`).
+    public var winogradOutputTile = 2
+    /// Tiles the Winograd path transforms together: enough for GEMMs of a good width, few enough for the transforms
+    /// to stay in L2/L3.
+    public var winogradTargetTiles = 256
+    /// Floats of an im2col chunk (column matrix and GEMM output): 384 KiB, so im2col writes and sgemm reads it in
+    /// L2 (a 2.4 MB column matrix for LeNet's conv2 made im2col store-bound).
+    public var convolutionChunkFloats = 98_304
+    /// The narrowest band of output an image too large for one chunk is cut into, so the GEMM keeps its speed.
+    public var minimumBandColumns = 256
+    /// Small batches through large fully connected weights use `SkinnyGEMM` instead of sgemm where it suits
+    /// (`SkinnyGEMM.suits`); false: always sgemm, to compare the two.
+    public var skinnyFullyConnected = true
+    /// Multiply-adds below which a slice of a layer's work is not worth its own thread: waking a parked worker and
+    /// joining it took 20–50 µs per parallel region on these VMs, about what one core does with 2M multiply-adds
+    /// (LeNet b64 on 2 threads was fastest at 2^21; see docs/performance.md). Elementwise layers count each element
+    /// as four.
+    public var minimumWorkPerPart = 1 << 21
+    /// The start-up line naming the OpenBLAS kernel set this process computes with and why
+    /// (`BLASKernelChoice.apply`), when the command made that choice. Reported with the others, not switched here:
+    /// the set belongs to the process, fixed before the library loads (a restart, before MPI starts).
+    public var blas: String?
+
+    public init() {}
+
+    /// What training runs with.
+    public static let standard = KernelChoices()
+
+    /// One line for a benchmark's header, e.g. `kernels: Winograd F(2×2) for 3×3, small-batch fc on`.
+    public var summary: String {
+        let convolution = winograd ? "Winograd F(\(winogradOutputTile)×\(winogradOutputTile)) for 3×3" : "im2col only"
+        return "kernels: \(convolution), small-batch fc \(skinnyFullyConnected ? "on" : "off")"
+    }
+}
