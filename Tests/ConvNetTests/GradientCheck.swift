@@ -144,7 +144,7 @@ final class NetworkHarness: GradientCheckable {
     func runForward() -> Tensor { network.forward(batch: batch, mode: mode, seed: seed) }
 
     func runBackward(outputGradient: Tensor) {
-        network.parameters.zeroGradients()
+        network.parameters.gradients.update(repeating: 0.25)  // backward must replace this, not add to it
         network.backward(batch: batch, mode: mode, seed: seed, logitsGradient: outputGradient)
     }
 

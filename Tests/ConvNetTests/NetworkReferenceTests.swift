@@ -38,9 +38,9 @@ final class NetworkReferenceTests: XCTestCase {
         fillNormal(input.data, count: input.count, seed: 12)
         let labels: [Int32] = [1, 4, 0]
 
-        let logits = network.forward(batch: batch, mode: .eval, seed: 5)
-        let loss = labels.withUnsafeBufferPointer { network.computeLoss(labels: $0.baseAddress!, batch: batch) }
-        network.parameters.zeroGradients()
+        let (logits, loss) = labels.withUnsafeBufferPointer {
+            network.forwardLoss(batch: batch, labels: $0.baseAddress!, mode: .eval, seed: 5)
+        }
         network.backward(batch: batch, mode: .eval, seed: 5)
 
         // ---- the reference, Float64 ----

@@ -18,9 +18,9 @@ final class ParallelTests: XCTestCase {
     """
 
     /// Logits and every parameter gradient after one forward and backward with `threads`.
-    /// `freshGradients`: the gradient buffer holds garbage and backward is asked to replace it, instead of zeroing it
-    /// first. `frozen`: layers left out of training.
-    private func run(threads: Int, batch: Int, freshGradients: Bool = false, frozen: Set<String> = [],
+    /// `garbage`: what the gradient buffer holds before backward (which must replace it). `frozen`: layers left out
+    /// of training.
+    private func run(threads: Int, batch: Int, garbage: Float = 0, frozen: Set<String> = [],
                      kernels: KernelChoices = .standard) throws -> (logits: [Float], gradients: [Float]) {
         let spec = try NetworkSpec(try parseConfig(Self.config, path: "network"))
         let network = try Network(spec: spec, maxBatch: batch, kernels: kernels)
@@ -30,15 +30,11 @@ final class ParallelTests: XCTestCase {
         let input = network.inputTensor(batch: batch)
         fillNormal(input.data, count: input.count, seed: 6)
         let labels = (0..<batch).map { Int32($0 % 6) }
-        let logits = network.forward(batch: batch, mode: .train)
-        labels.withUnsafeBufferPointer { _ = network.computeLoss(labels: $0.baseAddress!, batch: batch) }
-        if freshGradients {
-            network.parameters.gradients.update(repeating: 3.5)
-            network.backward(batch: batch, freshGradients: true)
-        } else {
-            network.parameters.zeroGradients()
-            network.backward(batch: batch)
+        let logits = labels.withUnsafeBufferPointer {
+            network.forwardLoss(batch: batch, labels: $0.baseAddress!, mode: .train).logits
         }
+        network.parameters.gradients.update(repeating: garbage)
+        network.backward(batch: batch)
         return (Array(logits.buffer), Array(network.parameters.gradients))
     }
 
@@ -57,13 +53,13 @@ final class ParallelTests: XCTestCase {
         }
     }
 
-    /// A backward asked for fresh gradients (fully connected layers write theirs with β = 0, the others are zeroed
-    /// first) leaves exactly what zeroing the buffer and accumulating leaves, frozen layers included.
-    func testFreshGradientsEqualZeroedAndAccumulated() throws {
+    /// Backward writes fresh gradients (fully connected layers with β = 0, the others zeroed first, frozen and
+    /// unreached layers zeros): whatever the buffer held before, it leaves what it leaves after a zeroed buffer.
+    func testBackwardReplacesWhatTheGradientBufferHeld() throws {
         for threads in [1, 2] {
             for frozen: Set<String> in [[], ["conv1"], ["fc2"], ["conv1", "conv2", "fc1"]] {
                 let zeroed = try run(threads: threads, batch: 5, frozen: frozen)
-                let fresh = try run(threads: threads, batch: 5, freshGradients: true, frozen: frozen)
+                let fresh = try run(threads: threads, batch: 5, garbage: 3.5, frozen: frozen)
                 XCTAssertEqual(fresh.gradients, zeroed.gradients, "\(threads) thread(s), frozen \(frozen.sorted())")
                 XCTAssertTrue(zeroed.gradients.contains { $0 != 0 })
             }

@@ -23,9 +23,9 @@ final class GradientCheckTests: XCTestCase {
         let input = network.inputTensor(batch: batch).data
         for i in 0..<(batch * pixels) { input[i] = (Float(split.pixels[offset * pixels + i]) / 255 - 0.286) / 0.353 }
         let labels = (0..<batch).map { Int32(split.labels[offset + $0]) }
-        network.forward(batch: batch, mode: .train, seed: seed)
-        labels.withUnsafeBufferPointer { _ = network.computeLoss(labels: $0.baseAddress!, batch: batch) }
-        network.parameters.zeroGradients()
+        labels.withUnsafeBufferPointer {
+            network.forwardLoss(batch: batch, labels: $0.baseAddress!, mode: .train, seed: seed)
+        }
         network.backward(batch: batch, seed: seed)
         return (network, labels)
     }

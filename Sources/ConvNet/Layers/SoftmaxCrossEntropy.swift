@@ -45,16 +45,7 @@ public final class SoftmaxCrossEntropy {
         var total: Double = 0
         for s in 0..<n {
             let z = logits.data + s &* k, p = probabilities + s &* k, g = logitsGradient + s &* k
-            var top = -Float.infinity
-            for j in 0..<k { top = max(top, z[j]) }
-            var sum: Float = 0
-            for j in 0..<k {
-                let e = expf(z[j] - top)
-                p[j] = e
-                sum += e
-            }
-            let inverse = 1 / sum
-            for j in 0..<k { p[j] *= inverse }
+            let (top, sum) = softmax(z, into: p)
             let label = Int(labels[s])
             precondition(label >= 0 && label < k, "label \(label) outside 0..<\(k)")
             var loss = logf(sum) + top - z[label]
@@ -70,6 +61,30 @@ public final class SoftmaxCrossEntropy {
             g[label] -= labelWeight * scale
         }
         return Float(total / Double(n))
+    }
+
+    /// Fills `probabilities` from the logits alone (prediction: no labels, no loss).
+    public func softmax(logits: Tensor) {
+        let k = classes
+        precondition(logits.shape.count == k, "logits have \(logits.shape.count) scores per sample, expected \(k)")
+        for s in 0..<logits.batch { _ = softmax(logits.data + s &* k, into: probabilities + s &* k) }
+    }
+
+    /// p = softmax(z) of one sample; returns max z and Σ exp(z − max z), from which the loss follows.
+    @inline(__always)
+    private func softmax(_ z: UnsafePointer<Float>, into p: UnsafeMutablePointer<Float>) -> (top: Float, sum: Float) {
+        let k = classes
+        var top = -Float.infinity
+        for j in 0..<k { top = max(top, z[j]) }
+        var sum: Float = 0
+        for j in 0..<k {
+            let e = expf(z[j] - top)
+            p[j] = e
+            sum += e
+        }
+        let inverse = 1 / sum
+        for j in 0..<k { p[j] *= inverse }
+        return (top, sum)
     }
 }
 

@@ -42,10 +42,12 @@ public final class Network {
     /// Names of layers that are not trained (fine-tuning): no updates, and no weight-gradient work.
     public var frozen: Set<String> = [] { didSet { planBackward() } }
 
-    /// When true, forward and backward add each layer's seconds to `forwardSeconds` and `backwardSeconds`.
+    /// When true, forward and backward add each layer's seconds to `forwardSeconds` and `backwardSeconds`, and
+    /// `forwardLoss` the loss head's to `lossSeconds`.
     public var profiling = false
     public private(set) var forwardSeconds: [Double]
     public private(set) var backwardSeconds: [Double]
+    public private(set) var lossSeconds: Double = 0
 
     /// The softmax cross-entropy head on the last layer's output.
     public let loss: SoftmaxCrossEntropy
@@ -159,72 +161,98 @@ public final class Network {
                      seed: SeededGenerator.mix(seed ^ UInt64(layer)), threads: threads, kernels: kernels)
     }
 
+    /// What runs right after layer `index` wrote `output` in a forward: a debug check, which may stop the forward
+    /// by throwing (`checkFinite`).
+    public typealias LayerHook = (_ index: Int, _ output: Tensor) throws -> Void
+
     /// Runs every layer on the first `batch` samples of the input buffer; returns the logits.
     @discardableResult
     public func forward(batch: Int, mode: Mode, seed: UInt64 = 0) -> Tensor {
+        forward(batch: batch, mode: mode, seed: seed) { _, _ in }
+    }
+
+    /// The one forward loop: every layer on the first `batch` samples of the input buffer, `afterLayer` after each;
+    /// returns the logits. With `profiling` each layer's seconds (not the hook's) are added to `forwardSeconds`.
+    @discardableResult
+    public func forward(batch: Int, mode: Mode, seed: UInt64 = 0, afterLayer: LayerHook) rethrows -> Tensor {
         precondition(batch > 0 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
         let blasThreads = holdBLASAtOneThread()
         defer { restoreBLAS(blasThreads) }
         for (i, layer) in layers.enumerated() {
             let start = profiling ? Network.now() : 0
-            layer.forward(inputIndices[i].map { tensor($0, batch) }, tensor(i + 1, batch), context(mode, seed, layer: i))
+            let output = tensor(i + 1, batch)
+            layer.forward(inputIndices[i].map { tensor($0, batch) }, output, context(mode, seed, layer: i))
             if profiling { forwardSeconds[i] += Network.now() - start }
+            try afterLayer(i, output)
         }
         return tensor(layers.count, batch)
     }
 
-    /// Forward, checking each layer's output for NaN or infinity; throws naming the first layer that produced one.
+    /// Forward, then the softmax cross-entropy of the logits against `labels`: returns the logits and the mean loss
+    /// over the batch; `loss` then holds the per-sample losses, the probabilities and the gradient `backward` starts
+    /// from. With `profiling` the loss head's seconds are added to `lossSeconds`.
     @discardableResult
-    public func forwardCheckingFinite(batch: Int, mode: Mode, seed: UInt64 = 0) throws -> Tensor {
-        for index in 0..<layers.count {
-            let i = index
-            let start = profiling ? Network.now() : 0
-            layers[i].forward(inputIndices[i].map { tensor($0, batch) }, tensor(i + 1, batch), context(mode, seed, layer: i))
-            if profiling { forwardSeconds[i] += Network.now() - start }
-            let out = tensor(i + 1, batch).buffer
-            if let bad = out.firstIndex(where: { !$0.isFinite }) {
-                throw NonFiniteError(layer: layers[i].name, index: bad, value: out[bad])
-            }
-        }
-        return tensor(layers.count, batch)
+    public func forwardLoss(batch: Int, labels: UnsafePointer<Int32>, mode: Mode, seed: UInt64 = 0)
+        -> (logits: Tensor, loss: Float) {
+        forwardLoss(batch: batch, labels: labels, mode: mode, seed: seed) { _, _ in }
     }
 
-    /// Backpropagates `logitsGradient` (the loss head's output, or one given by a test) through every layer,
-    /// adding parameter gradients into `parameters.gradients` (zero them first with `parameters.zeroGradients()`).
-    /// `freshGradients`: the gradients of this backward replace what the buffer held, as if it had been zeroed
-    /// first; layers that can write theirs do so, the others' are zeroed just before they run.
+    /// `forwardLoss` with `afterLayer` after each layer (see `forward(batch:mode:seed:afterLayer:)`).
+    @discardableResult
+    public func forwardLoss(batch: Int, labels: UnsafePointer<Int32>, mode: Mode, seed: UInt64 = 0,
+                            afterLayer: LayerHook) rethrows -> (logits: Tensor, loss: Float) {
+        let logits = try forward(batch: batch, mode: mode, seed: seed, afterLayer: afterLayer)
+        let start = profiling ? Network.now() : 0
+        let mean = loss.forward(logits: logits, labels: labels)
+        if profiling { lossSeconds += Network.now() - start }
+        return (logits, mean)
+    }
+
+    /// The class probabilities (softmax of the logits) of the first `batch` samples of the input buffer, from an
+    /// eval-mode forward: `[batch, classes]`, valid until the next forward.
+    public func probabilities(batch: Int) -> UnsafeBufferPointer<Float> {
+        loss.softmax(logits: forward(batch: batch, mode: .eval))
+        return UnsafeBufferPointer(start: loss.probabilities, count: batch * classes)
+    }
+
+    /// A forward hook (`--debug`): throws `NonFiniteError` naming the layer if its output holds NaN or infinity.
+    public func checkFinite(layer index: Int, output: Tensor) throws {
+        let values = output.buffer
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw NonFiniteError(layer: layers[index].name, index: bad, value: values[bad])
+        }
+    }
+
+    /// Backpropagates `logitsGradient` (the loss head's, or one given by a test) through every layer and writes this
+    /// batch's parameter gradients into `parameters.gradients`, replacing what the buffer held: layers that can write
+    /// theirs do so (no zeroing pass over the large fully connected weights), the others' are zeroed just before
+    /// they run, and layers backward does not reach or that are frozen get zeros.
     /// `layerDone(i)` runs right after layer i's backward: its parameter gradients are then final, so a trainer can
     /// start reducing them while the layers below are still working.
     public func backward(batch: Int, mode: Mode = .train, seed: UInt64 = 0, logitsGradient: Tensor? = nil,
-                         freshGradients: Bool = false, layerDone: ((Int) -> Void)? = nil) {
+                         layerDone: ((Int) -> Void)? = nil) {
         let top = layers.count
         let dTop = tensor(top, batch, gradient: true)
-        if let given = logitsGradient {
-            dTop.data.update(from: given.data, count: dTop.count)
-        } else {
-            dTop.data.update(from: loss.logitsGradient, count: dTop.count)
-        }
+        dTop.data.update(from: logitsGradient?.data ?? loss.logitsGradient, count: dTop.count)
         for t in 1..<top where needsGradient[t] { tensorGradientZero(t, batch) }
         let blasThreads = holdBLASAtOneThread()
         defer { restoreBLAS(blasThreads) }
-        if freshGradients && parameters.ownsGradients {
-            // Layers that backward does not reach (or that are frozen) get zeros, as after zeroGradients().
-            for i in layers.indices where !needsGradient[i + 1] || frozen.contains(layers[i].name) {
-                for slot in parameterSlotsOfLayer[i] { slot.gradient.update(repeating: 0, count: slot.count) }
-            }
+        for i in layers.indices where !needsGradient[i + 1] || frozen.contains(layers[i].name) {
+            for slot in parameterSlotsOfLayer[i] { slot.gradient.update(repeating: 0, count: slot.count) }
         }
         for i in stride(from: layers.count - 1, through: 0, by: -1) where needsGradient[i + 1] {
             let start = profiling ? Network.now() : 0
             let ins = inputIndices[i]
             var context = context(mode, seed, layer: i)
-            if freshGradients && parameters.ownsGradients && context.computeParameterGradients {
+            if context.computeParameterGradients {
                 if layers[i].writesFreshParameterGradients {
                     context.overwriteParameterGradients = true
                 } else {
                     for slot in parameterSlotsOfLayer[i] { slot.gradient.update(repeating: 0, count: slot.count) }
                 }
             }
-            layers[i].backward(ins.map { tensor($0, batch) }, tensor(i + 1, batch), tensor(i + 1, batch, gradient: true),
+            layers[i].backward(ins.map { tensor($0, batch) }, tensor(i + 1, batch),
+                               tensor(i + 1, batch, gradient: true),
                                ins.map { needsGradient[$0] ? tensor($0, batch, gradient: true) : nil }, context)
             if profiling { backwardSeconds[i] += Network.now() - start }
             layerDone?(i)
@@ -243,18 +271,6 @@ public final class Network {
 
     private func restoreBLAS(_ count: Int) {
         if count > 1 { BLAS.setThreads(count) }
-    }
-
-    /// Softmax cross-entropy of the last forward's logits; also prepares the gradient `backward` starts from.
-    /// Returns the mean loss over the batch.
-    @discardableResult
-    public func computeLoss(labels: UnsafePointer<Int32>, batch: Int) -> Float {
-        loss.forward(logits: tensor(layers.count, batch), labels: labels)
-    }
-
-    public func resetProfile() {
-        forwardSeconds = Array(repeating: 0, count: layers.count)
-        backwardSeconds = Array(repeating: 0, count: layers.count)
     }
 
     /// Parameter slots of each layer, in layer order.

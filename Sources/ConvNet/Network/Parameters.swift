@@ -78,8 +78,6 @@ public final class ParameterBuffer {
     }
 
     public func slot(named name: String) -> ParameterSlot? { slots.first { $0.name == name } }
-
-    public func zeroGradients() { if ownsGradients { gradients.update(repeating: 0) } }
 }
 
 /// Weight initialisation schemes a config may name (`"init"` in the network section).

@@ -19,13 +19,16 @@ public final class DebugRun {
         let batch = min(config.solver.batchSize, 16)
         let budget = try MemoryBudget.current(ranksOnNode: 1)
         try budget.checkOnPaper(config.network, batch: batch, optimizer: true, file: config.file)
-        let feed = try DataFeed(config: config, split: .train, batch: batch, communicator: communicator, cacheDirectory: nil)
+        let feed = try DataFeed(config: config, split: .train, batch: batch, communicator: communicator,
+                                cacheDirectory: nil)
         let network = try Network.checked(spec: config.network, classes: feed.classes.count, maxBatch: batch,
                                           optimizer: true, budget: budget, file: config.file)
         network.initializeParameters(seed: config.seed)
         let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(config.solver.momentum),
                       nesterov: config.solver.nesterov, weightDecay: Float(config.solver.weightDecay))
-        print("debug: \(network.spec.name), \(group(network.parameters.count)) parameters, batch \(batch), \(min(steps, feed.stepsPerEpoch)) steps of \(feed.classes.count)-class data from \(config.data.synthetic ? "synthetic tensors" : config.data.root)")
+        let source = config.data.synthetic ? "synthetic tensors" : config.data.root
+        print("debug: \(network.spec.name), \(group(network.parameters.count)) parameters, batch \(batch), "
+              + "\(min(steps, feed.stepsPerEpoch)) steps of \(feed.classes.count)-class data from \(source)")
         try feed.begin(epoch: 0, step: 0)
         network.profiling = true
         let lr = Float(config.solver.effectiveLR())
@@ -34,22 +37,24 @@ public final class DebugRun {
             let input = network.inputTensor(batch: data.count)
             input.data.update(from: data.images, count: input.count)
             if let bad = input.buffer.firstIndex(where: { !$0.isFinite }) {
-                throw ConfigError("debug: input batch \(step) holds \(input.data[bad]) at element \(bad): check data.mean/std")
+                throw ConfigError("debug: input batch \(step) holds \(input.data[bad]) at element \(bad): "
+                                  + "check data.mean/std")
             }
             let seed = UInt64(step)
-            try network.forwardCheckingFinite(batch: data.count, mode: .train, seed: seed)
-            let loss = network.computeLoss(labels: data.labels, batch: data.count)
-            guard loss.isFinite else { throw ConfigError("debug: step \(step): the loss is \(loss) although every layer's output is finite") }
-            network.parameters.zeroGradients()
+            let loss = try network.forwardLoss(batch: data.count, labels: data.labels, mode: .train, seed: seed,
+                                               afterLayer: network.checkFinite).loss
+            guard loss.isFinite else {
+                throw ConfigError("debug: step \(step): the loss is \(loss) although every layer's output is finite")
+            }
             network.backward(batch: data.count, seed: seed)
             for slot in network.parameters.slots {
-                if let i = UnsafeBufferPointer(start: slot.gradient, count: slot.count).firstIndex(where: { !$0.isFinite }) {
-                    throw ConfigError("debug: step \(step): gradient of \(slot.name) is \(slot.gradient[i]) at element \(i)")
+                let gradient = UnsafeBufferPointer(start: slot.gradient, count: slot.count)
+                if let i = gradient.firstIndex(where: { !$0.isFinite }) {
+                    throw ConfigError("debug: step \(step): gradient of \(slot.name) is \(gradient[i]) at element \(i)")
                 }
             }
             if step == 0 {
                 let worst = gradientCheck(network, labels: data.labels, batch: data.count, seed: seed)
-                network.parameters.zeroGradients()
                 network.backward(batch: data.count, seed: seed)
                 print(worst)
             }
@@ -59,7 +64,9 @@ public final class DebugRun {
         print("\nper-layer time (ms per step):")
         let n = Double(min(steps, feed.stepsPerEpoch))
         for (i, layer) in network.layers.enumerated() {
-            print("  \(layer.name.padding(toLength: 24, withPad: " ", startingAt: 0)) forward \(String(format: "%8.3f", 1e3 * network.forwardSeconds[i] / n))  backward \(String(format: "%8.3f", 1e3 * network.backwardSeconds[i] / n))")
+            let forward = String(format: "%8.3f", 1e3 * network.forwardSeconds[i] / n)
+            let backward = String(format: "%8.3f", 1e3 * network.backwardSeconds[i] / n)
+            print("  \(layer.name.padding(toLength: 24, withPad: " ", startingAt: 0)) forward \(forward)  backward \(backward)")
         }
         print("debug: no NaN or infinity in any layer's output or gradient")
     }
@@ -103,8 +110,7 @@ enum GradientCheck {
         network.profiling = false
         defer { network.profiling = wasProfiling }
         func loss() -> Double {
-            network.forward(batch: batch, mode: .train, seed: seed)
-            network.computeLoss(labels: labels, batch: batch)
+            network.forwardLoss(batch: batch, labels: labels, mode: .train, seed: seed)
             return (0..<batch).reduce(0.0) { $0 + Double(network.loss.sampleLoss[$1]) } / Double(batch)
         }
         let center = loss()

@@ -18,8 +18,7 @@ public enum Evaluation {
             done += 1
             progress?(done, feed.stepsPerEpoch)
             guard batch.count > 0 else { continue }
-            let logits = network.forward(batch: batch.count, mode: .eval)
-            network.computeLoss(labels: batch.labels, batch: batch.count)
+            let logits = network.forwardLoss(batch: batch.count, labels: batch.labels, mode: .eval).logits
             sums.add(logits: logits, labels: batch.labels, losses: network.loss.sampleLoss)
             confusion.add(logits: logits, labels: batch.labels)
         }

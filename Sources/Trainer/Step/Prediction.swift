@@ -31,10 +31,7 @@ public enum Prediction {
             let side = preprocessor.minimumDecodeShorterSide(training: false)
             let decoded = try imageReader.read(path: image, minimumShorterSide: side, gray: network.input.channels == 1)
             preprocessor.apply(decoded, training: false, random: &random, into: network.inputTensor(batch: 1).data)
-            network.forward(batch: 1, mode: .eval)
-            var labels: [Int32] = [0]
-            network.computeLoss(labels: &labels, batch: 1)
-            let p = network.loss.probabilities
+            let p = network.probabilities(batch: 1)
             if let bad = (0..<network.classes).first(where: { !p[$0].isFinite }) {
                 throw ConfigError("\(image): the network's output for this image is not finite (class \(bad): "
                     + "\(p[bad])); \(path) does not give usable predictions")

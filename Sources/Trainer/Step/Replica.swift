@@ -66,8 +66,7 @@ public final class Replica {
         let clock = Network.now()
         let stream = UInt64(step) &* 0x9E37_79B9 ^ UInt64(communicator.rank) << 40
         let dropoutSeed = SeededGenerator.mix(seed ^ SeededGenerator.mix(stream))
-        let logits = network.forward(batch: count, mode: .train, seed: dropoutSeed)
-        let loss = network.computeLoss(labels: labels, batch: count)
+        let (logits, loss) = network.forwardLoss(batch: count, labels: labels, mode: .train, seed: dropoutSeed)
         var sums = Sums()
         sums.add(logits: logits, labels: labels, losses: network.loss.sampleLoss)
         let forwardDone = Network.now()
@@ -88,7 +87,7 @@ public final class Replica {
                 do { requests.append(try communicator.startAllreduce(bucket, op: .average)) } catch { failure = error }
                 bucketEnd = to
             }
-            network.backward(batch: count, seed: dropoutSeed, freshGradients: true) { layer in
+            network.backward(batch: count, seed: dropoutSeed) { layer in
                 guard let first = self.network.parameterSlots(ofLayer: layer).first else { return }
                 ready = first.offset
                 if bucketEnd - ready >= self.bucketFloats { flush(down: ready) }
@@ -96,7 +95,7 @@ public final class Replica {
             if bucketEnd > 0 { flush(down: 0) }
             if let failure { throw failure }
         } else {
-            network.backward(batch: count, seed: dropoutSeed, freshGradients: true)
+            network.backward(batch: count, seed: dropoutSeed)
             localBad = localBad || !Replica.allFinite(network.parameters.gradients, ranges: sgd.trainableRanges)
         }
         let backwardDone = Network.now()
