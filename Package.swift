@@ -13,6 +13,12 @@ let vectorISA: [SwiftSetting] = [
 // caches, safetensors headers, configs) and keep every check in release builds.
 let fastMath: [SwiftSetting] = vectorISA + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
+// Swift 6 language mode (full data-race checking) for the modules that build in it; docs/architecture.md says why
+// the others do not yet.
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let vectorISASwift6: [SwiftSetting] = vectorISA + swift6
+
 let package = Package(
     name: "dtrain",
     platforms: [.macOS(.v13)],
@@ -30,32 +36,33 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng"),
         // cpuid: the processor's vendor and SIMD features, for run-time kernel choices.
         .target(name: "CCPUID"),
-        // glibc's fopencookie, for OUTPUT/log.txt (a stream that writes to the terminal and the file at once).
+        // glibc's fopencookie, for OUTPUT/log.txt (a stream that writes to the terminal and the file at once), and
+        // C's stdout for Swift 6 code.
         .target(name: "CStream"),
         // glibc's heap statistics, for the test that checks the memory plan against real allocations.
         .target(name: "CMallocStats"),
 
         // The strict JSON parser behind every config and safetensors header: its own module, so it keeps its
         // bounds and overflow checks in release builds (it reads files from anyone), apart from ConvNet's kernels.
-        .target(name: "JSONText", swiftSettings: vectorISA),
+        .target(name: "JSONText", swiftSettings: vectorISASwift6),
 
         // The conv-net core: shapes, the flat parameter buffer, one file per layer, the network and its summary.
         .target(name: "ConvNet", dependencies: ["CBLAS", "CCPUID", "JSONText"], swiftSettings: fastMath),
         // The only code that calls MPI.
-        .target(name: "MPI", dependencies: ["CMPI"]),
+        .target(name: "MPI", dependencies: ["CMPI"], swiftSettings: swift6),
         // Datasets: scan, decode, augment, split across ranks, prefetch.
         .target(name: "Shard", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: vectorISA),
         // The training loop: data-parallel step, solver, checkpoints, logs.
         .target(name: "Trainer", dependencies: ["ConvNet", "JSONText", "MPI", "Shard", "CPNG", "CStream"],
-                swiftSettings: vectorISA),
+                swiftSettings: vectorISASwift6),
         // The command line only.
         .executableTarget(name: "dtrain", dependencies: [
-            "ConvNet", "MPI", "Shard", "Trainer",
+            "ConvNet", "MPI", "Shard", "Trainer", "CStream",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: swift6),
 
         // Runs multi-rank scenarios for MPITests (under mpirun) and the allreduce benchmark.
-        .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
+        .executableTarget(name: "mpi-selftest", dependencies: ["MPI"], swiftSettings: swift6),
 
         .testTarget(name: "ConvNetTests", dependencies: ["ConvNet", "CMallocStats", "JSONText"]),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),

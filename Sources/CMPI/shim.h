@@ -46,3 +46,9 @@ static inline int cmpi_reference_allreduce_loop(float *buffer, int count, int it
     }
     return MPI_SUCCESS;
 }
+
+// C's standard streams, read at each call (dtrain's log may replace them): Swift 6 refuses to read the C globals
+// directly, as shared mutable state.
+#include <stdio.h>
+static inline FILE *cmpi_stdout(void) { return stdout; }
+static inline FILE *cmpi_stderr(void) { return stderr; }

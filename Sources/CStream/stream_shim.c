@@ -6,6 +6,8 @@ FILE *stream_open_writer(void *cookie, stream_write_function write) {
     return fopencookie(cookie, "w", functions);
 }
 
+FILE *stream_stdout(void) { return stdout; }
+
 void stream_replace_standard(FILE *out, FILE *err) {
     stdout = out;
     stderr = err;

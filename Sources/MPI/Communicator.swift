@@ -219,9 +219,9 @@ public final class Communicator: @unchecked Sendable {
     /// when MPI cannot be called (finalised, or not allowed from this thread): `mpirun` ends the job when a rank
     /// exits non-zero.
     static func endJob(rank: Int, world: MPI_Comm?, code: Int32, message: String) -> Never {
-        fflush(stdout)
-        fputs("rank \(rank): \(message)\n", stderr)
-        fflush(stderr)
+        fflush(cmpi_stdout())
+        fputs("rank \(rank): \(message)\n", cmpi_stderr())
+        fflush(cmpi_stderr())
         let exitCode = code == 0 ? 1 : code
         if let world, let current, current.size > 1 {
             MPI_Abort(world, exitCode)
@@ -234,7 +234,9 @@ public final class Communicator: @unchecked Sendable {
     /// message naming the rank. In a single process it does nothing.
     private static func installExitGuard() {
         on_exit({ status, _ in
-            guard let communicator = Communicator.current, !communicator.isFinalized, communicator.size > 1 else { return }
+            guard let communicator = Communicator.current, !communicator.isFinalized, communicator.size > 1 else {
+                return
+            }
             let how = status == 0 ? "without calling finalize()" : "with status \(status) before finalize()"
             Communicator.endJob(rank: communicator.rank, world: communicator.world, code: status == 0 ? 1 : status,
                                 message: "process exited \(how); ending the job")
@@ -249,8 +251,9 @@ public final class Communicator: @unchecked Sendable {
         let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         guard localRank == 0, cores > 0, localSize > cores,
               ProcessInfo.processInfo.environment["OMPI_MCA_mpi_yield_when_idle"] == nil else { return }
-        fputs("rank \(rank): warning: \(localSize) ranks share \(cores) cores on this node and waiting ranks busy-poll; "
-              + "run mpirun with --mca mpi_yield_when_idle 1 (or export OMPI_MCA_mpi_yield_when_idle=1)\n", stderr)
+        let warning = "rank \(rank): warning: \(localSize) ranks share \(cores) cores on this node and waiting ranks "
+            + "busy-poll; run mpirun with --mca mpi_yield_when_idle 1 (or export OMPI_MCA_mpi_yield_when_idle=1)\n"
+        fputs(warning, cmpi_stderr())
     }
 }
 

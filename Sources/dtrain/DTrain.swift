@@ -1,4 +1,5 @@
 import ArgumentParser
+import CStream
 import Foundation
 
 @main
@@ -17,7 +18,7 @@ struct DTrain: ParsableCommand {
     /// Standard output is line-buffered even into a file or pipe: a log shows start-up lines as they happen, and a
     /// process the kernel kills leaves every line it printed (block buffering lost them).
     static func main() {
-        setvbuf(stdout, nil, _IOLBF, 0)
+        setvbuf(stream_stdout(), nil, _IOLBF, 0)
         main(nil)
     }
 }

@@ -59,7 +59,7 @@ func failMidCollective(_ communicator: Communicator, how: Scenario) throws {
         switch how {
         case .throw: throw InjectedFailure(description: "injected failure in step 7")
         case .exit:
-            fflush(stdout)
+            fflush(nil)  // every stream (Swift 6 cannot name C's stdout)
             exit(3)
         default: sleep(60)
         }

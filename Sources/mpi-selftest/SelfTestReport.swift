@@ -30,7 +30,7 @@ final class SelfTestReport {
     func flush() {
         guard !lines.isEmpty else { return }
         print(lines.joined(separator: "\n"))
-        fflush(stdout)
+        fflush(nil)  // every stream, stdout among them
         lines.removeAll()
     }
 

@@ -11,4 +11,7 @@ FILE *stream_open_writer(void *cookie, stream_write_function write);
 /// Replaces the process's stdout and stderr streams (glibc's variables of those names).
 void stream_replace_standard(FILE *out, FILE *err);
 
+/// C's stdout, read at each call (it may have been replaced): Swift 6 refuses to read the C global directly.
+FILE *stream_stdout(void);
+
 #endif

@@ -1,3 +1,4 @@
+import CStream
 import ConvNet
 import Foundation
 #if canImport(Glibc)
@@ -7,12 +8,12 @@ import Glibc
 /// Rank 0's console. On a terminal: one live line, redrawn in place at least once a second (a background tick keeps
 /// the ETA moving through a long step or evaluation), with lasting lines (epoch results, notes) printed above it.
 /// Otherwise (a batch job's log file): the log points as plain lines, no control characters.
-public final class ProgressReport {
+public final class ProgressReport: @unchecked Sendable {  // its mutable state is kept under `lock`
     public enum Style: String, CaseIterable, Sendable { case auto, live, plain }
 
     let live: Bool
     /// Where the text goes (stdout; a test's collector).
-    private let write: (String) -> Void
+    private let write: @Sendable (String) -> Void
     private let lock = NSLock()
     /// Where the run is ("epoch 2/12 step 140/469", "epoch 2/12 evaluating 30/79") and the latest figures.
     private var position = ""
@@ -22,7 +23,7 @@ public final class ProgressReport {
     private var lastDraw = -Double.infinity
     private var ticking = false
 
-    public init(style: Style = .auto, write: @escaping (String) -> Void = ProgressReport.standardOutput) {
+    public init(style: Style = .auto, write: @escaping @Sendable (String) -> Void = ProgressReport.standardOutput) {
         self.write = write
         switch style {
         case .live: live = true
@@ -31,9 +32,9 @@ public final class ProgressReport {
         }
     }
 
-    public static func standardOutput(_ text: String) {
-        fputs(text, stdout)
-        fflush(stdout)
+    @Sendable public static func standardOutput(_ text: String) {
+        fputs(text, stream_stdout())
+        fflush(stream_stdout())
     }
 
     /// OpenMPI gives every rank a pseudo-terminal for stdout, even when mpirun writes to a log file; so under

@@ -15,8 +15,7 @@ enum RunLog {
         let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (resuming ? O_APPEND : O_TRUNC)
         let fd = open(path, flags, 0o644)
         guard fd >= 0 else { throw FileWriteError(path: path, operation: "open", errno: errno) }
-        fflush(stdout)
-        fflush(stderr)
+        fflush(nil)  // every stream, before they are replaced
         let out = Tee(fd: fd)
         if resuming { out.toFile(Array("---- resumed \(Date()) ----\n".utf8)) }
         guard let newOut = out.stream(echoingTo: STDOUT_FILENO), let newErr = out.stream(echoingTo: STDERR_FILENO)

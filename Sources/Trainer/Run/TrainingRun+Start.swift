@@ -27,7 +27,7 @@ extension TrainingRun {
             print(plan.totals)
         }
         print("output: \(config.output)")
-        fflush(stdout)
+        fflush(nil)  // every stream, stdout among them
     }
 
     func applyFineTune(sgd: SGD) throws {
