@@ -7,9 +7,9 @@ public struct KernelChoices: Sendable, Equatable {
     /// Stride-1 3×3 (padding ≤ 1) and 5×5 (padding ≤ 2) convolutions of at least 16 channels and filters per group
     /// run on Winograd's algorithms (`WinogradConvolution`); false: im2col + sgemm, to compare the two.
     public var winograd = true
-    /// The Winograd output tile of 3×3 layers, 2 or 4 (5×5 layers always take 2). F(4×4, 3×3) needs 0.55–0.75×
-    /// the multiplies of F(2×2, 3×3) on 7×7 to 28×28 maps, but its 6×6 transforms cost as much as that saves
-    /// (AlexNet and GoogLeNet ran no faster): it is taken on request only (`dtrain bench --winograd-tile 4`).
+    /// The Winograd output tile of 3×3 layers, 2 or 4 (5×5 layers always take 2). F(4×4, 3×3) needs fewer
+    /// multiplies than F(2×2, 3×3), but its 6×6 transforms cost as much as that saves (AlexNet and GoogLeNet ran no
+    /// faster): it is taken on request only (`dtrain bench --winograd-tile 4`).
     public var winogradOutputTile = 2
     /// Tiles the Winograd path transforms together: enough for GEMMs of a good width, few enough for the transforms
     /// to stay in L2/L3.
@@ -23,9 +23,8 @@ public struct KernelChoices: Sendable, Equatable {
     /// (`SkinnyGEMM.suits`); false: always sgemm, to compare the two.
     public var skinnyFullyConnected = true
     /// Multiply-adds below which a slice of a layer's work is not worth its own thread: waking a parked worker and
-    /// joining it took 20–50 µs per parallel region on these VMs, about what one core does with 2M multiply-adds
-    /// (LeNet b64 on 2 threads was fastest at 2^21; see docs/performance.md). Elementwise layers count each element
-    /// as four.
+    /// joining it costs about what one core does with 2M multiply-adds (docs/performance.md). Elementwise layers
+    /// count each element as four.
     public var minimumWorkPerPart = 1 << 21
     /// The start-up line naming the OpenBLAS kernel set this process computes with and why
     /// (`BLASKernelChoice.apply`), when the command made that choice. Reported with the others, not switched here:

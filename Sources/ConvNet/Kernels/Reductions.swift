@@ -1,6 +1,6 @@
 /// Float sums that vectorise. A loop `sum += p[i]` cannot: reordering float additions changes the result, so the
 /// compiler keeps one serial chain of adds. Eight lanes of partial sums (one AVX register) make the order explicit
-/// and run 8–16× faster; the result differs from the serial sum only by rounding.
+/// and run several times faster; the result differs from the serial sum only by rounding.
 @inline(__always)
 func vectorSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
     var lanes = SIMD8<Float>()

@@ -1,17 +1,16 @@
 /// The forward product of a fully connected layer when the batch is small: one side of the GEMM is only `n` ≤ 16
-/// rows, where OpenBLAS reaches 40–47% of its large-GEMM speed (AlexNet's fc1 at batch 16: 26–27 ms). This kernel
-/// keeps a register tile of 3 weight rows × 4 samples in twelve 8-lane FMA accumulators, reads each weight from
-/// memory once and reuses it from L1 for every group of four samples (fc1: 21.5 ms; 82–96 GFLOP/s when the weights
-/// are in cache). The backward products have kernels of their own (`SkinnyGEMMBackward.swift`).
+/// rows, where OpenBLAS runs far below its large-GEMM speed. This kernel keeps a register tile of 3 weight rows ×
+/// 4 samples in twelve 8-lane FMA accumulators, reads each weight from memory once and reuses it from L1 for every
+/// group of four samples (figures: docs/performance.md, "Measured kernel choices"). The backward products have
+/// kernels of their own (`SkinnyGEMMBackward.swift`).
 ///
 /// All matrices are row-major: x `[n, k]`, W `[m, k]`, y `[n, m]` (m outputs, k inputs).
 enum SkinnyGEMM {
     typealias Vector = SIMD8<Float>
 
     /// When to use it: at most 16 samples, and weights too large for the caches (at least 4 MiB), so that reading
-    /// them once matters more than packing. Measured against OpenBLAS on one thread: fc1 of AlexNet (4096 × 9216)
-    /// 22 ms against 27–28 at batch 16, 38 against 40 at batch 32; LeNet's layers (in cache) lost: 56–79 against
-    /// 87–95 GFLOP/s.
+    /// them once matters more than packing (measured against OpenBLAS: it wins on AlexNet's fc1 and loses on
+    /// LeNet's in-cache layers; docs/performance.md).
     static func suits(batch n: Int, outputs m: Int, inputs k: Int) -> Bool { n <= 16 && m &* k >= 1 << 20 }
 
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> Vector {

@@ -3,9 +3,9 @@
 ///     dW = dyᵀ x   (m × k: written once, row after row)      dx += dy W   (n × k: W read twice, in 8-sample halves)
 ///
 /// Both are memory-bound at these shapes: AlexNet's fc1 at batch 16 writes a 151 MB gradient and reads the 151 MB
-/// weights, for 0.6 GFLOP each. OpenBLAS packs W and the gradient into its blocks first and ran both in 100–125 ms on
-/// the Intel Xeon machines (dtrain bench, `classifier_1`); these kernels touch each byte of W and dW once in
-/// registers and keep x, dy and dx (n × k, 590 KB) in L2.
+/// weights, for 0.6 GFLOP each. OpenBLAS packs W and the gradient into its blocks first (slow at these shapes:
+/// docs/performance.md); these kernels touch each byte of W and dW once in registers and keep x, dy and dx (n × k,
+/// 590 KB) in L2.
 /// All matrices are row-major: x `[n, k]`, W `[m, k]`, dy `[n, m]`, dx `[n, k]`, dW `[m, k]`.
 extension SkinnyGEMM {
     // MARK: dW = dyᵀ x

@@ -53,7 +53,7 @@ public final class FullyConnected: Layer {
             return
         }
         // yᵀ[r] = W[r] · xᵀ for each slice r of the outputs, then y = (yᵀ)ᵀ + b. OpenBLAS runs this orientation
-        // (M = outputs, N = batch) 17–25% faster than y = x·Wᵀ (M = batch) at batch 16; the transpose is tiny.
+        // (M = outputs, N = batch) faster than y = x·Wᵀ (M = batch) at small batches; the transpose is tiny.
         Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(n), Int32(k),
                         1, w + r.lowerBound * k, Int32(k), x, Int32(k), 0, yT + r.lowerBound * n, Int32(n))

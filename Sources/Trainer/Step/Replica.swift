@@ -136,7 +136,7 @@ public final class Replica {
 
     /// True if every value in `ranges` is finite (a NaN or infinity anywhere makes the sum non-finite).
     /// 0·x is 0 for finite x and NaN for NaN or ±∞; four 16-lane sums keep the loop vectorised (a serial float sum
-    /// does not vectorise: it cost 2% of a LeNet-5 step).
+    /// does not vectorise, and cost a measurable share of a LeNet-5 step: docs/performance.md).
     static func allFinite(_ buffer: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) -> Bool {
         let p = UnsafeRawPointer(buffer.baseAddress!)
         for range in ranges {
