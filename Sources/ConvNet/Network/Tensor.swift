@@ -25,12 +25,6 @@ public struct Tensor {
         nonmutating set { data[((n * shape.channels + c) * shape.height + h) * shape.width + w] = newValue }
     }
 
-    /// The same memory seen with a different per-sample shape of equal size.
-    public func reshaped(_ newShape: Shape) -> Tensor {
-        precondition(newShape.count == shape.count, "reshape \(shape) to \(newShape) changes the size")
-        return Tensor(data: data, batch: batch, shape: newShape)
-    }
-
     public func fill(_ value: Float) { data.update(repeating: value, count: count) }
 }
 
