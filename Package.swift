@@ -46,28 +46,33 @@ let package = Package(
         // bounds and overflow checks in release builds (it reads files from anyone), apart from ConvNet's kernels.
         .target(name: "JSONText", swiftSettings: vectorISASwift6),
 
+        // What several modules share, depending on nothing: the seeded generator, the monotonic clock, atomic and
+        // append-only files, the lock box, number formatting.
+        .target(name: "Basics", swiftSettings: vectorISASwift6),
+
         // The conv-net core: shapes, the flat parameter buffer, one file per layer, the network and its summary.
-        .target(name: "ConvNet", dependencies: ["CBLAS", "CCPUID", "JSONText"], swiftSettings: fastMath),
+        .target(name: "ConvNet", dependencies: ["Basics", "CBLAS", "CCPUID", "JSONText"], swiftSettings: fastMath),
         // The only code that calls MPI.
-        .target(name: "MPI", dependencies: ["CMPI"], swiftSettings: swift6),
+        .target(name: "MPI", dependencies: ["Basics", "CMPI"], swiftSettings: swift6),
         // Datasets: scan, decode, augment, split across ranks, prefetch.
-        .target(name: "Shard", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: vectorISA),
+        .target(name: "Shard", dependencies: ["Basics", "CTurboJPEG", "CPNG"], swiftSettings: vectorISA),
         // The training loop: data-parallel step, solver, checkpoints, logs.
-        .target(name: "Trainer", dependencies: ["ConvNet", "JSONText", "MPI", "Shard", "CPNG", "CStream"],
+        .target(name: "Trainer", dependencies: ["Basics", "ConvNet", "JSONText", "MPI", "Shard", "CStream"],
                 swiftSettings: vectorISASwift6),
         // The command line only.
         .executableTarget(name: "dtrain", dependencies: [
-            "ConvNet", "MPI", "Shard", "Trainer", "CStream",
+            "Basics", "ConvNet", "MPI", "Shard", "Trainer", "CStream",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swift6),
 
         // Runs multi-rank scenarios for MPITests (under mpirun) and the allreduce benchmark.
-        .executableTarget(name: "mpi-selftest", dependencies: ["MPI"], swiftSettings: swift6),
+        .executableTarget(name: "mpi-selftest", dependencies: ["Basics", "MPI"], swiftSettings: swift6),
 
-        .testTarget(name: "ConvNetTests", dependencies: ["ConvNet", "CMallocStats", "JSONText"]),
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
+        .testTarget(name: "ConvNetTests", dependencies: ["Basics", "ConvNet", "CMallocStats", "JSONText"]),
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
-        .testTarget(name: "ShardTests", dependencies: ["Shard"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ConvNet", "Shard", "MPI"]),
+        .testTarget(name: "ShardTests", dependencies: ["Basics", "Shard"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Basics", "Trainer", "ConvNet", "Shard", "MPI"]),
     ],
     swiftLanguageModes: [.v5]
 )

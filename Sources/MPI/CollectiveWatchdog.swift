@@ -1,3 +1,4 @@
+import Basics
 import CMPI
 import Foundation
 
@@ -123,7 +124,7 @@ final class CollectiveWatchdog: @unchecked Sendable {
             let period = timeout == 0 ? 1.0 : Swift.min(1.0, Swift.max(0.05, Double(timeout) / 4e9))
             _ = condition.wait(until: Date(timeIntervalSinceNow: period))
             if stopping || timeout == 0 { continue }
-            let now = cmpi_monotonic_nanoseconds()
+            let now = monotonicNanoseconds()
             for slot in 0..<Self.slotCount {
                 let counter = cmpi_atomic_load_u64(words + 2 * slot + 1)
                 if counter != seenCounter[slot] {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import ConvNet
 import Foundation
 import Trainer
@@ -75,15 +76,15 @@ struct Bench: ParsableCommand {
         for step in 0..<(warmup + steps) {
             network.profiling = step >= warmup
             let lossBefore = network.lossSeconds
-            let t0 = Network.now()
+            let t0 = monotonicSeconds()
             labels.withUnsafeBufferPointer {
                 network.forwardLoss(batch: batch, labels: $0.baseAddress!, mode: .train, seed: UInt64(step))
             }
-            let t1 = Network.now()
+            let t1 = monotonicSeconds()
             network.backward(batch: batch, seed: UInt64(step))
-            let t2 = Network.now()
+            let t2 = monotonicSeconds()
             sgd.step(network.parameters, lr: 1e-4)
-            let t3 = Network.now()
+            let t3 = monotonicSeconds()
             // The loss head's share of forward-then-loss, as the network timed it.
             let loss = network.lossSeconds - lossBefore
             if step >= warmup { times.append((t1 - t0 - loss, loss, t2 - t1, t3 - t2)) }
@@ -109,9 +110,9 @@ struct Bench: ParsableCommand {
             let bwdRate = flops > 0 && b > 0 ? 2 * flops / b / 1e9 : nil
             // Winograd layers do fewer multiply-adds than they are credited with here (direct-convolution FLOPs).
             let type = (layer as? Convolution)?.winogradAlgorithm.map { "conv \($0)" } ?? layer.type
-            rows.append([layer.name, type, fmt(f * 1e3, 3), fmt(b * 1e3, 3), fwdRate.map { fmt($0, 1) } ?? "",
-                         bwdRate.map { fmt($0, 1) } ?? "", ceiling.map { fmt($0, 1) } ?? "",
-                         ceiling != nil && fwdRate != nil ? fmt(100 * fwdRate! / ceiling!, 0) + "%" : ""])
+            rows.append([layer.name, type, fixed(f * 1e3, 3), fixed(b * 1e3, 3), fwdRate.map { fixed($0, 1) } ?? "",
+                         bwdRate.map { fixed($0, 1) } ?? "", ceiling.map { fixed($0, 1) } ?? "",
+                         ceiling != nil && fwdRate != nil ? fixed(100 * fwdRate! / ceiling!, 0) + "%" : ""])
         }
         printTable(rows)
         let totals = times.map { $0.forward + $0.loss + $0.backward + $0.update }.sorted()
@@ -121,23 +122,21 @@ struct Bench: ParsableCommand {
         }
         let flops = 3 * Double(network.layers.reduce(0) { $0 + $1.cost.flops }) * Double(batch)
         print("")
-        print("step: best \(fmt(best * 1e3, 2)) ms, median \(fmt(median * 1e3, 2)) ms (of \(steps)); "
-              + "medians: forward \(fmt(med(\.forward) * 1e3, 2)) ms, loss \(fmt(med(\.loss) * 1e3, 2)) ms, "
-              + "backward \(fmt(med(\.backward) * 1e3, 2)) ms, update \(fmt(med(\.update) * 1e3, 2)) ms")
+        print("step: best \(fixed(best * 1e3, 2)) ms, median \(fixed(median * 1e3, 2)) ms (of \(steps)); "
+              + "medians: forward \(fixed(med(\.forward) * 1e3, 2)) ms, loss \(fixed(med(\.loss) * 1e3, 2)) ms, "
+              + "backward \(fixed(med(\.backward) * 1e3, 2)) ms, update \(fixed(med(\.update) * 1e3, 2)) ms")
         let rateDecimals = Double(batch) / best < 100 ? 1 : 0
-        print("images/s: best \(fmt(Double(batch) / best, rateDecimals)), "
-              + "median \(fmt(Double(batch) / median, rateDecimals));  "
-              + "effective GFLOP/s (3 × forward FLOPs): median \(fmt(flops / median / 1e9, 1))")
+        print("images/s: best \(fixed(Double(batch) / best, rateDecimals)), "
+              + "median \(fixed(Double(batch) / median, rateDecimals));  "
+              + "effective GFLOP/s (3 × forward FLOPs): median \(fixed(flops / median / 1e9, 1))")
         // The direct-FLOP limit: the step's FLOPs counted as direct convolution, at the FMA peak of `threads` cores.
         if let peak = Processor.current.measuredFMAPeak() {
             let limit = Double(threads) * peak
-            print("direct-FLOP limit: \(fmt(100 * flops / median / 1e9 / limit, 1))% of \(threads) × \(fmt(peak, 1)) "
+            print("direct-FLOP limit: \(fixed(100 * flops / median / 1e9 / limit, 1))% of \(threads) × \(fixed(peak, 1)) "
                   + "GFLOP/s (measured FP32 FMA peak per core, \(Processor.current.avx512 ? "AVX-512" : "AVX2"))")
         }
     }
 }
-
-func fmt(_ x: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", x) }
 
 func printTable(_ rows: [[String]]) {
     let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import Shard
 
@@ -50,7 +51,7 @@ struct BenchData: ParsableCommand {
             return
         }
         // A photograph-like 500×375 RGB image: smooth gradients plus texture, JPEG quality 90, 4:2:0 chroma.
-        var random = SampleRandom(1)
+        var random = SeededGenerator(dataSeed: 1)
         var rgb = [UInt8](repeating: 0, count: 500 * 375 * 3)
         for y in 0..<375 {
             for x in 0..<500 {
@@ -121,7 +122,7 @@ struct BenchData: ParsableCommand {
         _ = try bytes.withUnsafeBytes {   // fail loudly, not with a meaningless rate, if the input does not decode
             try ImageReader().decode($0, name: "bench input", minimumShorterSide: minimumSide, gray: options.channels == 1)
         }
-        let counts = BenchCounts(threads)
+        let counts = LockedBox([Int](repeating: 0, count: threads))   // each thread writes only its own entry
         let duration = seconds
         let began = Date()
         DispatchQueue.concurrentPerform(iterations: threads) { t in
@@ -134,23 +135,14 @@ struct BenchData: ParsableCommand {
                 bytes.withUnsafeBytes { raw in
                     if let image = try? reader.decode(raw, name: "bench", minimumShorterSide: minimumSide,
                                                       gray: options.channels == 1), augment {
-                        var random = SampleRandom(7, UInt64(t), UInt64(n))
+                        var random = SeededGenerator(dataSeed: 7, UInt64(t), UInt64(n))
                         preprocessor.apply(image, training: true, random: &random, into: output)
                     }
                 }
                 n += 1
             }
-            counts.set(t, n)
+            counts.update { $0[t] = n }
         }
-        return Double(counts.total) / Date().timeIntervalSince(began)
+        return Double(counts.value.reduce(0, +)) / Date().timeIntervalSince(began)
     }
-}
-
-/// Per-thread image counts of one measurement (each thread writes only its own entry).
-private final class BenchCounts: @unchecked Sendable {
-    private var counts: [Int]
-    private let lock = NSLock()
-    init(_ n: Int) { counts = [Int](repeating: 0, count: n) }
-    func set(_ i: Int, _ v: Int) { lock.lock(); counts[i] = v; lock.unlock() }
-    var total: Int { lock.lock(); defer { lock.unlock() }; return counts.reduce(0, +) }
 }

@@ -1,3 +1,4 @@
+import Basics
 import CMPI
 import Foundation
 import MPI
@@ -39,9 +40,9 @@ func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOption
         var bestShim = Double.infinity, bestC = Double.infinity, bestBackground = Double.infinity
         func timed(_ body: () throws -> Void) throws -> Double {
             try communicator.barrier()
-            let start = cmpi_monotonic_nanoseconds()
+            let start = monotonicNanoseconds()
             try body()
-            return try slowestRank(Double(cmpi_monotonic_nanoseconds() - start) / 1e9 / Double(iterations))
+            return try slowestRank(Double(monotonicNanoseconds() - start) / 1e9 / Double(iterations))
         }
         // Every rank sees the same (slowest-rank) times, so every rank stops after the same round.
         var rounds = 0, spent = 0.0

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import XCTest
 @testable import Shard
@@ -67,7 +68,7 @@ final class BatchLoaderTests: XCTestCase {
 
     func testResultDoesNotDependOnThreadsOrPrefetchAndResumeContinues() throws {
         let root = temporaryFolder(self)
-        var random = SampleRandom(5)
+        var random = SeededGenerator(dataSeed: 5)
         for c in ["x", "y"] {
             for i in 0..<6 {
                 let pixels = (0..<(8 * 6 * 3)).map { _ in UInt8(random.next() & 255) }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import XCTest
 @testable import Shard
@@ -27,7 +28,7 @@ final class DecoderFuzzTests: XCTestCase {
     func testMutatedImagesNeverCrashTheDecoders() throws {
         let environment = ProcessInfo.processInfo.environment
         let iterations = Int(environment["DTRAIN_FUZZ_ITERATIONS"] ?? "") ?? 100_000
-        var random = SampleRandom(UInt64(environment["DTRAIN_FUZZ_SEED"] ?? "") ?? 7)
+        var random = SeededGenerator(dataSeed: UInt64(environment["DTRAIN_FUZZ_SEED"] ?? "") ?? 7)
         let seeds = try seeds()
         let reader = try ImageReader()
         for seed in seeds {   // the unmutated seeds decode

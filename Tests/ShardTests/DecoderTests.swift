@@ -117,7 +117,7 @@ final class DecoderTests: XCTestCase {
         XCTAssertEqual(try decode(rgb, gray: true).channels, 1)
     }
 
-    func testPNGWriterRoundTrip() throws {
+    func testPNGEncoderRoundTrip() throws {
         let pixels: [UInt8] = [0, 64, 128, 255, 7, 9]
         let png = try PNGEncoder.encode(width: 3, height: 2, layout: .eightBit(channels: 1), samples: pixels)
         XCTAssertEqual(try decode(png), Image(width: 3, height: 2, channels: 1, pixels: pixels))

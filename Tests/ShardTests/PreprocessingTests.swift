@@ -1,3 +1,4 @@
+import Basics
 import XCTest
 @testable import Shard
 
@@ -10,7 +11,7 @@ final class PreprocessingTests: XCTestCase {
     private func run(_ options: PreprocessOptions, _ image: Image, training: Bool, seed: UInt64 = 0) throws -> [Float] {
         let p = try Preprocessor(options)
         var out = [Float](repeating: .nan, count: options.imageSize)
-        var random = SampleRandom(seed)
+        var random = SeededGenerator(dataSeed: seed)
         out.withUnsafeMutableBufferPointer { p.apply(image, training: training, random: &random, into: $0.baseAddress!) }
         return out
     }
@@ -158,7 +159,7 @@ final class PreprocessingTests: XCTestCase {
         let p = try Preprocessor(options)
         var xs = Set<Double>(), ys = Set<Double>()
         for sample in 0..<300 {
-            var random = SampleRandom(7, 0x4155_474D, 3, UInt64(sample))
+            var random = SeededGenerator(dataSeed: 7, 0x4155_474D, 3, UInt64(sample))
             let box = p.cropBox(width: 28, height: 28, training: true, random: &random)
             XCTAssertEqual([box.width, box.height], [28, 28])
             xs.insert(box.x); ys.insert(box.y)
@@ -169,7 +170,7 @@ final class PreprocessingTests: XCTestCase {
 
     func testRandomResizedCropBoxesFollowScaleAndRatio() {
         for seed in 0..<200 {
-            var random = SampleRandom(UInt64(seed))
+            var random = SeededGenerator(dataSeed: UInt64(seed))
             let box = Preprocessor.randomResizedBox(width: 500, height: 375, scale: 0.08...1, ratio: (3.0 / 4)...(4.0 / 3),
                                                     random: &random)
             XCTAssertGreaterThanOrEqual(box.x, 0); XCTAssertGreaterThanOrEqual(box.y, 0)
@@ -180,7 +181,7 @@ final class PreprocessingTests: XCTestCase {
             XCTAssertGreaterThan(aspect, 0.74); XCTAssertLessThan(aspect, 1.35)
         }
         // A very wide image where no box fits: the centred fallback with the ratio clamped.
-        var random = SampleRandom(1)
+        var random = SeededGenerator(dataSeed: 1)
         let box = Preprocessor.randomResizedBox(width: 100, height: 2, scale: 0.9...1, ratio: 1...1, random: &random)
         XCTAssertEqual(box, CropBox(x: 49, y: 0, width: 2, height: 2, flip: false))
     }

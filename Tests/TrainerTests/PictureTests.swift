@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import Shard
 import XCTest
 @testable import Trainer
 
@@ -8,12 +9,12 @@ func decodePNG(_ bytes: [UInt8], channels: Int) throws -> RasterImage {
     var png = png_image()
     png.version = UInt32(PNG_IMAGE_VERSION)
     guard bytes.withUnsafeBytes({ png_image_begin_read_from_memory(&png, $0.baseAddress, $0.count) }) != 0 else {
-        throw PNGWriteError(message: "not a PNG")
+        throw DataError("not a PNG")
     }
     png.format = channels == 3 ? UInt32(PNG_FORMAT_RGB) : UInt32(PNG_FORMAT_GRAY)
     var image = RasterImage(width: Int(png.width), height: Int(png.height), channels: channels)
     guard image.pixels.withUnsafeMutableBytes({ png_image_finish_read(&png, nil, $0.baseAddress, 0, nil) }) != 0 else {
-        throw PNGWriteError(message: "PNG decoding failed")
+        throw DataError("PNG decoding failed")
     }
     return image
 }
@@ -32,11 +33,11 @@ final class PictureTests: XCTestCase {
         var gray = RasterImage(width: 7, height: 3, channels: 1, fill: .black)
         gray.set(6, 2, RGB(200, 200, 200))
         gray.set(0, 0, RGB(17, 17, 17))
-        XCTAssertEqual(try decodePNG(try PNGWriter.encode(gray), channels: 1), gray)
+        XCTAssertEqual(try decodePNG(try gray.pngBytes(), channels: 1), gray)
         var rgb = RasterImage(width: 4, height: 5, channels: 3, fill: RGB(1, 2, 3))
         rgb.fill(x: 1, y: 1, width: 2, height: 3, RGB(250, 0, 128))
         let path = pictureDirectory() + "/roundtrip.png"
-        try PNGWriter.write(rgb, to: path)
+        try rgb.writePNG(to: path)
         XCTAssertEqual(try decodePNG([UInt8](FileManager.default.contents(atPath: path)!), channels: 3), rgb)
     }
 
@@ -62,7 +63,7 @@ final class PictureTests: XCTestCase {
         XCTAssertEqual(image.pixel(8, 8), RGB(255, 191, 0), "nearest-neighbour: the last enlarged pixel of the tile")
         // Filter 3 (second row, second column): values 0..4 → blue 2 → 128, red 4 → 255.
         XCTAssertEqual(image.pixel(18 - 1, 18 - 1), RGB(255, 32, 128))
-        try PNGWriter.write(image, to: pictureDirectory() + "/filters-rgb-small.png")
+        try image.writePNG(to: pictureDirectory() + "/filters-rgb-small.png")
     }
 
     func testFilterGridGrayAndDegenerateFilters() throws {
@@ -79,7 +80,7 @@ final class PictureTests: XCTestCase {
         XCTAssertEqual(image.height, 2 * 41 + 1)
         XCTAssertEqual(image.pixel(20, 20).r, 128, "a constant filter is mid-gray")
         XCTAssertEqual(image.pixel(42, 1).r, 0, "a NaN weight is drawn black")
-        try PNGWriter.write(image, to: pictureDirectory() + "/filters-gray.png")
+        try image.writePNG(to: pictureDirectory() + "/filters-gray.png")
     }
 
     /// AlexNet's conv1 shape (96 × 3 × 11 × 11) with smooth made-up filters, for a person to look at.

@@ -133,7 +133,7 @@ final class TensorBoardTests: XCTestCase {
         let dir = makeTemporaryDirectory(self)
         var raster = RasterImage(width: 3, height: 2, channels: 3, fill: .white)
         raster.set(1, 1, RGB(200, 10, 10))
-        let png = try PNGWriter.encode(raster)
+        let png = try raster.pngBytes()
         let writer = try TensorBoardWriter(directory: dir)
         writer.add(image: "filters", png: png, width: 3, height: 2, channels: 3, step: 7)
         try writer.flush()

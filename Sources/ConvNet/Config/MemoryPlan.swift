@@ -1,3 +1,4 @@
+import Basics
 /// What a network will allocate, in bytes, worked out from its blueprint (shapes only) before anything is spent:
 /// per layer its parameters (and non-trained state), their gradients, the optimizer's momentum twin, its forward
 /// output and the gradient buffer backward writes into, what it keeps from forward to backward (max-pool argmax,

@@ -1,3 +1,4 @@
+import Basics
 /// The network section of a config: input shape, class count, initialisation and the ordered list of layers.
 ///
 /// ```json

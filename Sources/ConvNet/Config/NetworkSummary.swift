@@ -1,3 +1,4 @@
+import Basics
 /// The lecture's "size of a conv net": per layer and in total, units (activations), weights (parameters, biases
 /// included), connections (edges, each use of a tied weight counted) and forward FLOPs, for one sample.
 public struct NetworkSummary {
@@ -48,7 +49,7 @@ public struct NetworkSummary {
         let widths = header.indices.map { c in lines.map { $0[c].count }.max()! }
         let numeric: Set<Int> = [4, 5, 6, 7]
         let flops = Double(total.flops)
-        let perImage = flops >= 1e8 ? "\(String(format1: flops / 1e9)) GFLOP" : "\(String(format1: flops / 1e6)) MFLOP"
+        let perImage = flops >= 1e8 ? "\(threeDecimals(flops / 1e9)) GFLOP" : "\(threeDecimals(flops / 1e6)) MFLOP"
         var out = "\(name): input \(input), \(group(total.weights)) parameters, \(perImage) forward per image\n"
         for (i, line) in lines.enumerated() {
             let cells = line.enumerated().map { c, s in
@@ -59,24 +60,5 @@ public struct NetworkSummary {
             if i == 0 || i == lines.count - 2 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
         }
         return out
-    }
-}
-
-/// 1234567 → "1,234,567".
-public func group(_ n: Int) -> String {
-    let digits = String(n.magnitude)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
-        out.append(ch)
-    }
-    return n < 0 ? "-" + out : out
-}
-
-extension String {
-    /// Three significant decimals without Foundation's locale-dependent formatting.
-    init(format1 value: Double) {
-        let scaled = (value * 1000).rounded() / 1000
-        self = "\(scaled)"
     }
 }

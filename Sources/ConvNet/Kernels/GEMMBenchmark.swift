@@ -1,3 +1,4 @@
+import Basics
 import CBLAS
 import Foundation
 
@@ -9,24 +10,13 @@ public func sgemmGFLOPS(m: Int, n: Int, k: Int, seconds: Double = 0.2) -> Double
     func once() { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &c, Int32(n)) }
     once()
     var best = Double.infinity
-    let deadline = Network.now() + seconds
+    let deadline = monotonicSeconds() + seconds
     var runs = 0
     repeat {
-        let t = Network.now()
+        let t = monotonicSeconds()
         once()
-        best = min(best, Network.now() - t)
+        best = min(best, monotonicSeconds() - t)
         runs += 1
-    } while Network.now() < deadline || runs < 3
+    } while monotonicSeconds() < deadline || runs < 3
     return 2 * Double(m * n * k) / best / 1e9
-}
-
-/// OpenBLAS's thread count and kernel family, for benchmark headers.
-public enum BLAS {
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
-    public static var threads: Int { Int(openblas_get_num_threads()) }
-    public static var coreName: String { String(cString: openblas_get_corename()) }
-    /// "OpenBLAS 0.3.21" (the first two words of the library's build configuration).
-    public static var version: String {
-        String(cString: openblas_get_config()).split(separator: " ").prefix(2).joined(separator: " ")
-    }
 }

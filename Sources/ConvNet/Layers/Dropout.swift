@@ -1,3 +1,4 @@
+import Basics
 /// Inverted dropout (Srivastava et al. 2014, as PyTorch's `Dropout`): at train time each unit is kept with
 /// probability 1 − p and scaled by 1/(1 − p), so evaluation is the identity and needs no rescaling.
 ///

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A network built from a `NetworkSpec`: its layers, the flat parameter and gradient buffers, and every activation
@@ -290,8 +291,8 @@ public final class Network {
         activationGradients[index]!.update(repeating: 0, count: batch * shapes[index].count)
     }
 
-    /// Monotonic seconds, for timing.
-    public static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+    /// Monotonic seconds, for timing: Basics' `monotonicSeconds()` under the name the step timings use.
+    public static func now() -> Double { monotonicSeconds() }
 }
 
 /// A layer produced NaN or infinity (debug mode).

@@ -1,3 +1,4 @@
+import Basics
 /// How a parameter is initialised. Layers say what a tensor is (its role and fan); the network's
 /// `WeightInit` scheme turns that into numbers, so one config key changes the scheme everywhere.
 public enum ParameterRole: Sendable, Equatable {

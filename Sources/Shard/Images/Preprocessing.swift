@@ -1,3 +1,4 @@
+import Basics
 #if canImport(Glibc)
 import Glibc
 #else
@@ -146,7 +147,7 @@ public struct Preprocessor: Sendable {
     }
 
     /// The crop box for a `w`×`h` image: random in training (drawn from `random`), the centre in evaluation.
-    public func cropBox(width w: Int, height h: Int, training: Bool, random: inout SampleRandom) -> CropBox {
+    public func cropBox(width w: Int, height h: Int, training: Bool, random: inout SeededGenerator) -> CropBox {
         let outW = Double(options.width), outH = Double(options.height)
         func centreBox() -> CropBox {
             let f = resizeFactor(width: w, height: h, shorterSide: options.evalShorterSide)
@@ -182,7 +183,7 @@ public struct Preprocessor: Sendable {
     /// torchvision's `RandomResizedCrop.get_params`: ten tries at a box of random area and log-uniform aspect
     /// ratio that fits; otherwise the largest centred box whose ratio is clamped to the range.
     static func randomResizedBox(width w: Int, height h: Int, scale: ClosedRange<Double>, ratio: ClosedRange<Double>,
-                                 random: inout SampleRandom) -> CropBox {
+                                 random: inout SeededGenerator) -> CropBox {
         let area = Double(w * h)
         let logRatio = log(ratio.lowerBound)...log(ratio.upperBound)
         for _ in 0..<10 {
@@ -207,7 +208,7 @@ public struct Preprocessor: Sendable {
     }
 
     /// Crops, resizes, flips, converts and normalises `image` into `out` (C·H·W floats).
-    public func apply(_ image: Image, training: Bool, random: inout SampleRandom, into out: UnsafeMutablePointer<Float>) {
+    public func apply(_ image: Image, training: Bool, random: inout SeededGenerator, into out: UnsafeMutablePointer<Float>) {
         let box = cropBox(width: image.width, height: image.height, training: training, random: &random)
         render(image, box: box, into: out)
     }

@@ -1,3 +1,4 @@
+import Basics
 /// Which samples each rank takes at each step of an epoch. The whole schedule is a pure function of
 /// (seed, epoch, step, rank), so every rank computes its share alone, with no communication, and a resumed run at
 /// (epoch, step) continues with exactly the batches that would have come next.
@@ -50,7 +51,7 @@ public struct EpochSampler: Sendable {
     public func order(epoch: Int) -> [Int32] {
         var order = (0..<count).map { Int32($0) }
         guard mode == .training else { return order }
-        var random = SampleRandom(seed, 0x5045_524D, UInt64(bitPattern: Int64(epoch)))   // "PERM"
+        var random = SeededGenerator(dataSeed: seed, 0x5045_524D, UInt64(bitPattern: Int64(epoch)))   // "PERM"
         order.withUnsafeMutableBufferPointer { p in
             var i = p.count - 1
             while i > 0 {

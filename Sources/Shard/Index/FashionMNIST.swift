@@ -1,3 +1,4 @@
+import Basics
 import CPNG
 import Foundation
 
@@ -108,8 +109,10 @@ public enum FashionMNIST {
                 throw DataError("cannot move the new split into '\(final)': \(String(cString: strerror(errno)))")
             }
         }
-        if let problem = writeAtomically(Array(stamp.utf8), to: marker) {
-            throw DataError("cannot write '\(marker)': \(problem)")
+        do {
+            try AtomicFile.write(stamp, to: marker)
+        } catch {
+            throw DataError("cannot write '\(marker)': \(error)")
         }
         return PrepareReport(trainImages: trainCount, valImages: valCount, seconds: monotonicSeconds() - began,
                              alreadyPrepared: false)
@@ -138,7 +141,11 @@ public enum FashionMNIST {
                 do {
                     let png = try PNGEncoder.encode(width: split.columns, height: split.rows,
                                                     layout: .eightBit(channels: 1), samples: pixels)
-                    try writeFile(png, to: path)
+                    // Not synced one by one: the folder is moved into place and the marker written (synced) after.
+                    try AtomicFile.write(png, to: path, durable: false)
+                } catch let error as FileWriteError {
+                    firstError.update { $0 = $0 ?? DataError(error.message) }
+                    return
                 } catch {
                     firstError.update { $0 = $0 ?? (error as? DataError ?? DataError("\(path): \(error)")) }
                     return
@@ -152,13 +159,6 @@ public enum FashionMNIST {
     public static func fileName(_ i: Int) -> String {
         let digits = String(i)
         return String(repeating: "0", count: max(0, 5 - digits.count)) + digits + ".png"
-    }
-
-    private static func writeFile(_ bytes: [UInt8], to path: String) throws {
-        guard let f = fopen(path, "wb") else { throw DataError("cannot create '\(path)': \(String(cString: strerror(errno)))") }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        let closed = fclose(f) == 0
-        guard written == bytes.count, closed else { throw DataError("cannot write '\(path)': disk full?") }
     }
 
     private static func locate(source: String, name: String) throws -> String {
@@ -189,13 +189,4 @@ public enum FashionMNIST {
         }
         return out
     }
-}
-
-/// A value shared between threads behind a lock.
-final class LockedBox<T>: @unchecked Sendable {
-    private var stored: T
-    private let lock = NSLock()
-    init(_ value: T) { stored = value }
-    var value: T { lock.lock(); defer { lock.unlock() }; return stored }
-    func update(_ body: (inout T) -> Void) { lock.lock(); body(&stored); lock.unlock() }
 }

@@ -1,3 +1,4 @@
+import Basics
 #if canImport(Glibc)
 import Glibc
 #else
@@ -27,8 +28,10 @@ public enum IndexCache {
         w.u32(magic)
         w.string(namesFileStamp(namesFile))
         w.raw(index.encoded())
-        if let problem = writeAtomically(w.bytes, to: file) {
-            fputs("warning: dataset index cache '\(file)' not written (\(problem)); the next start scans again\n", stderr)
+        do {
+            try AtomicFile.write(w.bytes, to: file)
+        } catch {
+            fputs("warning: dataset index cache '\(file)' not written (\(error)); the next start scans again\n", stderr)
         }
         return (index, false)
     }
@@ -74,24 +77,4 @@ public enum IndexCache {
         defer { free(resolved) }
         return String(cString: resolved)
     }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a reader never sees a
-/// half-written file. Returns nil on success, otherwise what went wrong.
-func writeAtomically(_ bytes: [UInt8], to path: String) -> String? {
-    let temporary = path + ".tmp-\(getpid())"
-    guard let f = fopen(temporary, "wb") else { return String(cString: strerror(errno)) }
-    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-    let flushed = fflush(f) == 0 && fsync(fileno(f)) == 0
-    fclose(f)
-    guard written == bytes.count, flushed else {
-        unlink(temporary)
-        return "short write"
-    }
-    guard rename(temporary, path) == 0 else {
-        let problem = String(cString: strerror(errno))
-        unlink(temporary)
-        return problem
-    }
-    return nil
 }

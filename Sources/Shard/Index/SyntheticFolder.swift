@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A small ImageNet-style folder of generated JPEGs: `OUT/train/<wnid>/*.JPEG`, `OUT/val/<wnid>/*.JPEG` and a
@@ -27,7 +28,7 @@ public enum SyntheticFolder {
                     throw DataError("cannot create '\(folder)': \(error.localizedDescription)")
                 }
                 for i in 0..<count {
-                    var random = SampleRandom(seed, UInt64(c), split == "train" ? 0 : 1, UInt64(i))
+                    var random = SeededGenerator(dataSeed: seed, UInt64(c), split == "train" ? 0 : 1, UInt64(i))
                     let width = minSide + random.integer(through: maxSide - minSide)
                     let height = minSide + random.integer(through: maxSide - minSide)
                     let image = draw(width: width, height: height, colour: colours[colour].rgb, shape: shape, random: &random)
@@ -51,7 +52,7 @@ public enum SyntheticFolder {
     /// Class c: colour c mod 8 and shape (c + c/8) mod 8, distinct pairs for the first 64 classes.
     static func look(_ c: Int) -> (colour: Int, shape: Int) { (c % 8, (c + c / 8) % 8) }
 
-    static func draw(width: Int, height: Int, colour: (UInt8, UInt8, UInt8), shape: Int, random: inout SampleRandom) -> Image {
+    static func draw(width: Int, height: Int, colour: (UInt8, UInt8, UInt8), shape: Int, random: inout SeededGenerator) -> Image {
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         let side = min(width, height)
         let size = Double(side) * (0.35 + 0.3 * random.uniform())

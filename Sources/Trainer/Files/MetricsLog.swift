@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// One row of metrics.csv: a step row (train values over the last interval) or an epoch row (with validation).

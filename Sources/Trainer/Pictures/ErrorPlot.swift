@@ -27,7 +27,7 @@ public enum ErrorPlot {
             PlotSeries(label: "train", color: trainColor, points: train.map { (Double($0.epoch), $0.error * 100) }),
             PlotSeries(label: "val", color: valColor, points: val.map { (Double($0.epoch), $0.error * 100) }),
         ], xLabel: "epoch", yLabel: "top-1 error (%)")
-        try PNGWriter.write(image, to: path)
+        try image.writePNG(to: path)
     }
 
     /// Renders any set of series. The y axis starts at 0 (errors and losses are non-negative; a negative minimum

@@ -55,6 +55,6 @@ public enum FilterGrid {
     public static func write(weights: UnsafeBufferPointer<Float>, filters: Int, channels: Int,
                              kernelHeight: Int, kernelWidth: Int, to path: String) throws {
         let image = render(weights: weights, filters: filters, channels: channels, kernelHeight: kernelHeight, kernelWidth: kernelWidth)
-        try PNGWriter.write(image, to: path)
+        try image.writePNG(to: path)
     }
 }

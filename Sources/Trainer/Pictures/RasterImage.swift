@@ -10,7 +10,7 @@ public struct RGB: Hashable, Sendable {
 }
 
 /// An 8-bit image in memory, gray (1 channel) or RGB (3 channels, interleaved), rows top to bottom: what the
-/// filter grid and the error plot draw into and what `PNGWriter` encodes. Drawing outside the image is clipped,
+/// filter grid and the error plot draw into and what `writePNG(to:)` writes. Drawing outside the image is clipped,
 /// so plotting code never has to bounds-check.
 public struct RasterImage: Equatable {
     public let width: Int

@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 import Foundation
 #if canImport(Glibc)
@@ -114,7 +115,7 @@ final class OutputDirectory {
                 let image = FilterGrid.render(weights: UnsafeBufferPointer(start: weight.value, count: weight.count),
                                               filters: weight.dims[0], channels: weight.dims[1],
                                               kernelHeight: weight.dims[2], kernelWidth: weight.dims[3])
-                let png = try PNGWriter.encode(image)
+                let png = try image.pngBytes()
                 try png.withUnsafeBytes { try AtomicFile.write($0, to: path + "/filters.png") }
                 trainEvents.add(image: "filters", png: png, width: image.width, height: image.height,
                                 channels: image.channels, step: step)

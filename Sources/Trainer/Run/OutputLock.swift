@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 import Foundation
 #if canImport(Glibc)

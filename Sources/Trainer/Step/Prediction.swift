@@ -26,7 +26,7 @@ public enum Prediction {
         let preprocess = config.data.preprocessOptions(input: network.input)
         let preprocessor = try Preprocessor(preprocess)
         let imageReader = try ImageReader()
-        var random = SampleRandom(0)
+        var random = SeededGenerator(dataSeed: 0)
         return try images.map { image in
             let side = preprocessor.minimumDecodeShorterSide(training: false)
             let decoded = try imageReader.read(path: image, minimumShorterSide: side, gray: network.input.channels == 1)
