@@ -208,7 +208,8 @@ public struct Preprocessor: Sendable {
     }
 
     /// Crops, resizes, flips, converts and normalises `image` into `out` (C·H·W floats).
-    public func apply(_ image: Image, training: Bool, random: inout SeededGenerator, into out: UnsafeMutablePointer<Float>) {
+    public func apply(_ image: Image, training: Bool, random: inout SeededGenerator,
+                      into out: UnsafeMutablePointer<Float>) {
         let box = cropBox(width: image.width, height: image.height, training: training, random: &random)
         render(image, box: box, into: out)
     }

@@ -52,7 +52,8 @@ public enum SyntheticFolder {
     /// Class c: colour c mod 8 and shape (c + c/8) mod 8, distinct pairs for the first 64 classes.
     static func look(_ c: Int) -> (colour: Int, shape: Int) { (c % 8, (c + c / 8) % 8) }
 
-    static func draw(width: Int, height: Int, colour: (UInt8, UInt8, UInt8), shape: Int, random: inout SeededGenerator) -> Image {
+    static func draw(width: Int, height: Int, colour: (UInt8, UInt8, UInt8), shape: Int,
+                     random: inout SeededGenerator) -> Image {
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         let side = min(width, height)
         let size = Double(side) * (0.35 + 0.3 * random.uniform())

@@ -22,7 +22,8 @@ extension LoaderState {
                 let range = (piece * count / pieces)..<((piece + 1) * count / pieces)
                 var decoded: [(Int, Image)] = []
                 for i in range where locked({ decodedCache[i] == nil }) {
-                    guard let image = try? reader.read(path: index.path(i), minimumShorterSide: minimumSide, gray: gray) else { continue }
+                    guard let image = try? reader.read(path: index.path(i), minimumShorterSide: minimumSide,
+                                                       gray: gray) else { continue }
                     if let finished, let readyBase {
                         var unused = SeededGenerator(dataSeed: 0)   // deterministic: no random draws
                         preprocessor.apply(image, training: training, random: &unused, into: finished + i * imageSize)

@@ -37,7 +37,8 @@ extension LoaderState {
         var newlyBad: [(Int32, String)] = []
         for attempt in 0...100 {
             if attempt > 0 {
-                var pick = SeededGenerator(dataSeed: options.seed, 0x5355_4253, UInt64(sample), UInt64(attempt))   // "SUBS"
+                // Key "SUBS": the attempt-th replacement of a bad file, the same on every rank and run.
+                var pick = SeededGenerator(dataSeed: options.seed, 0x5355_4253, UInt64(sample), UInt64(attempt))
                 candidate = Int32(pick.next(upperBound: UInt64(index.count)))
             }
             if locked({ bad.contains(candidate) }) { continue }
@@ -52,17 +53,22 @@ extension LoaderState {
                 image = cached
             } else {
                 do {
-                    image = try reader.read(path: index.path(Int(candidate)), minimumShorterSide: minimumSide, gray: gray)
+                    image = try reader.read(path: index.path(Int(candidate)), minimumShorterSide: minimumSide,
+                                            gray: gray)
                 } catch {
-                    newlyBad.append((candidate, (error as? DataError)?.message ?? "\(index.path(Int(candidate))): \(error)"))
+                    let message = (error as? DataError)?.message ?? "\(index.path(Int(candidate))): \(error)"
+                    newlyBad.append((candidate, message))
                     continue
                 }
                 if options.cacheDecoded { locked { decodedCache[Int(candidate)] = image } }
             }
-            var random = SeededGenerator(dataSeed: options.seed, 0x4155_474D, UInt64(epoch), UInt64(candidate))   // "AUGM"
+            // Key "AUGM": this sample's crop and flip in this epoch.
+            var random = SeededGenerator(dataSeed: options.seed, 0x4155_474D, UInt64(epoch), UInt64(candidate))
             preprocessor.apply(image, training: training, random: &random, into: output)
             return .prepared(label: index.labels[Int(candidate)], newlyBad: newlyBad, replaced: candidate != sample)
         }
-        return .failed(DataError("no readable image found to replace '\(index.path(Int(sample)))' after 100 tries: is '\(index.splitPath)' full of damaged files?"), newlyBad: newlyBad)
+        let problem = DataError("no readable image found to replace '\(index.path(Int(sample)))' after 100 tries: "
+                                + "is '\(index.splitPath)' full of damaged files?")
+        return .failed(problem, newlyBad: newlyBad)
     }
 }

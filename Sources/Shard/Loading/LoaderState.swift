@@ -166,7 +166,9 @@ final class LoaderState: @unchecked Sendable {
     /// Takes the next sample of the prefetch window, if there is one (call with the lock held).
     func claim() -> Task? {
         let windowStart = held ?? consumeStep
-        guard failure == nil, taskStep < endStep, taskStep < windowStart + slots, itemCount(taskStep) > 0 else { return nil }
+        guard failure == nil, taskStep < endStep, taskStep < windowStart + slots, itemCount(taskStep) > 0 else {
+            return nil
+        }
         let step = taskStep, item = taskItem, slot = step % slots, n = itemCount(step)
         if item == 0 { stepOfSlot[slot] = step; remaining[slot] = n }
         taskItem += 1
@@ -193,7 +195,9 @@ final class LoaderState: @unchecked Sendable {
                 skipped += 1
                 let limit = options.maxBadFraction * Double(epochSamples)
                 if Double(skipped) > limit && failure == nil {
-                    failure = DataError("\(skipped) bad images replaced this epoch, more than the limit of \(options.maxBadFraction * 100)% of this rank's \(epochSamples) samples (last: \(badFileNames.last ?? "?")): repair or remove the files, or raise the bad-file limit")
+                    failure = DataError("\(skipped) bad images replaced this epoch, more than the limit of "
+                        + "\(options.maxBadFraction * 100)% of this rank's \(epochSamples) samples "
+                        + "(last: \(badFileNames.last ?? "?")): repair or remove the files, or raise the bad-file limit")
                 }
             }
         case .failed(let error, _):

@@ -64,13 +64,19 @@ public struct SafeTensorsWriter {
         try add(name, .i64, shape, .owned(values.withUnsafeBytes { Array($0) }), count: values.count)
     }
 
-    private mutating func add(_ name: String, _ dtype: SafeTensorsDType, _ shape: [Int], _ payload: Payload, count: Int) throws {
-        guard name != "__metadata__" else { throw SafeTensorsError("safetensors: \"__metadata__\" cannot name a tensor") }
+    private mutating func add(_ name: String, _ dtype: SafeTensorsDType, _ shape: [Int], _ payload: Payload,
+                              count: Int) throws {
+        guard name != "__metadata__" else {
+            throw SafeTensorsError("safetensors: \"__metadata__\" cannot name a tensor")
+        }
         guard !names.contains(name) else { throw SafeTensorsError("safetensors: tensor \"\(name)\" added twice") }
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw SafeTensorsError("safetensors: tensor \"\(name)\" has a negative dimension in \(shape)") }
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw SafeTensorsError("safetensors: tensor \"\(name)\" has a negative dimension in \(shape)")
+        }
         let product = shape.reduce(1, *)
         guard product == count else {
-            throw SafeTensorsError("safetensors: tensor \"\(name)\" has shape \(shape) (\(product) elements) but \(count) values were given")
+            throw SafeTensorsError("safetensors: tensor \"\(name)\" has shape \(shape) (\(product) elements) "
+                                   + "but \(count) values were given")
         }
         names.insert(name)
         tensors.append(Entry(name: name, dtype: dtype, shape: shape, payload: payload))
@@ -85,7 +91,8 @@ public struct SafeTensorsWriter {
     /// The 8-byte length prefix and the padded JSON header.
     private func headerBytes() -> [UInt8] {
         var json = "{\"__metadata__\":{"
-        json += metadata.keys.sorted().map { JSONValue.quote($0) + ":" + JSONValue.quote(metadata[$0]!) }.joined(separator: ",")
+        json += metadata.keys.sorted().map { JSONValue.quote($0) + ":" + JSONValue.quote(metadata[$0]!) }
+            .joined(separator: ",")
         json += "}"
         var offset = 0
         for entry in ordered {
