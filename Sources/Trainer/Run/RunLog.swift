@@ -1,3 +1,4 @@
+import Basics
 import CStream
 import Foundation
 #if canImport(Glibc)
