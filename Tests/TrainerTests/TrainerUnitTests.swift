@@ -77,6 +77,9 @@ final class TrainConfigTests: XCTestCase {
                         mentions: ["data", "'crop_padding'", "padded_random_crop"])
         try assertError(#"{"network": \#(network), "solver": \#(solver), "data": \#(data)}"#,
                         mentions: ["'crop_padding'", "0...8"], overrides: ["data.crop_padding=9"])
+        // The default padding is no check on an input smaller than it unless the padded crop is asked for.
+        let tiny = network.replacingOccurrences(of: "[1, 8, 8]", with: "[1, 2, 2]")
+        XCTAssertNoThrow(try TrainConfig.load(file: try write(#"{"network": \#(tiny), "solver": \#(solver)}"#)))
     }
 
     func testLinearScalingRule() throws {

@@ -101,7 +101,7 @@ public struct DataSettings {
                 + "(found \"\(trainTransform)\"): set that transform or remove the key")
         }
         cropPadding = try c.int("crop_padding", default: 4)
-        guard (0...side).contains(cropPadding) else {
+        guard trainTransform != "padded_random_crop" || (0...side).contains(cropPadding) else {
             throw ConfigError("\(c.path): 'crop_padding' must lie within 0...\(side) (the input's shorter side), "
                 + "found \(cropPadding)")
         }
