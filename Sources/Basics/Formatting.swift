@@ -33,3 +33,11 @@ public func significant(_ x: Double) -> String {
 public func threeDecimals(_ x: Double) -> String {
     "\((x * 1000).rounded() / 1000)"
 }
+
+/// A duration as a clock shows it: 65 → "01:05", 3725 → "1:02:05"; "--:--" when unknown.
+public func minutesAndSeconds(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "--:--" }
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+        : String(format: "%02d:%02d", s / 60, s % 60)
+}

@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 
 /// This rank's running totals of a training run over three windows: since the last log point, this epoch, and
@@ -7,7 +8,7 @@ struct Meters {
         var sums = Sums()
         var timing = StepTiming()
         var steps = 0
-        let started = Network.now()
+        let started = monotonicSeconds()
 
         mutating func add(_ result: StepResult) {
             sums += result.sums
@@ -16,7 +17,7 @@ struct Meters {
         }
 
         /// Wall time since the window opened (steps, and whatever else happened between them).
-        var seconds: Double { Network.now() - started }
+        var seconds: Double { monotonicSeconds() - started }
     }
 
     private(set) var interval = Window()

@@ -1,3 +1,4 @@
+import Basics
 import CStream
 import ConvNet
 import Foundation
@@ -51,8 +52,8 @@ public final class ProgressReport: @unchecked Sendable {  // its mutable state i
         guard live else { return }
         locked {
             self.position = position
-            if let secondsLeft { expectedEnd = Network.now() + secondsLeft }
-            if Network.now() - lastDraw >= 0.2 { draw() }
+            if let secondsLeft { expectedEnd = monotonicSeconds() + secondsLeft }
+            if monotonicSeconds() - lastDraw >= 0.2 { draw() }
         }
         startTicking()
     }
@@ -62,11 +63,11 @@ public final class ProgressReport: @unchecked Sendable {  // its mutable state i
         locked {
             self.position = position
             self.figures = figures
-            expectedEnd = Network.now() + secondsLeft
+            expectedEnd = monotonicSeconds() + secondsLeft
             if live {
                 draw()
             } else {
-                write("\(position)  \(figures)  ETA \(clock(secondsLeft))\n")
+                write("\(position)  \(figures)  ETA \(minutesAndSeconds(secondsLeft))\n")
             }
         }
     }
@@ -89,10 +90,10 @@ public final class ProgressReport: @unchecked Sendable {  // its mutable state i
 
     private func draw() {
         guard !position.isEmpty else { return }
-        let eta = expectedEnd.map { "ETA \(clock(max(0, $0 - Network.now())))" } ?? ""
+        let eta = expectedEnd.map { "ETA \(minutesAndSeconds(max(0, $0 - monotonicSeconds())))" } ?? ""
         let text = [position, figures, eta].filter { !$0.isEmpty }.joined(separator: "  ")
         write("\r\u{1B}[2K" + text)
-        lastDraw = Network.now()
+        lastDraw = monotonicSeconds()
     }
 
     /// Once a second the live line is drawn again (only its ETA changes), until `finish`.
@@ -105,7 +106,7 @@ public final class ProgressReport: @unchecked Sendable {  // its mutable state i
         let thread = Thread { [weak self] in
             while let report = self {
                 let going = report.locked { () -> Bool in
-                    if !report.position.isEmpty && Network.now() - report.lastDraw >= 0.9 { report.draw() }
+                    if !report.position.isEmpty && monotonicSeconds() - report.lastDraw >= 0.9 { report.draw() }
                     return !report.position.isEmpty
                 }
                 if !going { report.locked { report.ticking = false }; return }
@@ -120,14 +121,4 @@ public final class ProgressReport: @unchecked Sendable {  // its mutable state i
         defer { lock.unlock() }
         return body()
     }
-}
-
-func f(_ x: Double, _ decimals: Int) -> String { x.isFinite ? String(format: "%.\(decimals)f", x) : "\(x)" }
-func pct(_ x: Double) -> String { x.isFinite ? String(format: "%.2f%%", 100 * x) : "n/a" }
-func sci(_ x: Double) -> String { String(format: "%.3g", x) }
-func clock(_ seconds: Double) -> String {
-    guard seconds.isFinite, seconds >= 0 else { return "--:--" }
-    let s = Int(seconds.rounded())
-    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
-        : String(format: "%02d:%02d", s / 60, s % 60)
 }

@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 import Foundation
 
@@ -11,7 +12,7 @@ final class RunRecorder {
     /// Wall seconds of training before this process started: an earlier run's, up to its last row before the
     /// resumed step (the little time from that row to the checkpoint is not counted).
     private let elapsedBefore: Double
-    private let started = Network.now()
+    private let started = monotonicSeconds()
 
     /// One epoch's validation, for the plot and the end-of-run summary.
     struct EpochPoint {
@@ -38,7 +39,7 @@ final class RunRecorder {
     }
 
     /// Wall seconds of training, across resumes.
-    var elapsed: Double { elapsedBefore + Network.now() - started }
+    var elapsed: Double { elapsedBefore + monotonicSeconds() - started }
 
     // MARK: Reports
 
@@ -53,8 +54,8 @@ final class RunRecorder {
     }
 
     func record(_ r: StepReport) throws {
-        let figures = "loss \(f(r.train.meanLoss, 4))  top-1 err \(pct(r.train.top1Error))  lr \(sci(r.lr))  "
-            + "\(f(r.imagesPerSecond, 0)) img/s  data wait \(pct(r.dataWaitShare))"
+        let figures = "loss \(fixed(r.train.meanLoss, 4))  top-1 err \(percent(r.train.top1Error))  "
+            + "lr \(significant(r.lr))  \(fixed(r.imagesPerSecond, 0)) img/s  data wait \(percent(r.dataWaitShare))"
         progress.logPoint(position: "epoch \(r.epoch + 1)/\(r.epochs) step \(r.step)/\(r.stepsPerEpoch)",
                           figures: figures, secondsLeft: r.secondsLeft)
         try output.metrics.append(MetricsRow(epoch: r.epoch + 1, step: r.globalStep, lr: r.lr, train: r.train,
@@ -64,13 +65,14 @@ final class RunRecorder {
     }
 
     func record(_ r: EpochReport) throws {
-        func share(_ part: Double) -> String { pct(part / max(r.timing.total, 1e-9)) }
+        func share(_ part: Double) -> String { percent(part / max(r.timing.total, 1e-9)) }
         let skippedFiles = r.skippedFiles == 0 ? "" : "  |  \(r.skippedFiles) unreadable files replaced"
         let nonFinite = r.val.nonFinite == 0 ? ""
             : "  |  \(Int(r.val.nonFinite)) of \(Int(r.val.count)) val samples non-finite (counted wrong; not a best)"
-        progress.line("epoch \(r.epoch)/\(r.epochs)  train loss \(f(r.train.meanLoss, 4)) top-1 err "
-            + "\(pct(r.train.top1Error))  |  val loss \(f(r.val.meanLoss, 4)) top-1 err \(pct(r.val.top1Error)) "
-            + "top-5 err \(pct(r.val.top5Error))  |  \(f(r.seconds, 1)) s, \(f(r.imagesPerSecond, 0)) img/s, "
+        progress.line("epoch \(r.epoch)/\(r.epochs)  train loss \(fixed(r.train.meanLoss, 4)) top-1 err "
+            + "\(percent(r.train.top1Error))  |  val loss \(fixed(r.val.meanLoss, 4)) top-1 err "
+            + "\(percent(r.val.top1Error)) top-5 err \(percent(r.val.top5Error))  |  \(fixed(r.seconds, 1)) s, "
+            + "\(fixed(r.imagesPerSecond, 0)) img/s, "
             + "data wait \(share(r.timing.data)), waiting for ranks \(share(r.timing.waitForRanks)), "
             + "sync \(share(r.timing.sync))" + skippedFiles + nonFinite)
         let now = elapsed
@@ -104,19 +106,19 @@ final class RunRecorder {
     func summary(imagesTrained: Double, trainingSeconds: Double) -> [String] {
         progress.finish()
         let rate = imagesTrained / max(trainingSeconds, 1e-9)
-        var lines = ["run: \(clock(elapsed)) of training wall time, \(f(rate, 0)) images/s in training steps "
-            + "(this process)"]
+        var lines = ["run: \(minutesAndSeconds(elapsed)) of training wall time, \(fixed(rate, 0)) images/s in "
+            + "training steps (this process)"]
         let finite = epochs.filter { $0.valTop1Error.isFinite }
         if let best = finite.min(by: { $0.valTop1Error < $1.valTop1Error }) {
-            lines.append("best val top-1 \(pct(1 - best.valTop1Error)) (top-5 \(pct(1 - best.valTop5Error))) at epoch "
-                + "\(best.epoch): \(output.bestCheckpoint)")
+            lines.append("best val top-1 \(percent(1 - best.valTop1Error)) (top-5 "
+                + "\(percent(1 - best.valTop5Error))) at epoch \(best.epoch): \(output.bestCheckpoint)")
         }
         let marks = Self.accuracyMarks.map { mark -> String in
-            let label = "\(f(100 * mark, 0))%"
+            let label = "\(fixed(100 * mark, 0))%"
             guard let first = finite.first(where: { 1 - $0.valTop1Error >= mark }) else {
                 return "\(label) not reached"
             }
-            let time = first.elapsed.map(clock) ?? "?"
+            let time = first.elapsed.map(minutesAndSeconds) ?? "?"
             return "\(label) \(time) (epoch \(first.epoch))"
         }
         lines.append("time to val top-1: " + marks.joined(separator: ", "))

@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 import Foundation
 
@@ -9,9 +10,9 @@ extension TrainingRun {
         let epoch = meters.epoch
         let seconds = epoch.seconds
         let trainTotals = try epoch.sums.reduced(communicator)
-        let evaluationStart = Network.now()
+        let evaluationStart = monotonicSeconds()
         let valTotals = try evaluate()
-        evaluationSeconds = Network.now() - evaluationStart
+        evaluationSeconds = monotonicSeconds() - evaluationStart
         let improved = valTotals.allFinite && valTotals.top1Error < (bestTop1Error.isFinite ? bestTop1Error : .infinity)
         if improved { bestTop1Error = valTotals.top1Error }
         let done = position.epoch + 1

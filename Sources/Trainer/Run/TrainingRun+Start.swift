@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 import Foundation
 import MPI
@@ -14,9 +15,9 @@ extension TrainingRun {
         let ranks = communicator.size
         print("world size \(ranks); global batch \(s.batchSize) = \(ranks) rank\(ranks == 1 ? "" : "s") × "
             + "\(perRankBatch) per rank")
-        let scaling = s.scaleLR ? " (linear scaling rule: \(sci(s.lr)) × \(s.batchSize)/256)" : ""
-        let warmup = s.warmupEpochs > 0 ? ", warm-up \(f(s.warmupEpochs, 2)) epochs" : ""
-        print("learning rate \(sci(s.effectiveLR()))\(scaling)\(warmup)")
+        let scaling = s.scaleLR ? " (linear scaling rule: \(significant(s.lr)) × \(s.batchSize)/256)" : ""
+        let warmup = s.warmupEpochs > 0 ? ", warm-up \(fixed(s.warmupEpochs, 2)) epochs" : ""
+        print("learning rate \(significant(s.effectiveLR()))\(scaling)\(warmup)")
         print("data: \(config.data.synthetic ? "synthetic" : config.data.root), \(classes.count) classes, "
             + "\(train.sampleCount) train images (\(train.stepsPerEpoch) steps per epoch, \(train.droppedPerEpoch) "
             + "dropped per epoch), \(val.sampleCount) val images")

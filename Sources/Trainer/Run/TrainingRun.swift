@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 import Foundation
 import MPI
@@ -154,9 +155,9 @@ public final class TrainingRun {
     /// One step: the next batch (timed as the data wait), the replica's step on it, the checks after it.
     /// Nil when the epoch has no more batches.
     private func trainOneStep() throws -> StepResult? {
-        let waitStart = Network.now()
+        let waitStart = monotonicSeconds()
         guard let batch = try train.next(into: network) else { return nil }
-        let dataWait = Network.now() - waitStart
+        let dataWait = monotonicSeconds() - waitStart
         let stepName = "epoch \(position.epoch + 1)/\(config.solver.epochs) "
             + "step \(position.step + 1)/\(train.stepsPerEpoch)"
         var result = try replica.trainStep(count: batch.count, labels: batch.labels, lr: Float(currentRate),
@@ -235,14 +236,14 @@ public final class TrainingRun {
     func breakdown() -> String {
         let run = meters.run, t = run.timing, n = Double(run.steps), total = max(t.total, 1e-12)
         func part(_ name: String, _ seconds: Double) -> String {
-            "\(name) \(f(1e3 * seconds / n, 2)) ms (\(f(100 * seconds / total, 1))%)"
+            "\(name) \(fixed(1e3 * seconds / n, 2)) ms (\(fixed(100 * seconds / total, 1))%)"
         }
         let images = n * Double(config.solver.batchSize), ranks = communicator.size
         return "step time over \(run.steps) steps (rank 0): "
             + [part("data wait", t.data), part("forward", t.forward), part("backward", t.backward),
                part("waiting for other ranks", t.waitForRanks), part("gradient sync", t.sync),
                part("update", t.update)].joined(separator: ", ")
-            + "; \(f(1e3 * total / n, 2)) ms per step, \(f(images / total, 0)) images/s over \(ranks) "
+            + "; \(fixed(1e3 * total / n, 2)) ms per step, \(fixed(images / total, 0)) images/s over \(ranks) "
             + "rank\(ranks == 1 ? "" : "s")"
     }
 

@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 import MPI
 import Shard
@@ -59,10 +60,10 @@ public final class DataFeed {
                                        seed: config.seed, mode: split == .train ? .training : .evaluation)
         loader = try BatchLoader(source: source, preprocess: preprocess, sampler: sampler, options: options)
         if data.cache && !data.synthetic {
-            let started = Network.now()
+            let started = monotonicSeconds()
             let decoded = loader.preloadCache()
             if communicator.rank == 0 {
-                let seconds = String(format: "%.1f", Network.now() - started)
+                let seconds = String(format: "%.1f", monotonicSeconds() - started)
                 print("data: decoded \(group(decoded)) \(split == .train ? "train" : "val") images into memory in "
                     + "\(seconds) s (data.cache)")
             }

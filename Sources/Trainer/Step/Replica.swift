@@ -1,3 +1,4 @@
+import Basics
 import ConvNet
 import MPI
 
@@ -63,13 +64,13 @@ public final class Replica {
     public func trainStep(count: Int, labels: UnsafePointer<Int32>, lr: Float, step: Int, stepName: String? = nil,
                           seed: UInt64, stopRequested: Bool) throws -> StepResult {
         var timing = StepTiming()
-        let clock = Network.now()
+        let clock = monotonicSeconds()
         let stream = UInt64(step) &* 0x9E37_79B9 ^ UInt64(communicator.rank) << 40
         let dropoutSeed = SeededGenerator.mix(seed ^ SeededGenerator.mix(stream))
         let (logits, loss) = network.forwardLoss(batch: count, labels: labels, mode: .train, seed: dropoutSeed)
         var sums = Sums()
         sums.add(logits: logits, labels: labels, losses: network.loss.sampleLoss)
-        let forwardDone = Network.now()
+        let forwardDone = monotonicSeconds()
         timing.forward += forwardDone - clock
 
         let overlapping = bucketFloats > 0 && network.frozen.isEmpty && communicator.size > 1
@@ -98,7 +99,7 @@ public final class Replica {
             network.backward(batch: count, seed: dropoutSeed)
             localBad = localBad || !Replica.allFinite(network.parameters.gradients, ranges: sgd.trainableRanges)
         }
-        let backwardDone = Network.now()
+        let backwardDone = monotonicSeconds()
         timing.backward += backwardDone - forwardDone
 
         // One tiny collective carries both agreements: the first bad rank (+1, 0 if none) and any stop request.
@@ -106,7 +107,7 @@ public final class Replica {
         let flags = try communicator.allreduce([localBad ? Double(communicator.rank + 1) : 0, stopRequested ? 1 : 0],
                                                op: .max)
         let stop = flags[1] > 0
-        let agreed = Network.now()
+        let agreed = monotonicSeconds()
         // This tiny collective is where a rank waits for the slowest one: count it as waiting, not as sync.
         timing.waitForRanks += agreed - backwardDone
         if overlapping {
@@ -118,7 +119,7 @@ public final class Replica {
                 throw TrainingError.nonFinite(step: stepName ?? "global step \(step)", rank: rank,
                                               loss: rank == communicator.rank ? loss : nil)
             }
-            timing.sync += Network.now() - agreed
+            timing.sync += monotonicSeconds() - agreed
             return StepResult(sums: sums, timing: timing, skipped: true, stopRequested: stop)
         }
         if !overlapping {
@@ -127,10 +128,10 @@ public final class Replica {
                 try communicator.allreduce(part, op: .average)
             }
         }
-        let syncDone = Network.now()
+        let syncDone = monotonicSeconds()
         timing.sync += syncDone - agreed
         sgd.step(network.parameters, lr: lr)
-        timing.update += Network.now() - syncDone
+        timing.update += monotonicSeconds() - syncDone
         return StepResult(sums: sums, timing: timing, skipped: false, stopRequested: stop)
     }
 
