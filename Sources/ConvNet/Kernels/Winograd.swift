@@ -97,10 +97,13 @@ struct WinogradConvolution {
                 for c in 0..<cg {
                     let k = w + ((g &* og &+ o) &* cg &+ c) &* 9, out = base + (o &* cg &+ c)
                     // G k (4 × 3), then each of its rows times Gᵀ.
-                    let a0 = k[0], a1 = k[1], a2 = k[2], b0 = k[3], b1 = k[4], b2 = k[5], c0 = k[6], c1 = k[7], c2 = k[8]
+                    let a0 = k[0], a1 = k[1], a2 = k[2], b0 = k[3], b1 = k[4], b2 = k[5]
+                    let c0 = k[6], c1 = k[7], c2 = k[8]
                     transformRow(a0, a1, a2, out, xiStride)
-                    transformRow(0.5 * (a0 + b0 + c0), 0.5 * (a1 + b1 + c1), 0.5 * (a2 + b2 + c2), out + 4 &* xiStride, xiStride)
-                    transformRow(0.5 * (a0 - b0 + c0), 0.5 * (a1 - b1 + c1), 0.5 * (a2 - b2 + c2), out + 8 &* xiStride, xiStride)
+                    transformRow(0.5 * (a0 + b0 + c0), 0.5 * (a1 + b1 + c1), 0.5 * (a2 + b2 + c2),
+                                 out + 4 &* xiStride, xiStride)
+                    transformRow(0.5 * (a0 - b0 + c0), 0.5 * (a1 - b1 + c1), 0.5 * (a2 - b2 + c2),
+                                 out + 8 &* xiStride, xiStride)
                     transformRow(c0, c1, c2, out + 12 &* xiStride, xiStride)
                 }
             }
@@ -289,7 +292,8 @@ struct WinogradConvolution {
     }
 
     /// (a, b) Aᵀ = (a, a + b, a − b, −b), stored `stride` apart.
-    @inline(__always) private func storeAdjointRow(_ a: Float, _ b: Float, _ o: UnsafeMutablePointer<Float>, _ stride: Int) {
+    @inline(__always)
+    private func storeAdjointRow(_ a: Float, _ b: Float, _ o: UnsafeMutablePointer<Float>, _ stride: Int) {
         o[0] = a
         o[stride] = a + b
         o[2 &* stride] = a - b
@@ -328,7 +332,8 @@ struct WinogradConvolution {
                         }
                     }
                     // Bᵀ d: rows 0 − 2, 1 + 2, 2 − 1, 1 − 3; then the same on the columns of each row.
-                    let r0 = d.lowHalf.lowHalf, r1 = d.lowHalf.highHalf, r2 = d.highHalf.lowHalf, r3 = d.highHalf.highHalf
+                    let r0 = d.lowHalf.lowHalf, r1 = d.lowHalf.highHalf
+                    let r2 = d.highHalf.lowHalf, r3 = d.highHalf.highHalf
                     let o = out + ((ty &- rows.lowerBound) &* tw &+ tx)
                     store(r0 - r2, o, xiStride)
                     store(r1 + r2, o + 4 &* xiStride, xiStride)
@@ -362,7 +367,8 @@ struct WinogradConvolution {
                     var q = SIMD16<Float>()
                     for xi in 0..<16 { q[xi] = row[xi &* xiStride &+ index] }
                     // Aᵀ M: rows 0 + 1 + 2 and 1 − 2 − 3.
-                    let r0 = q.lowHalf.lowHalf, r1 = q.lowHalf.highHalf, r2 = q.highHalf.lowHalf, r3 = q.highHalf.highHalf
+                    let r0 = q.lowHalf.lowHalf, r1 = q.lowHalf.highHalf
+                    let r2 = q.highHalf.lowHalf, r3 = q.highHalf.highHalf
                     let s0 = r0 + r1 + r2, s1 = r1 - r2 - r3
                     let y00 = s0[0] + s0[1] + s0[2] + shift, y01 = s0[1] - s0[2] - s0[3] + shift
                     let y10 = s1[0] + s1[1] + s1[2] + shift, y11 = s1[1] - s1[2] - s1[3] + shift

@@ -122,7 +122,8 @@ public struct LayerBuildContext {
     /// Fails unless the layer has exactly `count` inputs.
     public func requireInputs(_ count: Int) throws {
         guard inputShapes.count == count else {
-            throw ConfigError("\(config.path): this layer takes \(count) input\(count == 1 ? "" : "s"), got \(inputShapes.count)")
+            throw ConfigError("\(config.path): this layer takes \(count) input\(count == 1 ? "" : "s"), "
+                              + "got \(inputShapes.count)")
         }
     }
 
@@ -130,7 +131,10 @@ public struct LayerBuildContext {
     public func positive(_ key: String, allowClasses: Bool = false) throws -> Int {
         if allowClasses, case .string("classes")? = config.members[key] {
             _ = config.raw(key)
-            guard let classes else { throw ConfigError("\(config.path): '\(key)' is \"classes\" but the class count is not known: set network.classes (dtrain summary also takes --classes)") }
+            guard let classes else {
+                throw ConfigError("\(config.path): '\(key)' is \"classes\" but the class count is not known: "
+                                  + "set network.classes (dtrain summary also takes --classes)")
+            }
             return classes
         }
         let v = try config.int(key)
@@ -139,16 +143,20 @@ public struct LayerBuildContext {
     }
 
     /// Output size of a window sliding over `size` — the lecture's (W − K + 2P)/S + 1 — or a clear error.
-    public func slide(_ size: Int, kernel: Int, stride: Int, padding: Int, axis: String, ceilMode: Bool = false) throws -> Int {
+    public func slide(_ size: Int, kernel: Int, stride: Int, padding: Int, axis: String,
+                      ceilMode: Bool = false) throws -> Int {
         guard kernel > 0, stride > 0, padding >= 0 else {
-            throw ConfigError("\(config.path): kernel and stride must be positive and padding non-negative (kernel \(kernel), stride \(stride), padding \(padding))")
+            throw ConfigError("\(config.path): kernel and stride must be positive and padding non-negative "
+                              + "(kernel \(kernel), stride \(stride), padding \(padding))")
         }
         let span = size - kernel + 2 * padding
         var out = span < 0 ? 0 : (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
         // Ceil mode (pooling) as PyTorch and Caffe: the last window must start inside the input or its left padding.
         if ceilMode, out > 1, (out - 1) * stride >= size + padding { out -= 1 }
         guard out > 0 else {
-            throw ConfigError("\(config.path): output \(axis) is (\(size) − \(kernel) + 2·\(padding))/\(stride) + 1 ≤ 0: the \(axis) \(size) is too small for kernel \(kernel); shrink the kernel, add padding, or remove a downsampling layer before it")
+            throw ConfigError("\(config.path): output \(axis) is (\(size) − \(kernel) + 2·\(padding))/\(stride) + 1 "
+                              + "≤ 0: the \(axis) \(size) is too small for kernel \(kernel); shrink the kernel, "
+                              + "add padding, or remove a downsampling layer before it")
         }
         return out
     }

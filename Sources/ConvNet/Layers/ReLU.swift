@@ -34,5 +34,7 @@ public final class ReLU: Layer {
         }
     }
 
-    public var cost: LayerCost { LayerCost(units: outputShape.count, connections: outputShape.count, flops: outputShape.count) }
+    public var cost: LayerCost {
+        LayerCost(units: outputShape.count, connections: outputShape.count, flops: outputShape.count)
+    }
 }

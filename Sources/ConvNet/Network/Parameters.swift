@@ -48,11 +48,13 @@ public final class ParameterBuffer {
     init(specs: [(layer: String, spec: ParameterSpec)], withGradients: Bool) {
         let total = specs.reduce(0) { $0 + $1.spec.count }
         // 64-byte alignment keeps every GEMM operand aligned for the widest vectors.
-        values = UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer.allocate(byteCount: max(1, total) * 4, alignment: 64)
+        values = UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer
+            .allocate(byteCount: max(1, total) * 4, alignment: 64)
             .bindMemory(to: Float.self, capacity: max(1, total)), count: total)
         values.initialize(repeating: 0)
         if withGradients {
-            gradients = UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer.allocate(byteCount: max(1, total) * 4, alignment: 64)
+            gradients = UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer
+                .allocate(byteCount: max(1, total) * 4, alignment: 64)
                 .bindMemory(to: Float.self, capacity: max(1, total)), count: total)
             gradients.initialize(repeating: 0)
         } else {
