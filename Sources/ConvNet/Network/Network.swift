@@ -155,8 +155,6 @@ public final class Network {
         Tensor(data: activations[index + 1], batch: batch, shape: shapes[index + 1])
     }
 
-    public var logitsShape: Shape { shapes.last! }
-
     private func context(_ mode: Mode, _ seed: UInt64, layer: Int) -> LayerContext {
         LayerContext(mode: mode, scratch: scratch, computeParameterGradients: !frozen.contains(layers[layer].name),
                      seed: SeededGenerator.mix(seed ^ UInt64(layer)), threads: threads, kernels: kernels)
