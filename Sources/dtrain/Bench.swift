@@ -51,7 +51,42 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// One timed step's parts, in seconds.
+    typealias StepTimes = (forward: Double, loss: Double, backward: Double, update: Double)
+
     func run() throws {
+        let (spec, network) = try buildNetwork()
+        let times = timeSteps(network)
+        print("dtrain bench \(config): \(spec.name), batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), "
+              + "CPU \(Processor.current.description)")
+        if let blas = network.kernels.blas { print(blas) }
+        print(network.kernels.summary)
+        print("")
+        printLayerTable(network)
+        let totals = times.map { $0.forward + $0.loss + $0.backward + $0.update }.sorted()
+        let median = totals[totals.count / 2], best = totals[0]
+        func med(_ k: KeyPath<StepTimes, Double>) -> Double {
+            times.map { $0[keyPath: k] }.sorted()[times.count / 2]
+        }
+        let flops = 3 * Double(network.layers.reduce(0) { $0 + $1.cost.flops }) * Double(batch)
+        print("")
+        print("step: best \(fixed(best * 1e3, 2)) ms, median \(fixed(median * 1e3, 2)) ms (of \(steps)); "
+              + "medians: forward \(fixed(med(\.forward) * 1e3, 2)) ms, loss \(fixed(med(\.loss) * 1e3, 2)) ms, "
+              + "backward \(fixed(med(\.backward) * 1e3, 2)) ms, update \(fixed(med(\.update) * 1e3, 2)) ms")
+        let rateDecimals = Double(batch) / best < 100 ? 1 : 0
+        print("images/s: best \(fixed(Double(batch) / best, rateDecimals)), "
+              + "median \(fixed(Double(batch) / median, rateDecimals));  "
+              + "effective GFLOP/s (3 × forward FLOPs): median \(fixed(flops / median / 1e9, 1))")
+        // The direct-FLOP limit: the step's FLOPs counted as direct convolution, at the FMA peak of `threads` cores.
+        if let peak = Processor.current.measuredFMAPeak() {
+            let limit = Double(threads) * peak
+            print("direct-FLOP limit: \(fixed(100 * flops / median / 1e9 / limit, 1))% of \(threads) × \(fixed(peak, 1)) "
+                  + "GFLOP/s (measured FP32 FMA peak per core, \(Processor.current.avx512 ? "AVX-512" : "AVX2"))")
+        }
+    }
+
+    /// The network of the config, built with the kernel choices of the flags (after the BLAS start-up choice).
+    private func buildNetwork() throws -> (NetworkSpec, Network) {
         var choices = KernelChoices.standard
         choices.blas = try kernels.applyKernelChoice()
         choices.winograd = !noWinograd
@@ -65,6 +100,11 @@ struct Bench: ParsableCommand {
                                           optimizer: true, budget: try MemoryBudget.current(), file: config,
                                           kernels: choices)
         } catch let error as ConfigError { throw ValidationError(error.message) }
+        return (spec, network)
+    }
+
+    /// Runs `warmup` untimed and `steps` timed training steps on random data (per-layer times go to the network).
+    private func timeSteps(_ network: Network) -> [StepTimes] {
         network.initializeParameters(seed: 1)
         var rng = SeededGenerator(seed: 7)
         let input = network.inputTensor(batch: batch)
@@ -72,7 +112,7 @@ struct Bench: ParsableCommand {
         let labels = (0..<batch).map { _ in Int32(rng.next() % UInt64(network.classes)) }
         let sgd = SGD(parameterCount: network.parameters.count, momentum: 0.9, nesterov: false, weightDecay: 0)
 
-        var times: [(forward: Double, loss: Double, backward: Double, update: Double)] = []
+        var times: [StepTimes] = []
         for step in 0..<(warmup + steps) {
             network.profiling = step >= warmup
             let lossBefore = network.lossSeconds
@@ -89,12 +129,11 @@ struct Bench: ParsableCommand {
             let loss = network.lossSeconds - lossBefore
             if step >= warmup { times.append((t1 - t0 - loss, loss, t2 - t1, t3 - t2)) }
         }
+        return times
+    }
 
-        print("dtrain bench \(config): \(spec.name), batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), "
-              + "CPU \(Processor.current.description)")
-        if let blas = network.kernels.blas { print(blas) }
-        print(network.kernels.summary)
-        print("")
+    /// Per layer: milliseconds, GFLOP/s and the sgemm ceiling of its GEMM shape.
+    private func printLayerTable(_ network: Network) {
         let n = Double(steps)
         let header = ["layer", "type", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s", "sgemm GF/s", "fwd % sgemm"]
         var rows = [header]
@@ -115,26 +154,6 @@ struct Bench: ParsableCommand {
                          ceiling != nil && fwdRate != nil ? fixed(100 * fwdRate! / ceiling!, 0) + "%" : ""])
         }
         printTable(rows)
-        let totals = times.map { $0.forward + $0.loss + $0.backward + $0.update }.sorted()
-        let median = totals[totals.count / 2], best = totals[0]
-        func med(_ k: KeyPath<(forward: Double, loss: Double, backward: Double, update: Double), Double>) -> Double {
-            times.map { $0[keyPath: k] }.sorted()[times.count / 2]
-        }
-        let flops = 3 * Double(network.layers.reduce(0) { $0 + $1.cost.flops }) * Double(batch)
-        print("")
-        print("step: best \(fixed(best * 1e3, 2)) ms, median \(fixed(median * 1e3, 2)) ms (of \(steps)); "
-              + "medians: forward \(fixed(med(\.forward) * 1e3, 2)) ms, loss \(fixed(med(\.loss) * 1e3, 2)) ms, "
-              + "backward \(fixed(med(\.backward) * 1e3, 2)) ms, update \(fixed(med(\.update) * 1e3, 2)) ms")
-        let rateDecimals = Double(batch) / best < 100 ? 1 : 0
-        print("images/s: best \(fixed(Double(batch) / best, rateDecimals)), "
-              + "median \(fixed(Double(batch) / median, rateDecimals));  "
-              + "effective GFLOP/s (3 × forward FLOPs): median \(fixed(flops / median / 1e9, 1))")
-        // The direct-FLOP limit: the step's FLOPs counted as direct convolution, at the FMA peak of `threads` cores.
-        if let peak = Processor.current.measuredFMAPeak() {
-            let limit = Double(threads) * peak
-            print("direct-FLOP limit: \(fixed(100 * flops / median / 1e9 / limit, 1))% of \(threads) × \(fixed(peak, 1)) "
-                  + "GFLOP/s (measured FP32 FMA peak per core, \(Processor.current.avx512 ? "AVX-512" : "AVX2"))")
-        }
     }
 }
 

@@ -66,7 +66,8 @@ public final class DebugRun {
         for (i, layer) in network.layers.enumerated() {
             let forward = String(format: "%8.3f", 1e3 * network.forwardSeconds[i] / n)
             let backward = String(format: "%8.3f", 1e3 * network.backwardSeconds[i] / n)
-            print("  \(layer.name.padding(toLength: 24, withPad: " ", startingAt: 0)) forward \(forward)  backward \(backward)")
+            let name = layer.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+            print("  \(name) forward \(forward)  backward \(backward)")
         }
         print("debug: no NaN or infinity in any layer's output or gradient")
     }
