@@ -83,5 +83,6 @@ final class ConfusionMatrixTests: XCTestCase {
     func testRunFilesIncludeTheMatrix() {
         XCTAssertTrue(EarlierRun.isRunFile("confusion.csv"))
         XCTAssertTrue(EarlierRun.isRunFile("confusion.csv.tmp-12345"))
+        XCTAssertTrue(EarlierRun.isRunFile("report.html"))
     }
 }

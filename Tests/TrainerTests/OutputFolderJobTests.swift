@@ -69,7 +69,7 @@ final class OutputFolderJobTests: TinyDatasetJobCase {
         DTrainJob.assertSucceeded(try DTrainJob.run([config, "--output", out]))
         let old = try names(out)
         let written = ["best.safetensors", "epoch-0001.safetensors", "epoch-0002.safetensors", "filters.png",
-                       "error.png"]
+                       "error.png", "report.html"]
         for expected in written { XCTAssertTrue(old.contains(expected), "\(expected) in \(old)") }
         let oldEvents = try EarlierRun.eventFolders.flatMap { folder in
             try names(out + "/" + folder).map { folder + "/" + $0 }

@@ -11,7 +11,7 @@ import Glibc
 /// run and is rebuilt when it is out of date. Nothing else in the folder is touched.
 enum EarlierRun {
     static let fixedNames: Set<String> = ["last.safetensors", "best.safetensors", "metrics.csv", "log.txt", "filters.png",
-                                          "error.png", "confusion.csv"]
+                                          "error.png", "confusion.csv", "report.html"]
 
     /// True for a file a run writes, or a temporary of one (`NAME.tmp-<pid>`).
     static func isRunFile(_ name: String) -> Bool {

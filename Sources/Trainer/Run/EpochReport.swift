@@ -4,6 +4,8 @@ struct EpochReport {
     var epoch: Int
     var epochs: Int
     var globalStep: Int
+    /// Training steps this process ran in the epoch (fewer than the epoch's after a resume in its middle).
+    var steps: Int
     /// The learning rate of the epoch's last step.
     var lr: Double
     var train: Sums

@@ -3,7 +3,7 @@ import ConvNet
 import Foundation
 
 /// Rank 0's record of a run: it takes one report per log point and per epoch and writes each to the console,
-/// `metrics.csv` and TensorBoard, redraws the pictures, and sums the run up at its end.
+/// `metrics.csv` and TensorBoard, redraws the pictures and report.html, and sums the run up at its end.
 final class RunRecorder {
     let progress: ProgressReport
     let output: OutputDirectory
@@ -13,6 +13,11 @@ final class RunRecorder {
     /// resumed step (the little time from that row to the checkpoint is not counted).
     private let elapsedBefore: Double
     private let started = monotonicSeconds()
+    /// For report.html: the run's fixed facts (nil until `prepareReport`), this process's epochs' step times, and
+    /// the misclassified validation images of the latest evaluation.
+    var reportSetting: ReportSetting?
+    var misclassified: MisclassifiedCollector?
+    private(set) var epochTimes: [RunReport.EpochTime] = []
 
     /// One epoch's validation, for the plot and the end-of-run summary.
     struct EpochPoint {
@@ -81,6 +86,8 @@ final class RunRecorder {
         try output.recordEpoch(epoch: r.epoch, step: r.globalStep, train: r.train, val: r.val)
         epochs.append(EpochPoint(epoch: r.epoch, trainTop1Error: r.train.top1Error, valTop1Error: r.val.top1Error,
                                  valTop5Error: r.val.top5Error, elapsed: now))
+        epochTimes.append(RunReport.EpochTime(epoch: r.epoch, steps: r.steps, trainSeconds: r.seconds,
+                                              evaluationSeconds: r.evaluationSeconds, timing: r.timing))
     }
 
     /// The pictures, after the epoch's checkpoint is safe: one that cannot be written only warns.

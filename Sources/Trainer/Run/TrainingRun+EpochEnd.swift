@@ -4,8 +4,8 @@ import Foundation
 
 extension TrainingRun {
     /// Epoch end: validation over the whole val split, the epoch's report (line, metrics, TensorBoard), the
-    /// checkpoint, then the pictures. A validation with any NaN or infinite output never becomes the best; a picture
-    /// that cannot be written only warns, after the checkpoint is safe.
+    /// checkpoint, then the pictures and report.html. A validation with any NaN or infinite output never becomes the
+    /// best; a picture that cannot be written only warns, after the checkpoint is safe.
     func finishEpoch() throws {
         let epoch = meters.epoch
         let seconds = epoch.seconds
@@ -18,19 +18,21 @@ extension TrainingRun {
         let done = position.epoch + 1
         position = TrainingPosition(epoch: done, step: 0, globalStep: position.globalStep)
         try recorder?.record(EpochReport(epoch: done, epochs: config.solver.epochs, globalStep: position.globalStep,
-                                         lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
+                                         steps: epoch.steps, lr: schedule.rate(atStep: max(0, position.globalStep - 1)),
                                          train: trainTotals, val: valTotals, seconds: seconds,
                                          evaluationSeconds: evaluationSeconds, timing: epoch.timing,
                                          skippedFiles: train.skippedThisEpoch, improved: improved))
         try saveCheckpoint(kind: improved ? .lastAndBest : .last)
         recorder?.write(confusion: valTotals.confusion)
         recorder?.drawPictures(network: network, step: position.globalStep)
+        recorder?.writeReport(network: network)
     }
 
     /// Validation loss and top-1/top-5 over the whole val split (running statistics averaged over ranks first).
     public func evaluate() throws -> Sums {
         try replica.averageState()
-        return try Evaluation.run(network: network, feed: val, communicator: communicator) { batch, total in
+        return try Evaluation.run(network: network, feed: val, communicator: communicator,
+                                  samples: recorder?.misclassified) { batch, total in
             self.recorder?.evaluating(epoch: self.position.epoch, epochs: self.config.solver.epochs,
                                       batch: batch, of: total)
         }

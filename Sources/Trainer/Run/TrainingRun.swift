@@ -98,6 +98,8 @@ public final class TrainingRun {
             let output = try OutputDirectory(path: config.output,
                                              resumingAtStep: options.resume == nil ? nil : position.globalStep)
             recorder = RunRecorder(progress: ProgressReport(style: options.progress), output: output)
+            recorder?.prepareReport(config: config, ranks: ranks, threads: network.threads,
+                                    blasReport: options.blasReport, classNames: val.classNames)
         }
         try replica.synchronize()
     }

@@ -7,10 +7,13 @@ import Shard
 /// may hold fewer samples, or none), every rank running the same number of steps, and sums reduced across ranks —
 /// so the numbers are the same for any rank count. The sums carry the confusion matrix of the split.
 public enum Evaluation {
-    /// `progress` hears of each batch done (batches done, batches in all), e.g. for the live line.
+    /// `progress` hears of each batch done (batches done, batches in all), e.g. for the live line. `samples` (rank
+    /// 0's, for the report) keeps the first misclassified images; it calls no collective.
     public static func run(network: Network, feed: DataFeed, communicator: Communicator,
+                           samples: MisclassifiedCollector? = nil,
                            progress: ((Int, Int) -> Void)? = nil) throws -> Sums {
         try feed.begin(epoch: 0, step: 0)
+        samples?.reset()
         var sums = Sums()
         var confusion = ConfusionMatrix(classNames: feed.classNames)
         var done = 0
@@ -21,6 +24,10 @@ public enum Evaluation {
             let logits = network.forwardLoss(batch: batch.count, labels: batch.labels, mode: .eval).logits
             sums.add(logits: logits, labels: batch.labels, losses: network.loss.sampleLoss)
             confusion.add(logits: logits, labels: batch.labels)
+            if let samples, !samples.isFull {
+                samples.add(input: network.inputTensor(batch: batch.count), logits: logits,
+                            probabilities: network.loss.probabilities, labels: batch.labels)
+            }
         }
         // Every rank reaches both reductions in this order, one without samples too.
         communicator.collectiveLabel = "evaluation"
