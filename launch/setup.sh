@@ -33,6 +33,7 @@ packages=(
     python3-numpy python3-pip      # checkpoint comparisons in the tests; pip for safetensors
     iproute2                       # ip netns: the multi-host test
     slurm-wlm                      # slurmctld/slurmd/sbatch: the batch-job test
+    chromium                       # headless browser: the test that OUTPUT/report.html renders (ReportBrowserJobTests)
 )
 [[ $data_only -eq 1 ]] && packages=(dataset-fashion-mnist)
 

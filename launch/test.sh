@@ -3,7 +3,8 @@
 # files, functions), builds in release mode, runs the Swift tests, then the
 # cluster tests (launcher, multi-host over TCP in network namespaces, Slurm, faults: Tests/cluster/run-all.sh).
 # The ConvNet tests run a second time under other OpenBLAS kernel sets (Prescott, and Haswell where the CPU has AVX2),
-# and the fuzz tests a second time against a release build.
+# and the fuzz tests a second time against a release build. swift test includes the report's browser test
+# (ReportBrowserJobTests, headless chromium), which fails under CI=true when chromium is missing.
 # Exits non-zero when anything failed. Run launch/setup.sh once before, on a new machine.
 #
 #   bash launch/test.sh                 everything
