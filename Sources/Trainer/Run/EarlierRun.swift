@@ -10,8 +10,8 @@ import Glibc
 /// them: the run lock, and the dataset index cache (`dataset-index-*.bin`), which describes the data rather than a
 /// run and is rebuilt when it is out of date. Nothing else in the folder is touched.
 enum EarlierRun {
-    static let fixedNames: Set<String> = ["last.safetensors", "best.safetensors", "metrics.csv", "log.txt", "filters.png",
-                                          "error.png", "confusion.csv", "report.html"]
+    static let fixedNames: Set<String> = ["last.safetensors", "best.safetensors", "metrics.csv", "log.txt",
+                                          "filters.png", "error.png", "confusion.csv", "report.html"]
 
     /// True for a file a run writes, or a temporary of one (`NAME.tmp-<pid>`).
     static func isRunFile(_ name: String) -> Bool {
