@@ -25,7 +25,7 @@ final class RunReportTests: XCTestCase {
     ]
 
     func report(config: String = "{\"seed\": 0}", classes: Int = 3) throws -> RunReport {
-        let picture = try PNGWriter.encode(RasterImage(width: 4, height: 4, channels: 1, fill: RGB(90, 90, 90)))
+        let picture = try RasterImage(width: 4, height: 4, channels: 1, fill: RGB(90, 90, 90)).pngBytes()
         let wrong = MisclassifiedImage(png: picture, actual: "class0", top: [("a<b & \"c\"", 0.7), ("class0", 0.2)])
         var timing = StepTiming()
         timing.forward = 0.5
