@@ -86,7 +86,8 @@ public enum StrictJSON: Equatable {
         var current: UInt8 { bytes[index] }
 
         mutating func skipWhitespace() {
-            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 {
+            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D
+                || bytes[index] == 0x09 {
                 index += 1
             }
         }
@@ -115,7 +116,9 @@ public enum StrictJSON: Equatable {
         }
 
         mutating func object(depth: Int) throws -> StrictJSON {
-            guard depth <= StrictJSON.maximumDepth else { throw failure("nesting deeper than \(StrictJSON.maximumDepth)") }
+            guard depth <= StrictJSON.maximumDepth else {
+                throw failure("nesting deeper than \(StrictJSON.maximumDepth)")
+            }
             index += 1
             var members: [(key: String, value: StrictJSON)] = []
             var seen = Set<String>()
@@ -147,7 +150,9 @@ public enum StrictJSON: Equatable {
         }
 
         mutating func array(depth: Int) throws -> StrictJSON {
-            guard depth <= StrictJSON.maximumDepth else { throw failure("nesting deeper than \(StrictJSON.maximumDepth)") }
+            guard depth <= StrictJSON.maximumDepth else {
+                throw failure("nesting deeper than \(StrictJSON.maximumDepth)")
+            }
             index += 1
             var items: [StrictJSON] = []
             skipWhitespace()
@@ -192,12 +197,15 @@ public enum StrictJSON: Equatable {
                     case UInt8(ascii: "u"):
                         var scalar = try hex4()
                         if (0xD800...0xDBFF).contains(scalar) {
-                            guard bytes.count - index >= 6, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                            guard bytes.count - index >= 6, bytes[index] == UInt8(ascii: "\\"),
+                                bytes[index + 1] == UInt8(ascii: "u") else {
                                 throw failure("unpaired surrogate in \\u escape")
                             }
                             index += 2
                             let low = try hex4()
-                            guard (0xDC00...0xDFFF).contains(low) else { throw failure("unpaired surrogate in \\u escape") }
+                            guard (0xDC00...0xDFFF).contains(low) else {
+                                throw failure("unpaired surrogate in \\u escape")
+                            }
                             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                         } else if (0xDC00...0xDFFF).contains(scalar) {
                             throw failure("unpaired surrogate in \\u escape")
@@ -235,7 +243,9 @@ public enum StrictJSON: Equatable {
             if current == UInt8(ascii: "-") { index += 1 }
             func digits(_ parser: inout Parser) -> Int {
                 let from = parser.index
-                while !parser.atEnd, parser.current >= UInt8(ascii: "0"), parser.current <= UInt8(ascii: "9") { parser.index += 1 }
+                while !parser.atEnd, parser.current >= UInt8(ascii: "0"), parser.current <= UInt8(ascii: "9") {
+                    parser.index += 1
+                }
                 return parser.index - from
             }
             guard !atEnd else { throw failure("unexpected end of the JSON in a number") }

@@ -17,7 +17,8 @@ extension Communicator {
     /// on the result before reading or writing the buffer again. Reductions run one at a time, in the order they were
     /// started, which must be the same on every rank. They use their own communicator, so the program may run
     /// blocking collectives meanwhile. Needs `ThreadLevel.multiple`.
-    public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws -> AllreduceRequest {
+    public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>,
+        op: ReductionOp) throws -> AllreduceRequest {
         try ensureActive()
         guard let backgroundReducer else {
             throw CommunicatorError("non-blocking allreduce needs MPI_THREAD_MULTIPLE; this communicator was "

@@ -71,7 +71,8 @@ struct BenchData: ParsableCommand {
         // Like a Fashion-MNIST image: black background, a textured object in the middle.
         let gray = (0..<(28 * 28)).map { i -> UInt8 in
             let x = i % 28, y = i / 28
-            return (4..<24).contains(x) && (2..<26).contains(y) ? UInt8(truncatingIfNeeded: 90 + random.next() % 120) : 0
+            return (4..<24).contains(x) && (2..<26).contains(y)
+                ? UInt8(truncatingIfNeeded: 90 + random.next() % 120) : 0
         }
         let png = try PNGEncoder.encode(width: 28, height: 28, layout: .eightBit(channels: 1), samples: gray)
         let fashion = PreprocessOptions(width: 28, height: 28, channels: 1)
@@ -95,14 +96,17 @@ struct BenchData: ParsableCommand {
         guard dims.count == 3 else { throw ValidationError("--shape must look like 224x224x3") }
         let scanBegan = Date()
         let index = try DatasetIndex.scan(root: root, split: split)
-        print("scanned \(index.count) images in \(index.classes.count) classes in \(String(format: "%.2f", Date().timeIntervalSince(scanBegan))) s")
+        print("scanned \(index.count) images in \(index.classes.count) classes in "
+            + "\(String(format: "%.2f", Date().timeIntervalSince(scanBegan))) s")
         let preprocess = PreprocessOptions(width: dims[0], height: dims[1], channels: dims[2])
         for count in threadCounts {
             var options = LoaderOptions(batchSize: batch)
             options.threads = count
             options.cacheDecoded = cacheDecoded
-            let sampler = try EpochSampler(count: index.count, batchSize: batch, rank: 0, ranks: 1, seed: 1, mode: .training)
-            let loader = try BatchLoader(source: .dataset(index), preprocess: preprocess, sampler: sampler, options: options)
+            let sampler = try EpochSampler(count: index.count, batchSize: batch, rank: 0, ranks: 1, seed: 1,
+                mode: .training)
+            let loader = try BatchLoader(source: .dataset(index), preprocess: preprocess, sampler: sampler,
+                options: options)
             for pass in 0..<(cacheDecoded ? 2 : 1) {
                 let began = Date()
                 loader.start(epoch: 0)
@@ -110,7 +114,9 @@ struct BenchData: ParsableCommand {
                 while images / batch < (steps ?? sampler.stepsPerEpoch), let b = try loader.next() { images += b.count }
                 let elapsed = Date().timeIntervalSince(began)
                 let label = cacheDecoded ? (pass == 0 ? ", filling the cache" : ", from the cache") : ""
-                print("loader, \(count) thread\(count == 1 ? " " : "s")\(label): \(Int((Double(images) / elapsed).rounded())) images/s (\(images) images, waited \(String(format: "%.2f", loader.waitSeconds)) s, \(loader.skippedThisEpoch) bad)")
+                print("loader, \(count) thread\(count == 1 ? " " : "s")\(label): "
+                    + "\(Int((Double(images) / elapsed).rounded())) images/s (\(images) images, waited "
+                    + "\(String(format: "%.2f", loader.waitSeconds)) s, \(loader.skippedThisEpoch) bad)")
             }
         }
     }
@@ -120,7 +126,8 @@ struct BenchData: ParsableCommand {
         let preprocessor = try Preprocessor(options)
         let minimumSide = preprocessor.minimumDecodeShorterSide(training: true)
         _ = try bytes.withUnsafeBytes {   // fail loudly, not with a meaningless rate, if the input does not decode
-            try ImageReader().decode($0, name: "bench input", minimumShorterSide: minimumSide, gray: options.channels == 1)
+            try ImageReader().decode($0, name: "bench input", minimumShorterSide: minimumSide,
+                gray: options.channels == 1)
         }
         let counts = LockedBox([Int](repeating: 0, count: threads))   // each thread writes only its own entry
         let duration = seconds

@@ -6,7 +6,8 @@ import Trainer
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Loss, top-1 and top-5 error, overall and per class, of a checkpoint or plain weights on the val split.",
+        abstract: "Loss, top-1 and top-5 error, overall and per class, of a checkpoint or plain weights on the val "
+            + "split.",
         discussion: """
         Distributed when run under mpirun; every image counts once, so the numbers are the same for any rank count. \
         After the totals: each class's images, correct count, accuracy and the class it was most often taken for, \
@@ -121,7 +122,8 @@ struct Predict: ParsableCommand {
         try reportingErrors("predict") {
             let given = try config.map { try TrainConfig.load(file: $0) }
             let names = try labels.map { try Prediction.readLabels($0) }
-            let results = try Prediction.run(checkpoint: checkpoint, config: given, labels: names, images: images, top: top)
+            let results = try Prediction.run(checkpoint: checkpoint, config: given, labels: names, images: images,
+                top: top)
             for result in results {
                 if json {
                     let top = result.top.map {

@@ -41,10 +41,12 @@ struct Prepare: ParsableCommand {
             let report = try FashionMNIST.prepare(source: source, output: output, limit: limit, threads: threads,
                                                   force: force)
             if report.alreadyPrepared {
-                print("\(output) already holds Fashion-MNIST (\(report.trainImages) train, \(report.valImages) val); nothing to do (--force rewrites it)")
+                print("\(output) already holds Fashion-MNIST (\(report.trainImages) train, \(report.valImages) val); "
+                    + "nothing to do (--force rewrites it)")
             } else {
                 let seconds = (report.seconds * 10).rounded() / 10
-                print("wrote \(report.trainImages) train and \(report.valImages) val images to \(output) in \(seconds) s")
+                print("wrote \(report.trainImages) train and \(report.valImages) val images to \(output) "
+                    + "in \(seconds) s")
             }
         }
     }
@@ -52,8 +54,10 @@ struct Prepare: ParsableCommand {
     struct SyntheticCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "synthetic",
-            abstract: "Write a small ImageNet-style folder of generated JPEGs (OUT/train/<wnid>/*.JPEG, OUT/val/…, OUT/names.txt).",
-            discussion: "Each class is a coloured shape on a textured background at varied sizes: learnable, and it exercises decoding, resizing and cropping. For trying a config or a cluster without ImageNet.")
+            abstract: "Write a small ImageNet-style folder of generated JPEGs (OUT/train/<wnid>/*.JPEG, OUT/val/…, "
+                + "OUT/names.txt).",
+            discussion: "Each class is a coloured shape on a textured background at varied sizes: learnable, and it "
+                + "exercises decoding, resizing and cropping. For trying a config or a cluster without ImageNet.")
 
         @Argument(help: "The output folder.")
         var output: String
@@ -74,8 +78,10 @@ struct Prepare: ParsableCommand {
         var maxSide = 400
 
         func run() throws {
-            try SyntheticFolder.write(to: output, classes: classes, train: train, val: val, minSide: minSide, maxSide: maxSide)
-            print("wrote \(classes) classes × (\(train) train + \(val) val) JPEGs to \(output) (names in \(output)/names.txt)")
+            try SyntheticFolder.write(to: output, classes: classes, train: train, val: val, minSide: minSide,
+                maxSide: maxSide)
+            print("wrote \(classes) classes × (\(train) train + \(val) val) JPEGs to \(output) (names in "
+                + "\(output)/names.txt)")
         }
     }
 }

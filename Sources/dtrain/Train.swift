@@ -42,7 +42,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("max-steps"), help: "Stop after this many steps in all (overrides solver.max_steps).")
     var maxSteps: Int?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override any config value, e.g. --set solver.momentum=0.95 (repeatable).", valueName: "key.path=value"))
+    @Option(name: .customLong("set"),
+        help: ArgumentHelp("Override any config value, e.g. --set solver.momentum=0.95 (repeatable).",
+        valueName: "key.path=value"))
     var assignments: [String] = []
 
     @Flag(help: "Resume from OUTPUT/last.safetensors.")
@@ -60,17 +62,21 @@ struct Train: ParsableCommand {
     @Option(help: "Progress display: auto (a live line on a terminal, plain lines in logs), live, or plain.")
     var progress: ProgressReport.Style = .auto
 
-    @Flag(name: .customLong("check-replicas"), help: "After every step, check that all ranks hold identical parameters (one checksum collective).")
+    @Flag(name: .customLong("check-replicas"),
+        help: "After every step, check that all ranks hold identical parameters (one checksum collective).")
     var checkReplicas = false
 
     @OptionGroup var kernels: KernelOptions
 
-    @Flag(help: "Debug mode: one process on a small subset; checks every layer's output for NaN/Inf, gradient-checks the first batch, prints per-layer times; deterministic.")
+    @Flag(help: ArgumentHelp("Debug mode: one process on a small subset; checks every layer's output for NaN/Inf, "
+        + "gradient-checks the first batch, prints per-layer times; deterministic."))
     var debug = false
 
     func validate() throws {
         if resume && resumeFrom != nil { throw ValidationError("use either --resume or --resume-from FILE, not both") }
-        if overwrite && (resume || resumeFrom != nil) { throw ValidationError("--overwrite starts afresh; it cannot be combined with --resume") }
+        if overwrite && (resume || resumeFrom != nil) {
+            throw ValidationError("--overwrite starts afresh; it cannot be combined with --resume")
+        }
     }
 
     /// Flags become `--set` assignments so the config is checked in one place.

@@ -4,12 +4,12 @@ import Foundation
 import MPI
 
 /// Times in-place float sum allreduce through the communicator and through a plain C `MPI_Allreduce` loop on the
-/// same buffer in the same process, from `--min-bytes` (4 KiB) to `--max-bytes` (256 MiB) in ×4 steps, and prints bus bandwidth
-/// (2(n−1)/n × bytes / time, the figure NCCL's tests report) side by side. Each figure is the best of at least fifteen
-/// short rounds, more for large buffers until the rounds of a size have taken about two seconds (at 16 MiB fifteen
-/// rounds of two calls left the best ±15% apart from one run to the next, even between identical calls); the slowest
-/// rank's time counts in each round, and the loops alternate so drift hits them alike. The last column times the
-/// non-blocking path (`startAllreduce` then `wait()` at once): the background thread's hand-off cost.
+/// same buffer in the same process, from `--min-bytes` (4 KiB) to `--max-bytes` (256 MiB) in ×4 steps, and prints bus
+/// bandwidth (2(n−1)/n × bytes / time, the figure NCCL's tests report) side by side. Each figure is the best of at
+/// least fifteen short rounds, more for large buffers until the rounds of a size have taken about two seconds (at 16
+/// MiB fifteen rounds of two calls left the best ±15% apart from one run to the next, even between identical calls);
+/// the slowest rank's time counts in each round, and the loops alternate so drift hits them alike. The last column
+/// times the non-blocking path (`startAllreduce` then `wait()` at once): the background thread's hand-off cost.
 func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOptions, report: SelfTestReport) throws {
     communicator.chunkBytes = options.chunkBytes ?? Communicator.defaultChunkBytes
     let maxCount = options.maxBytes / 4
@@ -19,7 +19,8 @@ func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOption
     let world: MPI_Comm = cmpi_comm_world()  // the communicator's own world communicator
     let ranks = Double(communicator.size)
     let busFactor = 2 * (ranks - 1) / Swift.max(ranks, 1)
-    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") == true ? "AVX-512 (Zen 5 class)" : "AVX2 only (Zen 3 class)"
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo",
+        encoding: .utf8))?.contains("avx512f") == true ? "AVX-512 (Zen 5 class)" : "AVX2 only (Zen 3 class)"
     if communicator.rank == 0 {
         report.note("allreduce benchmark: \(communicator.size) ranks, \(communicator.threadLevel), chunks of "
                     + "\(communicator.chunkBytes) bytes, CPU \(cpu)")
@@ -80,5 +81,7 @@ func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOption
 private struct ReferenceLoopFailed: Error, CustomStringConvertible { let description: String }
 
 private func check(_ code: Int32) throws {
-    if code != 0 { throw ReferenceLoopFailed(description: "the plain C MPI_Allreduce loop failed with MPI error \(code)") }
+    if code != 0 {
+        throw ReferenceLoopFailed(description: "the plain C MPI_Allreduce loop failed with MPI error \(code)")
+    }
 }

@@ -29,7 +29,8 @@ func checkAllreduce(_ communicator: Communicator, options: SelfTestOptions, repo
     let counts = [0, 1, 7, 1_000_003]
     let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: counts.max()!)
     defer { buffer.deallocate() }
-    let chunkings = [("default chunks", Communicator.defaultChunkBytes), ("\(options.chunkBytes ?? 4096)-byte chunks", options.chunkBytes ?? 4096)]
+    let chunkings = [("default chunks", Communicator.defaultChunkBytes),
+        ("\(options.chunkBytes ?? 4096)-byte chunks", options.chunkBytes ?? 4096)]
     let ranks = communicator.size, rank = communicator.rank
     for count in counts {
         let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
@@ -44,8 +45,9 @@ func checkAllreduce(_ communicator: Communicator, options: SelfTestOptions, repo
                         try communicator.startAllreduce(part, op: op).wait()
                     }
                     let problem = firstMismatch(part) { expectedValue($0, op: op, ranks: ranks) }
-                    report.expect(problem == nil, "allreduce \(op) of \(count) floats, \(blocking ? "blocking" : "non-blocking"), \(chunkName)",
-                                  problem ?? "")
+                    report.expect(problem == nil,
+                                  "allreduce \(op) of \(count) floats, \(blocking ? "blocking" : "non-blocking"), "
+                                  + "\(chunkName)", problem ?? "")
                 }
             }
         }

@@ -25,7 +25,8 @@ func checkBroadcast(_ communicator: Communicator, options: SelfTestOptions, repo
                 let sent = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ length) }
                 // Other ranks pass something of another length: only the root's bytes count.
                 let received = try communicator.broadcast(rank == root ? sent : [1, 2, 3], root: root)
-                report.expect(received == sent, "variable-length broadcast of \(length) bytes from rank \(root), \(chunkName)",
+                report.expect(received == sent,
+                              "variable-length broadcast of \(length) bytes from rank \(root), \(chunkName)",
                               "received \(received.count) bytes, first \(received.prefix(4))")
             }
         }
@@ -56,7 +57,8 @@ func checkScalars(_ communicator: Communicator, report: SelfTestReport) throws {
     let integers: [Int64] = [Int64(rank), (1 << 40) + Int64(rank), -Int64(rank)]
     let integerSum = try communicator.allreduce(integers, op: .sum)
     let rankTotal = Int64(ranks * (ranks - 1) / 2)
-    report.expect(integerSum == [rankTotal, (1 << 40) * Int64(ranks) + rankTotal, -rankTotal], "int64 sum", "\(integerSum)")
+    report.expect(integerSum == [rankTotal, (1 << 40) * Int64(ranks) + rankTotal, -rankTotal], "int64 sum",
+        "\(integerSum)")
     let integerMax = try communicator.allreduce(integers, op: .max)
     report.expect(integerMax == [Int64(ranks - 1), (1 << 40) + Int64(ranks - 1), 0], "int64 max", "\(integerMax)")
     let integerMin = try communicator.allreduce(integers, op: .min)
@@ -89,8 +91,8 @@ func checkErrors(_ communicator: Communicator, report: SelfTestReport) throws {
             _ = try buffer.withUnsafeMutableBufferPointer { try communicator.startAllreduce($0, op: .sum) }
             report.expect(false, "non-blocking allreduce needs MPI_THREAD_MULTIPLE", "it started")
         } catch let error as CommunicatorError {
-            report.expect(error.message.contains("MPI_THREAD_MULTIPLE"), "non-blocking allreduce needs MPI_THREAD_MULTIPLE",
-                          error.message)
+            report.expect(error.message.contains("MPI_THREAD_MULTIPLE"),
+                          "non-blocking allreduce needs MPI_THREAD_MULTIPLE", error.message)
         }
     }
     try communicator.barrier()

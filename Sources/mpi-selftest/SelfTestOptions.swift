@@ -34,7 +34,8 @@ struct SelfTestOptions {
                 let levels: [String: ThreadLevel] = ["single": .single, "funneled": .funneled,
                                                      "serialized": .serialized, "multiple": .multiple]
                 guard let level = levels[value] else {
-                    throw UsageError(description: "--thread-level is \"\(value)\"; expected single, funneled, serialized or multiple")
+                    throw UsageError(description: "--thread-level is \"\(value)\"; expected single, funneled, "
+                        + "serialized or multiple")
                 }
                 threadLevel = level
             default: throw UsageError(description: "unknown option \(flag)\n\(usage)")

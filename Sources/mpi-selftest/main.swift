@@ -1,4 +1,5 @@
-// mpi-selftest SCENARIO [--chunk-bytes N] [--count N] [--min-bytes N] [--max-bytes N] [--thread-level single|funneled|serialized|multiple]
+// mpi-selftest SCENARIO [--chunk-bytes N] [--count N] [--min-bytes N] [--max-bytes N] [--thread-level
+// single|funneled|serialized|multiple]
 //
 // Multi-rank scenarios for MPITests (run under mpirun; MPI can be initialised only once per process, so each test
 // starts a job) and the allreduce benchmark. Each rank prints `rank R FAIL CHECK: why` for each failed check, then

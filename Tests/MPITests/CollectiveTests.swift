@@ -39,10 +39,12 @@ final class CollectiveTests: XCTestCase {
         let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         let ranks = cores + 1
         guard ranks <= 8 else { throw XCTSkip("this machine has \(cores) cores; the test needs more ranks than cores") }
-        let warning = "ranks share \(cores) cores on this node and waiting ranks busy-poll; run mpirun with --mca mpi_yield_when_idle 1"
+        let warning = "ranks share \(cores) cores on this node and waiting ranks busy-poll; run mpirun with --mca "
+            + "mpi_yield_when_idle 1"
         let busy = try SelfTestJob.run(ranks: ranks, "info", yieldWhenIdle: false)
         SelfTestJob.assertPassed(busy, ranks: ranks)
-        XCTAssertEqual(busy.output.components(separatedBy: warning).count - 1, 1, "one warning, from local rank 0:\n\(busy.output)")
+        XCTAssertEqual(busy.output.components(separatedBy: warning).count - 1, 1,
+            "one warning, from local rank 0:\n\(busy.output)")
         let yielding = try SelfTestJob.run(ranks: ranks, "info")
         SelfTestJob.assertPassed(yielding, ranks: ranks)
         XCTAssertFalse(yielding.output.contains(warning), yielding.output)

@@ -7,7 +7,8 @@ final class JobFailureTests: XCTestCase {
                                 file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertFalse(result.timedOut, "the job hung:\n\(result.output)", file: file, line: line)
         XCTAssertNotEqual(result.status, 0, "the job ended with status 0:\n\(result.output)", file: file, line: line)
-        XCTAssertLessThan(result.seconds, 10, "the job took \(result.seconds) s to end:\n\(result.output)", file: file, line: line)
+        XCTAssertLessThan(result.seconds, 10, "the job took \(result.seconds) s to end:\n\(result.output)", file: file,
+            line: line)
         XCTAssertTrue(result.output.contains(text), "no \"\(text)\" in:\n\(result.output)", file: file, line: line)
     }
 
@@ -28,7 +29,8 @@ final class JobFailureTests: XCTestCase {
 
     func testWatchdogAbortsStalledCollective() throws {
         // The last rank sleeps 60 s; the others wait in an allreduce until the 2 s watchdog ends the job.
-        let result = try SelfTestJob.run(ranks: 2, "stall", environment: ["DTRAIN_COLLECTIVE_TIMEOUT": "2"], timeout: 30)
+        let result = try SelfTestJob.run(ranks: 2, "stall", environment: ["DTRAIN_COLLECTIVE_TIMEOUT": "2"],
+            timeout: 30)
         assertJobEnded(result, mentioning: "rank 0: collective allreduce (step 7) stalled for")
         XCTAssertGreaterThanOrEqual(result.seconds, 2, "the watchdog fired before its timeout:\n\(result.output)")
     }

@@ -77,12 +77,13 @@ struct SelfTestJob {
 
     /// Asserts the job ended by itself with status 0, every rank reported `done`, and no check failed.
     static func assertPassed(_ result: Result, ranks: Int, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertFalse(result.timedOut, "the job timed out after \(result.seconds) s:\n\(result.output)", file: file, line: line)
+        XCTAssertFalse(result.timedOut, "the job timed out after \(result.seconds) s:\n\(result.output)", file: file,
+            line: line)
         XCTAssertEqual(result.status, 0, "the job failed:\n\(result.output)", file: file, line: line)
         XCTAssertFalse(result.output.contains("FAIL"), "a check failed:\n\(result.output)", file: file, line: line)
         for rank in 0..<ranks {
-            XCTAssertTrue(result.output.contains("rank \(rank) done: "), "rank \(rank) did not finish:\n\(result.output)",
-                          file: file, line: line)
+            XCTAssertTrue(result.output.contains("rank \(rank) done: "),
+                          "rank \(rank) did not finish:\n\(result.output)", file: file, line: line)
         }
         let passedCounts = Set(result.output.split(separator: "\n").compactMap { line -> Int? in
             guard let range = line.range(of: " done: ") else { return nil }

@@ -6,8 +6,8 @@ final class SingleProcessTests: XCTestCase {
     func testSingletonIsRankZeroOfOne() throws {
         let result = try SelfTestJob.run(ranks: nil, "info")
         SelfTestJob.assertPassed(result, ranks: 1)
-        XCTAssertTrue(result.output.contains("rank 0 info size=1 localRank=0 localSize=1 threadLevel=MPI_THREAD_MULTIPLE"),
-                      result.output)
+        XCTAssertTrue(result.output.contains("rank 0 info size=1 localRank=0 localSize=1 "
+                      + "threadLevel=MPI_THREAD_MULTIPLE"), result.output)
     }
 
     func testSingletonCollectives() throws {
@@ -28,14 +28,15 @@ final class SingleProcessTests: XCTestCase {
     func testBadTimeoutVariableIsReported() throws {
         let result = try SelfTestJob.run(ranks: nil, "info", environment: ["DTRAIN_COLLECTIVE_TIMEOUT": "soon"])
         XCTAssertEqual(result.status, 1, result.output)
-        XCTAssertTrue(result.output.contains("rank 0: DTRAIN_COLLECTIVE_TIMEOUT is \"soon\"; set it to a number of seconds"),
-                      result.output)
+        XCTAssertTrue(result.output.contains("rank 0: DTRAIN_COLLECTIVE_TIMEOUT is \"soon\"; set it to a number of "
+                      + "seconds"), result.output)
     }
 
     func testErrorInSingleProcessPrintsAndExitsOne() throws {
         let result = try SelfTestJob.run(ranks: nil, "throw")
         XCTAssertEqual(result.status, 1, result.output)
         XCTAssertTrue(result.output.contains("rank 0: injected failure in step 7"), result.output)
-        XCTAssertFalse(result.output.contains("MPI_ABORT"), "a single process needs no MPI_Abort banner:\n\(result.output)")
+        XCTAssertFalse(result.output.contains("MPI_ABORT"),
+            "a single process needs no MPI_Abort banner:\n\(result.output)")
     }
 }

@@ -13,7 +13,8 @@ final class BatchLoaderTests: XCTestCase {
 
     /// Every batch of an epoch. `into`: through `next(into:)`, with a destination full of a value no image has,
     /// so that any part `next(into:)` leaves unwritten shows.
-    private func collect(_ loader: BatchLoader, epoch: Int, from step: Int = 0, into: Bool = false) throws -> [Collected] {
+    private func collect(_ loader: BatchLoader, epoch: Int, from step: Int = 0,
+        into: Bool = false) throws -> [Collected] {
         loader.start(epoch: epoch, step: step)
         var out = [Collected]()
         let size = loader.preprocess.imageSize
@@ -30,15 +31,19 @@ final class BatchLoaderTests: XCTestCase {
         return out
     }
 
-    private func loader(_ index: DatasetIndex, batch: Int, rank: Int = 0, ranks: Int = 1, mode: EpochSampler.Mode = .training,
-                        preprocess: PreprocessOptions? = nil, configure: (inout LoaderOptions) -> Void = { _ in }) throws -> BatchLoader {
+    private func loader(_ index: DatasetIndex, batch: Int, rank: Int = 0, ranks: Int = 1,
+                        mode: EpochSampler.Mode = .training,
+                        preprocess: PreprocessOptions? = nil,
+                        configure: (inout LoaderOptions) -> Void = { _ in }) throws -> BatchLoader {
         var options = LoaderOptions(batchSize: batch)
         options.seed = 42
         configure(&options)
         var flat = PreprocessOptions(width: 4, height: 4, channels: 1)
         flat.horizontalFlip = false
-        let sampler = try EpochSampler(count: index.count, batchSize: batch, rank: rank, ranks: ranks, seed: options.seed, mode: mode)
-        return try BatchLoader(source: .dataset(index), preprocess: preprocess ?? flat, sampler: sampler, options: options)
+        let sampler = try EpochSampler(count: index.count, batchSize: batch, rank: rank, ranks: ranks,
+            seed: options.seed, mode: mode)
+        return try BatchLoader(source: .dataset(index), preprocess: preprocess ?? flat, sampler: sampler,
+            options: options)
     }
 
     /// The flat pixel value of each valid image of a batch (the fixtures are flat gray images).
@@ -80,7 +85,8 @@ final class BatchLoaderTests: XCTestCase {
         var augment = PreprocessOptions(width: 4, height: 4, channels: 3)
         augment.trainCrop = .inception
         augment.mean = [0.5, 0.4, 0.3]
-        let one = try collect(try loader(index, batch: 2, preprocess: augment) { $0.threads = 1; $0.prefetch = 1 }, epoch: 3)
+        let one = try collect(try loader(index, batch: 2, preprocess: augment) { $0.threads = 1; $0.prefetch = 1 },
+            epoch: 3)
         let many = try loader(index, batch: 2, preprocess: augment) { $0.threads = 3; $0.prefetch = 4 }
         XCTAssertEqual(one, try collect(many, epoch: 3))
         XCTAssertEqual(one, try collect(many, epoch: 3, into: true), "written into a destination: the same batches")
@@ -151,7 +157,8 @@ final class BatchLoaderTests: XCTestCase {
             first = try collect(again, epoch: 0)
         }
         XCTAssertEqual(l.skippedThisEpoch, 5)
-        XCTAssertEqual(quiet.components(separatedBy: "warning").count - 1, 5, "only the new loader warns, once per file")
+        XCTAssertEqual(quiet.components(separatedBy: "warning").count - 1, 5,
+            "only the new loader warns, once per file")
         XCTAssertEqual(first, batches, "same replacements with another thread count")
 
         // Non-root users: a file without read permission is unreadable too.
@@ -214,7 +221,8 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertEqual(cached.skippedThisEpoch, 0)
         XCTAssertEqual(try collect(evalCached, epoch: 0), evalReference)
         XCTAssertEqual(try collect(evalCached, epoch: 0, into: true), evalReference)
-        XCTAssertFalse(evalCached.threadsStarted, "every sample a finished tensor: next() copies them, no decode threads")
+        XCTAssertFalse(evalCached.threadsStarted,
+            "every sample a finished tensor: next() copies them, no decode threads")
         XCTAssertTrue(cached.threadsStarted, "random crops: decode threads prepare the batches ahead")
         XCTAssertEqual(try loader(index, batch: 2).preloadCache(), 0, "no preload without cacheDecoded")
     }
@@ -224,7 +232,8 @@ final class BatchLoaderTests: XCTestCase {
         options.seed = 3
         let shape = PreprocessOptions(width: 5, height: 4, channels: 3)
         let sampler = try EpochSampler(count: 40, batchSize: 8, rank: 0, ranks: 2, seed: 3, mode: .training)
-        let l = try BatchLoader(source: .synthetic(count: 40, classes: 7), preprocess: shape, sampler: sampler, options: options)
+        let l = try BatchLoader(source: .synthetic(count: 40, classes: 7), preprocess: shape, sampler: sampler,
+            options: options)
         let batches = try collect(l, epoch: 0)
         XCTAssertEqual(batches.count, 2)
         for b in batches {

@@ -16,8 +16,10 @@ final class DatasetIndexTests: XCTestCase {
         writeBytes(png, to: root + "/train/stray.jpg")                   // files beside class folders ignored
         writeBytes(png, to: root + "/elsewhere/f.png")
         writeBytes(png, to: root + "/elsewhere/g.png")
-        try FileManager.default.createSymbolicLink(atPath: root + "/train/linked", withDestinationPath: root + "/elsewhere")
-        try FileManager.default.createSymbolicLink(atPath: root + "/train/zebra/link.png", withDestinationPath: root + "/elsewhere/f.png")
+        try FileManager.default.createSymbolicLink(atPath: root + "/train/linked",
+            withDestinationPath: root + "/elsewhere")
+        try FileManager.default.createSymbolicLink(atPath: root + "/train/zebra/link.png",
+            withDestinationPath: root + "/elsewhere/f.png")
 
         let index = try DatasetIndex.scan(root: root, split: "train")
         XCTAssertEqual(index.classes, ["Apple", "linked", "zebra"], "sorted by bytes (capitals first), links followed")
@@ -35,7 +37,8 @@ final class DatasetIndexTests: XCTestCase {
         makeDataset(at: root, classes: ["n01", "n02", "n03"], perClass: 2)
         makeDataset(at: root, split: "val", classes: ["n03", "n01"], perClass: 1)
         let names = root + "/names.txt"
-        writeBytes(Array("# WordNet ids\nn01 tench, Tinca tinca\nn03\tgreat white shark\nn99 unused\n\n".utf8), to: names)
+        writeBytes(Array("# WordNet ids\nn01 tench, Tinca tinca\nn03\tgreat white shark\nn99 unused\n\n".utf8),
+            to: names)
 
         let train = try DatasetIndex.scan(root: root, split: "train", namesFile: names)
         XCTAssertEqual(train.readableNames, ["tench, Tinca tinca", "n02", "great white shark"])
@@ -56,7 +59,8 @@ final class DatasetIndexTests: XCTestCase {
         let index = try DatasetIndex.scan(root: root, split: "train")
         let bytes = index.encoded()
         XCTAssertEqual(try DatasetIndex(decoding: bytes), index)
-        XCTAssertThrowsDataError(try DatasetIndex(decoding: Array(bytes.prefix(bytes.count - 3))), containing: ["dataset index"])
+        XCTAssertThrowsDataError(try DatasetIndex(decoding: Array(bytes.prefix(bytes.count - 3))),
+            containing: ["dataset index"])
         XCTAssertThrowsDataError(try DatasetIndex(decoding: [1, 2, 3, 4, 5, 6, 7, 8]), containing: ["magic"])
         var badLabel = bytes
         badLabel[badLabel.count - 4] = 9

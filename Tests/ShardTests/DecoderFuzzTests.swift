@@ -18,10 +18,12 @@ final class DecoderFuzzTests: XCTestCase {
             try encoder.encode(rgb, quality: 80, kind: .progressive),
             try encoder.encode(gray, quality: 80),
             try PNGEncoder.encode(width: 16, height: 12, layout: .eightBit(channels: 3), samples: pixels),
-            try PNGEncoder.encode(width: 16, height: 12, layout: .eightBit(channels: 1), samples: Array(pixels.prefix(192))),
-            try PNGEncoder.encode(width: 8, height: 12, layout: .sixteenBit(channels: 2), samples: Array(pixels.prefix(384))),
-            try PNGEncoder.encode(width: 16, height: 12, layout: .palette([(0, 0, 0, 255), (255, 0, 0, 128), (0, 255, 0, 255)]),
-                                  samples: pixels.prefix(192).map { $0 % 3 }),
+            try PNGEncoder.encode(width: 16, height: 12, layout: .eightBit(channels: 1),
+                samples: Array(pixels.prefix(192))),
+            try PNGEncoder.encode(width: 8, height: 12, layout: .sixteenBit(channels: 2),
+                samples: Array(pixels.prefix(384))),
+            try PNGEncoder.encode(width: 16, height: 12, layout: .palette([(0, 0, 0, 255), (255, 0, 0, 128),
+                                  (0, 255, 0, 255)]), samples: pixels.prefix(192).map { $0 % 3 }),
         ]
     }
 
@@ -45,7 +47,8 @@ final class DecoderFuzzTests: XCTestCase {
                 case 0: bytes[at] ^= UInt8(1 << random.integer(through: 7))                  // flip a bit
                 case 1: bytes[at] = UInt8(truncatingIfNeeded: random.next())                // set a byte
                 case 2: bytes.removeSubrange(at...)                                          // truncate
-                case 3: bytes.insert(contentsOf: [0xFF, 0xFF, 0x00, 0x7F].prefix(1 + random.integer(through: 3)), at: at)
+                case 3: bytes.insert(contentsOf: [0xFF, 0xFF, 0x00, 0x7F].prefix(1 + random.integer(through: 3)),
+                    at: at)
                 case 4: bytes.removeSubrange(at..<min(bytes.count, at + 1 + random.integer(through: 15)))
                 default:                                                                     // huge dimensions
                     let field = bytes.count > 24 ? 16 + random.integer(through: 7) : at
@@ -64,7 +67,9 @@ final class DecoderFuzzTests: XCTestCase {
                 rejected += 1
             }
         }
-        print("decoder fuzz: \(iterations) mutated images in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(decoded) decoded, \(rejected) rejected with a DataError, no crash")
+        print("decoder fuzz: \(iterations) mutated images in "
+            + "\(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(decoded) decoded, \(rejected) "
+            + "rejected with a DataError, no crash")
         XCTAssertEqual(decoded + rejected, iterations)
         XCTAssertGreaterThan(rejected, iterations / 10, "mutations too weak to exercise the error paths")
         XCTAssertGreaterThan(decoded, 0, "mutations too strong: nothing decodes")

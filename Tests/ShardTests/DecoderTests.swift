@@ -102,11 +102,13 @@ final class DecoderTests: XCTestCase {
 
         let rgba16 = PNGFixture.make(width: 1, height: 1, bitDepth: 16, colorType: PNGFixture.rgba,
                                      rows: [[0xFF, 0xFF, 0x40, 0x40, 0x00, 0x00, 0xFF, 0xFF]])
-        XCTAssertEqual(try decode(rgba16), Image(width: 1, height: 1, channels: 3, pixels: [255, 0x40, 0]), "16-bit RGBA")
+        XCTAssertEqual(try decode(rgba16), Image(width: 1, height: 1, channels: 3, pixels: [255, 0x40, 0]),
+            "16-bit RGBA")
 
-        let palette = PNGFixture.make(width: 3, height: 1, bitDepth: 8, colorType: PNGFixture.palette, rows: [[2, 0, 1]],
-                                      palette: [(255, 0, 0), (0, 255, 0), (12, 34, 56)])
-        XCTAssertEqual(try decode(palette), Image(width: 3, height: 1, channels: 3, pixels: [12, 34, 56, 255, 0, 0, 0, 255, 0]))
+        let palette = PNGFixture.make(width: 3, height: 1, bitDepth: 8, colorType: PNGFixture.palette,
+                                      rows: [[2, 0, 1]], palette: [(255, 0, 0), (0, 255, 0), (12, 34, 56)])
+        XCTAssertEqual(try decode(palette), Image(width: 3, height: 1, channels: 3,
+            pixels: [12, 34, 56, 255, 0, 0, 0, 255, 0]))
 
         let palette4 = PNGFixture.make(width: 2, height: 1, bitDepth: 4, colorType: PNGFixture.palette, rows: [[0x10]],
                                        palette: [(1, 2, 3), (200, 100, 50)], transparency: [255, 0])
@@ -143,11 +145,14 @@ final class DecoderTests: XCTestCase {
             writeBytes(bytes, to: path)
             XCTAssertThrowsDataError(try reader.read(path: path), containing: [path, fragment])
         }
-        XCTAssertThrowsDataError(try reader.read(path: folder + "/missing.png"), containing: ["missing.png", "cannot open"])
+        XCTAssertThrowsDataError(try reader.read(path: folder + "/missing.png"),
+            containing: ["missing.png", "cannot open"])
         XCTAssertEqual(mkfifo(folder + "/pipe.jpg", 0o644), 0)
-        XCTAssertThrowsDataError(try reader.read(path: folder + "/pipe.jpg"), containing: ["pipe.jpg", "not a regular file"])
+        XCTAssertThrowsDataError(try reader.read(path: folder + "/pipe.jpg"),
+            containing: ["pipe.jpg", "not a regular file"])
         try FileManager.default.createDirectory(atPath: folder + "/folder.png", withIntermediateDirectories: true)
-        XCTAssertThrowsDataError(try reader.read(path: folder + "/folder.png"), containing: ["folder.png", "not a regular file"])
+        XCTAssertThrowsDataError(try reader.read(path: folder + "/folder.png"),
+            containing: ["folder.png", "not a regular file"])
         // The reader works on after errors.
         writeBytes(png, to: folder + "/good.png")
         XCTAssertEqual(try reader.read(path: folder + "/good.png")[3, 3, 0], 50)

@@ -6,7 +6,8 @@ final class EpochSamplerTests: XCTestCase {
     private func shares(count: Int, batch: Int, ranks: Int, seed: UInt64, epoch: Int,
                         mode: EpochSampler.Mode) throws -> [[[Int32]]] {
         try (0..<ranks).map { rank in
-            let sampler = try EpochSampler(count: count, batchSize: batch, rank: rank, ranks: ranks, seed: seed, mode: mode)
+            let sampler = try EpochSampler(count: count, batchSize: batch, rank: rank, ranks: ranks, seed: seed,
+                mode: mode)
             let order = sampler.order(epoch: epoch)
             return (0..<sampler.stepsPerEpoch).map { Array(sampler.samples(step: $0, order: order)) }
         }
@@ -26,9 +27,11 @@ final class EpochSamplerTests: XCTestCase {
                     for s in b { XCTAssertTrue(seen.insert(s).inserted, "ranks \(ranks): sample \(s) taken twice") }
                 }
             }
-            XCTAssertEqual(seen.count, count - count % global, "ranks \(ranks): union is the dataset minus the remainder")
+            XCTAssertEqual(seen.count, count - count % global,
+                "ranks \(ranks): union is the dataset minus the remainder")
             XCTAssertTrue(seen.allSatisfy { $0 >= 0 && $0 < count })
-            let sampler = try EpochSampler(count: count, batchSize: batch, rank: 0, ranks: ranks, seed: 9, mode: .training)
+            let sampler = try EpochSampler(count: count, batchSize: batch, rank: 0, ranks: ranks, seed: 9,
+                mode: .training)
             XCTAssertEqual(sampler.droppedPerEpoch, count % global)
             XCTAssertLessThan(sampler.droppedPerEpoch, global)
         }

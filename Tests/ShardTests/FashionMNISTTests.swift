@@ -44,7 +44,8 @@ final class FashionMNISTTests: XCTestCase {
         // Running again is safe and quick.
         let again = try FashionMNIST.prepare(source: source, output: out)
         XCTAssertTrue(again.alreadyPrepared)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).sorted(), [".dtrain-fashion-mnist", "train", "val"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).sorted(),
+            [".dtrain-fashion-mnist", "train", "val"])
     }
 
     func testPrepareSubsetReplacesAnEarlierResult() throws {
@@ -72,7 +73,9 @@ final class FashionMNISTTests: XCTestCase {
 
     /// idx file bytes: magic, dimensions, then data.
     private func idx(magic: Int, dims: [Int], data: [UInt8]) -> [UInt8] {
-        func be32(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 255), UInt8(v >> 16 & 255), UInt8(v >> 8 & 255), UInt8(v & 255)] }
+        func be32(_ v: Int) -> [UInt8] {
+            [UInt8(v >> 24 & 255), UInt8(v >> 16 & 255), UInt8(v >> 8 & 255), UInt8(v & 255)]
+        }
         return be32(magic) + dims.flatMap(be32) + data
     }
 
@@ -89,16 +92,21 @@ final class FashionMNISTTests: XCTestCase {
         XCTAssertEqual(ok.pixels, [1, 2, 3, 4, 5, 6, 7, 8])
 
         writeBytes(idx(magic: 0x803, dims: [2, 2, 2], data: [1, 2, 3, 4, 5]), to: images)
-        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"), containing: [images, "truncated"])
+        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"),
+            containing: [images, "truncated"])
         writeBytes(idx(magic: 0x801, dims: [2, 2, 2], data: [1, 2, 3, 4, 5, 6, 7, 8]), to: images)
-        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"), containing: [images, "magic"])
+        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"),
+            containing: [images, "magic"])
         writeBytes(idx(magic: 0x803, dims: [2, 2, 2], data: [1, 2, 3, 4, 5, 6, 7, 8]), to: images)
         writeBytes(idx(magic: 0x801, dims: [3], data: [1, 2, 3]), to: labels)
-        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"), containing: [labels, "3 labels for 2 images"])
+        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"),
+            containing: [labels, "3 labels for 2 images"])
         writeBytes(idx(magic: 0x801, dims: [2], data: [1]), to: labels)
-        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"), containing: [labels, "truncated"])
+        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"),
+            containing: [labels, "truncated"])
         writeBytes(idx(magic: 0x801, dims: [2], data: [1, 10]), to: labels)
-        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"), containing: [labels, "label 10"])
+        XCTAssertThrowsDataError(try FashionMNIST.readSplit(source: dir, prefix: "train"),
+            containing: [labels, "label 10"])
 
         // A gzip file cut short (the real labels file, half of it).
         if let real = readFile(source + "/t10k-labels-idx1-ubyte.gz") {

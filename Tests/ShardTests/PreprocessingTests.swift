@@ -23,7 +23,8 @@ final class PreprocessingTests: XCTestCase {
         return out
     }
 
-    private func assertClose(_ a: [Float], _ b: [Float], accuracy: Float = 1e-5, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertClose(_ a: [Float], _ b: [Float], accuracy: Float = 1e-5, file: StaticString = #filePath,
+        line: UInt = #line) {
         XCTAssertEqual(a.count, b.count, file: file, line: line)
         for (i, (x, y)) in zip(a, b).enumerated() where abs(x - y) > accuracy {
             XCTFail("element \(i): \(x) vs \(y)", file: file, line: line)
@@ -102,7 +103,8 @@ final class PreprocessingTests: XCTestCase {
         XCTAssertGreaterThan(offsets.count, 4, "offsets vary")
         XCTAssertEqual(flips, [false, true])
         // Same stream, same output.
-        XCTAssertEqual(try run(options, image, training: true, seed: 3), try run(options, image, training: true, seed: 3))
+        XCTAssertEqual(try run(options, image, training: true, seed: 3),
+            try run(options, image, training: true, seed: 3))
     }
 
     /// Padded random crop at the output size: a shifted copy whose uncovered pixels are black (−mean/std after

@@ -59,7 +59,9 @@ func capturingStandardError(_ body: () throws -> Void) rethrows -> String {
 func XCTAssertThrowsDataError<T>(_ expression: @autoclosure () throws -> T, containing fragments: [String],
                                  file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertThrowsError(try expression(), file: file, line: line) { error in
-        guard let error = error as? DataError else { return XCTFail("not a DataError: \(error)", file: file, line: line) }
+        guard let error = error as? DataError else {
+            return XCTFail("not a DataError: \(error)", file: file, line: line)
+        }
         for fragment in fragments where !error.message.contains(fragment) {
             XCTFail("message '\(error.message)' does not mention '\(fragment)'", file: file, line: line)
         }

@@ -85,16 +85,20 @@ final class AtomicFileTests: XCTestCase {
         let log = try AppendOnlyFile(path: path)
         try log.append("one\n")
         try log.append("two\n")
-        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "one\ntwo\n", "appends reach the file without a flush")
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "one\ntwo\n",
+            "appends reach the file without a flush")
         try withFileSizeLimit(4096) {
             XCTAssertThrowsError(try log.append(String(repeating: "x", count: 10_000))) { error in
                 XCTAssertTrue("\(error)".contains(path), "\(error)")
                 XCTAssertTrue("\(error)".contains("File too large"), "\(error)")
             }
         }
-        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "one\ntwo\n", "a failed append leaves no partial text")
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "one\ntwo\n",
+            "a failed append leaves no partial text")
         try log.sync()
-        XCTAssertThrowsError(try AppendOnlyFile(path: path, exclusive: true)) { XCTAssertTrue("\($0)".contains("File exists"), "\($0)") }
+        XCTAssertThrowsError(try AppendOnlyFile(path: path, exclusive: true)) {
+            XCTAssertTrue("\($0)".contains("File exists"), "\($0)")
+        }
     }
 }
 

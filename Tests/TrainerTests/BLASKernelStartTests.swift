@@ -21,7 +21,8 @@ final class BLASKernelStartTests: XCTestCase {
                                     environment: ["OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_VERBOSE": "2"])
         DTrainJob.assertSucceeded(run)
         XCTAssertTrue(run.output.contains("BLAS: OpenBLAS "), run.output)
-        XCTAssertTrue(run.output.contains("\(best) kernels (chosen by dtrain; the library detected Prescott)"), run.output)
+        XCTAssertTrue(run.output.contains("\(best) kernels (chosen by dtrain; the library detected Prescott)"),
+            run.output)
         XCTAssertTrue(run.output.contains("Core: Prescott"), run.output)
         XCTAssertTrue(run.output.contains("Core: \(best)"), run.output)
     }
@@ -29,7 +30,8 @@ final class BLASKernelStartTests: XCTestCase {
     func testTheUsersCoreTypeIsKept() throws {
         let run = try DTrainJob.run(bench, environment: ["OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_VERBOSE": "2"])
         DTrainJob.assertSucceeded(run)
-        XCTAssertTrue(run.output.contains("Prescott kernels (OPENBLAS_CORETYPE=Prescott in the environment"), run.output)
+        XCTAssertTrue(run.output.contains("Prescott kernels (OPENBLAS_CORETYPE=Prescott in the environment"),
+            run.output)
         XCTAssertEqual(run.output.components(separatedBy: "Core: ").count - 1, 1, "restarted: \(run.output)")
     }
 
@@ -43,7 +45,8 @@ final class BLASKernelStartTests: XCTestCase {
                                     environment: ["OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_VERBOSE": "2",
                                                   "DTRAIN_BLAS_KERNELS": "best"])
         DTrainJob.assertSucceeded(run)
-        XCTAssertTrue(run.output.contains("\(best) kernels (chosen by dtrain; the library detected Prescott)"), run.output)
+        XCTAssertTrue(run.output.contains("\(best) kernels (chosen by dtrain; the library detected Prescott)"),
+            run.output)
         // two processes loaded the library twice each: first Prescott, then the restart's choice
         XCTAssertEqual(run.output.components(separatedBy: "Core: Prescott").count - 1, 2, run.output)
         XCTAssertEqual(run.output.components(separatedBy: "Core: \(best)").count - 1, 2, run.output)

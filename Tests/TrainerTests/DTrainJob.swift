@@ -21,22 +21,24 @@ struct DTrainJob {
             let url = directory.appendingPathComponent("dtrain")
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        throw XCTSkip("dtrain not found next to the tests (looked in \(candidates.map(\.path))): run `swift build` first")
+        throw XCTSkip("dtrain not found next to the tests (looked in \(candidates.map(\.path))): run `swift build` "
+            + "first")
     }
 
     /// `ranks` nil: one process without mpirun. `onStart` receives the process once it runs (to send it signals).
-    static func run(ranks: Int? = nil, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120,
-                    onStart: ((Process, URL) -> Void)? = nil) throws -> Result {
+    static func run(ranks: Int? = nil, _ arguments: [String], environment: [String: String] = [:],
+                    timeout: Double = 120, onStart: ((Process, URL) -> Void)? = nil) throws -> Result {
         let dtrain = try executable()
         var command: [String] = []
         if let ranks {
-            command = ["mpirun", "-n", "\(ranks)", "--oversubscribe", "--bind-to", "none", "--mca", "mpi_yield_when_idle", "1",
-                       "-x", "OPENBLAS_NUM_THREADS=1"]
+            command = ["mpirun", "-n", "\(ranks)", "--oversubscribe", "--bind-to", "none", "--mca",
+                       "mpi_yield_when_idle", "1", "-x", "OPENBLAS_NUM_THREADS=1"]
             if geteuid() == 0 { command.append("--allow-run-as-root") }
             for (name, value) in environment.sorted(by: { $0.key < $1.key }) { command += ["-x", "\(name)=\(value)"] }
         }
         command += [dtrain.path] + arguments
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("dtrain-job-\(getpid())-\(UUID().uuidString).log")
+        let log = FileManager.default.temporaryDirectory
+            .appendingPathComponent("dtrain-job-\(getpid())-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let handle = try FileHandle(forWritingTo: log)
@@ -64,7 +66,8 @@ struct DTrainJob {
         }
         try handle.close()
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return Result(status: process.terminationStatus, output: text, seconds: Date().timeIntervalSince(start), timedOut: timedOut)
+        return Result(status: process.terminationStatus, output: text, seconds: Date().timeIntervalSince(start),
+            timedOut: timedOut)
     }
 
     static func assertSucceeded(_ r: Result, file: StaticString = #filePath, line: UInt = #line) {
@@ -79,7 +82,8 @@ struct TinyDataset {
     let root: URL
 
     init(classes: Int = 3, train: Int = 30, val: Int = 8, size: Int = 12, seed: UInt64 = 1) throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("dtrain-tiny-\(getpid())-\(UUID().uuidString)")
+        root = FileManager.default.temporaryDirectory
+            .appendingPathComponent("dtrain-tiny-\(getpid())-\(UUID().uuidString)")
         var state = seed
         func noise() -> Int {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -97,7 +101,8 @@ struct TinyDataset {
                             pixels[y * size + x] = UInt8(clamping: (bar ? 180 : 40) + noise() * 4)
                         }
                     }
-                    let png = try PNGEncoder.encode(width: size, height: size, layout: .eightBit(channels: 1), samples: pixels)
+                    let png = try PNGEncoder.encode(width: size, height: size, layout: .eightBit(channels: 1),
+                        samples: pixels)
                     try Data(png).write(to: folder.appendingPathComponent("\(i).png"))
                 }
             }

@@ -6,8 +6,8 @@ final class MetricsLogTests: XCTestCase {
     func testHeaderRowsAndEmptyCells() throws {
         let path = makeTemporaryDirectory(self) + "/metrics.csv"
         let log = try MetricsLog(path: path)
-        try log.append(MetricsRow(epoch: 1, step: 50, lr: 0.01, trainLoss: 2.25, trainTop1Error: 0.75, trainTop5Error: 0.25,
-                                  imagesPerSecond: 1234.5, seconds: 3.5))
+        try log.append(MetricsRow(epoch: 1, step: 50, lr: 0.01, trainLoss: 2.25, trainTop1Error: 0.75,
+                                  trainTop5Error: 0.25, imagesPerSecond: 1234.5, seconds: 3.5))
         try log.append(MetricsRow(epoch: 1, step: 100, lr: 1e-5, trainLoss: 2, valLoss: 1.5, valTop1Error: 0.5,
                                   valTop5Error: 0.125, seconds: 7, elapsed: 12.25))
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), """
@@ -57,11 +57,16 @@ final class MetricsLogTests: XCTestCase {
         let dir = makeTemporaryDirectory(self)
         let foreign = dir + "/foreign.csv"
         try "a,b,c\n1,2,3\n".write(toFile: foreign, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try MetricsLog(path: foreign, resumingAtStep: 5)) { XCTAssertTrue("\($0)".contains("\(foreign): not a dtrain metrics file"), "\($0)") }
-        XCTAssertEqual(try String(contentsOfFile: foreign, encoding: .utf8), "a,b,c\n1,2,3\n", "a refused file is left alone")
+        XCTAssertThrowsError(try MetricsLog(path: foreign, resumingAtStep: 5)) {
+            XCTAssertTrue("\($0)".contains("\(foreign): not a dtrain metrics file"), "\($0)")
+        }
+        XCTAssertEqual(try String(contentsOfFile: foreign, encoding: .utf8), "a,b,c\n1,2,3\n",
+            "a refused file is left alone")
         let damaged = dir + "/damaged.csv"
         try (MetricsLog.header + "\n1,10,x,,,,,,,,,\n").write(toFile: damaged, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try MetricsLog(path: damaged, resumingAtStep: 5)) { XCTAssertTrue("\($0)".contains("line 2 has \"x\""), "\($0)") }
+        XCTAssertThrowsError(try MetricsLog(path: damaged, resumingAtStep: 5)) {
+            XCTAssertTrue("\($0)".contains("line 2 has \"x\""), "\($0)")
+        }
     }
 
     func testFullDiskIsAnErrorAndLeavesNoPartialRow() throws {
@@ -70,7 +75,8 @@ final class MetricsLogTests: XCTestCase {
         try log.append(MetricsRow(epoch: 0, step: 1, trainLoss: 1))
         let before = try String(contentsOfFile: path, encoding: .utf8)
         try withFileSizeLimit(UInt64(before.utf8.count + 10)) {
-            XCTAssertThrowsError(try log.append(MetricsRow(epoch: 0, step: 2, lr: 0.1, trainLoss: 0.123456789, seconds: 12.5))) {
+            XCTAssertThrowsError(try log.append(MetricsRow(epoch: 0, step: 2, lr: 0.1, trainLoss: 0.123456789,
+                seconds: 12.5))) {
                 XCTAssertTrue("\($0)".contains(path) && "\($0)".contains("File too large"), "\($0)")
             }
         }

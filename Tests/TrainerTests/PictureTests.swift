@@ -93,7 +93,8 @@ final class PictureTests: XCTestCase {
                     for x in 0..<11 {
                         let u = Double(x - 5) * cos(angle) + Double(y - 5) * sin(angle)
                         let envelope = exp(-Double((x - 5) * (x - 5) + (y - 5) * (y - 5)) / 18)
-                        weights[((f * 3 + c) * 11 + y) * 11 + x] = Float(envelope * cos(u * frequency + Double(c * f) * 0.2))
+                        weights[((f * 3 + c) * 11 + y) * 11 + x] =
+                            Float(envelope * cos(u * frequency + Double(c * f) * 0.2))
                     }
                 }
             }
@@ -123,7 +124,8 @@ final class PictureTests: XCTestCase {
         // The legend's sample line (top right) is also train-coloured and is left out.
         let trainPixels = (0..<(image.width * image.height)).map { ($0 % image.width, $0 / image.width) }
             .filter { image.pixel($0.0, $0.1) == ErrorPlot.trainColor && !($0.0 > 480 && $0.1 < 110) }
-        let leftmost = try XCTUnwrap(trainPixels.min { $0.0 < $1.0 }), rightmost = try XCTUnwrap(trainPixels.max { $0.0 < $1.0 })
+        let leftmost = try XCTUnwrap(trainPixels.min { $0.0 < $1.0 })
+        let rightmost = try XCTUnwrap(trainPixels.max { $0.0 < $1.0 })
         XCTAssertLessThan(leftmost.0, 160, "epoch 1 is near the left edge")
         XCTAssertGreaterThan(rightmost.0, 600, "epoch 12 is at the right edge")
         XCTAssertLessThan(leftmost.1, rightmost.1)
@@ -134,9 +136,10 @@ final class PictureTests: XCTestCase {
         // Nothing yet, one epoch, NaN, all-zero errors: each still gives a picture, never a crash.
         try ErrorPlot.write(trainTop1Error: [], valTop1Error: [], to: dir + "/plot-empty.png")
         try ErrorPlot.write(trainTop1Error: [(1, 0.5)], valTop1Error: [(1, .nan)], to: dir + "/plot-one.png")
-        try ErrorPlot.write(trainTop1Error: [(1, 0), (2, 0)], valTop1Error: [(1, 0), (2, 0)], to: dir + "/plot-zero.png")
-        try ErrorPlot.write(trainTop1Error: [(1, 1e300), (2, -1e300)], valTop1Error: [(Int.max, 0.5), (Int.min, 1e-300)],
-                            to: dir + "/plot-absurd.png")
+        try ErrorPlot.write(trainTop1Error: [(1, 0), (2, 0)], valTop1Error: [(1, 0), (2, 0)],
+            to: dir + "/plot-zero.png")
+        try ErrorPlot.write(trainTop1Error: [(1, 1e300), (2, -1e300)],
+                            valTop1Error: [(Int.max, 0.5), (Int.min, 1e-300)], to: dir + "/plot-absurd.png")
         XCTAssertEqual(ErrorPlot.niceTicks(low: 0, high: 52), [0, 10, 20, 30, 40, 50, 60])
         XCTAssertEqual(ErrorPlot.niceTicks(low: 1, high: 90, integers: true).prefix(3), [0, 20, 40])
         XCTAssertEqual(ErrorPlot.niceTicks(low: 1, high: 3, integers: true), [1, 2, 3])

@@ -29,7 +29,8 @@ final class ProgressReportTests: XCTestCase {
         XCTAssertNotEqual(draws.last, "epoch 1/2 step 5/10  loss 1.0000  ETA 00:20", "the ETA counts down")
 
         report.line("epoch 1/2  val top-1 err 10.00%")
-        XCTAssertTrue(out.text.contains("\r\u{1B}[2Kepoch 1/2  val top-1 err 10.00%\n"), "a lasting line above the live one")
+        XCTAssertTrue(out.text.contains("\r\u{1B}[2Kepoch 1/2  val top-1 err 10.00%\n"),
+            "a lasting line above the live one")
         report.finish()
         let count = out.draws.count
         Thread.sleep(forTimeInterval: 1.3)

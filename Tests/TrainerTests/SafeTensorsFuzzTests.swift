@@ -40,14 +40,17 @@ final class SafeTensorsFuzzTests: XCTestCase {
             } catch let error as SafeTensorsError {
                 XCTAssertTrue(error.message.hasPrefix("fuzz: "), error.message)
                 rejected += 1
-                let words = error.message.dropFirst(6).split(separator: " ").filter { !$0.contains("\"") }.prefix(5).map { $0.filter(\.isLetter) }
+                let words = error.message.dropFirst(6).split(separator: " ")
+                    .filter { !$0.contains("\"") }.prefix(5).map { $0.filter(\.isLetter) }
                 reasons[words.joined(separator: " "), default: 0] += 1
             }
         }
         let seconds = Date().timeIntervalSince(start)
-        print("safetensors fuzz: \(accepted + rejected) inputs (seed \(seed)) in \(String(format: "%.1f", seconds)) s: " +
-              "\(accepted) accepted (\(tensorsRead) tensors read), \(rejected) rejected with an error")
-        for (reason, count) in reasons.sorted(by: { $0.value > $1.value }).prefix(12) { print("  \(count)\t\(reason)…") }
+        print("safetensors fuzz: \(accepted + rejected) inputs (seed \(seed)) in \(String(format: "%.1f", seconds)) "
+              + "s: \(accepted) accepted (\(tensorsRead) tensors read), \(rejected) rejected with an error")
+        for (reason, count) in reasons.sorted(by: { $0.value > $1.value }).prefix(12) {
+            print("  \(count)\t\(reason)…")
+        }
         XCTAssertEqual(accepted + rejected, only == nil ? iterations : 1)
         if only == nil && iterations >= 1000 {
             // The mutations must reach both outcomes, or the fuzzer is not exercising the validation.
@@ -72,7 +75,8 @@ final class SafeTensorsFuzzTests: XCTestCase {
     }
 
     static let interestingBytes: [UInt8] = Array("{}[],:\"-0123456789eE. \\u".utf8) + [0, 0x7F, 0x80, 0xFF, 0xC3, 0x0A]
-    static let interestingNumbers = ["0", "-1", "1", "2", "3", "4", "7", "8", "16", "24", "63", "64", "2.0", "1e3", "1e400",
+    static let interestingNumbers = ["0", "-1", "1", "2", "3", "4", "7", "8", "16", "24", "63", "64", "2.0", "1e3",
+                                     "1e400",
                                      "4294967296", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
                                      "18446744073709551615", "00", "-0", "0.5"]
     static let interestingStrings = ["F32", "I64", "F33", "U8", "BOOL", "F64", "__metadata__", "dtype", "shape",
@@ -94,18 +98,24 @@ final class SafeTensorsFuzzTests: XCTestCase {
                 guard !header.isEmpty else { break }
                 let from = Int(random.next() % UInt64(header.count))
                 let to = min(header.count, from + 1 + Int(random.next() % 12))
-                if random.next() % 2 == 0 { header.removeSubrange(from..<to) } else { header.insert(contentsOf: header[from..<to], at: from) }
+                if random.next() % 2 == 0 { header.removeSubrange(from..<to) } else {
+                    header.insert(contentsOf: header[from..<to], at: from)
+                }
             case 4:  // an interesting byte in the header
                 guard !header.isEmpty else { break }
-                header[Int(random.next() % UInt64(header.count))] = interestingBytes[Int(random.next() % UInt64(interestingBytes.count))]
+                header[Int(random.next() % UInt64(header.count))] =
+                    interestingBytes[Int(random.next() % UInt64(interestingBytes.count))]
             case 5:  // header length tweaks
                 let n = UInt64(header.count)
-                let choices: [UInt64] = [0, 1, 2, n &- 1, n &+ 1, n &+ 8, n &+ UInt64(data.count), n &+ UInt64(data.count) &+ 1,
-                                         100_000_001, UInt64.max, UInt64.max / 2, 1 << 32]
+                let choices: [UInt64] = [0, 1, 2, n &- 1, n &+ 1, n &+ 8, n &+ UInt64(data.count),
+                                         n &+ UInt64(data.count) &+ 1, 100_000_001, UInt64.max, UInt64.max / 2, 1 << 32]
                 lengthOverride = choices[Int(random.next() % UInt64(choices.count))]
             case 6:  // data length changes
-                if random.next() % 2 == 0, !data.isEmpty { data.removeLast(1 + Int(random.next() % UInt64(data.count))) } else {
-                    data.append(contentsOf: (0..<(1 + random.next() % 8)).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+                if random.next() % 2 == 0, !data.isEmpty {
+                    data.removeLast(1 + Int(random.next() % UInt64(data.count)))
+                } else {
+                    let extra = (0..<(1 + random.next() % 8)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                    data.append(contentsOf: extra)
                 }
             default:  // bit flips and truncation anywhere in the assembled file
                 var bytes = whole ?? assemble(header, data, lengthOverride)
@@ -134,12 +144,15 @@ final class SafeTensorsFuzzTests: XCTestCase {
             let c = header[i]
             if c == UInt8(ascii: "\"") {
                 var j = i + 1
-                while j < header.count && header[j] != UInt8(ascii: "\"") { j += header[j] == UInt8(ascii: "\\") ? 2 : 1 }
+                while j < header.count && header[j] != UInt8(ascii: "\"") {
+                    j += header[j] == UInt8(ascii: "\\") ? 2 : 1
+                }
                 if !numbers { tokens.append((i + 1)..<min(j, header.count)) }
                 i = j + 1
             } else if c == UInt8(ascii: "-") || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) {
                 var j = i + 1
-                while j < header.count, let s = Optional(header[j]), s == UInt8(ascii: ".") || s == UInt8(ascii: "e") || (s >= UInt8(ascii: "0") && s <= UInt8(ascii: "9")) { j += 1 }
+                while j < header.count, let s = Optional(header[j]), s == UInt8(ascii: ".") || s == UInt8(ascii: "e")
+                    || (s >= UInt8(ascii: "0") && s <= UInt8(ascii: "9")) { j += 1 }
                 if numbers { tokens.append(i..<j) }
                 i = j
             } else {

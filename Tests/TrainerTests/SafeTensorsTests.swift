@@ -6,7 +6,8 @@ import XCTest
 final class SafeTensorsTests: XCTestCase {
     /// A small checkpoint like the trainer's: two F32 parameters, an I64 state tensor, metadata.
     static func sampleWriter(scale: Float = 1) throws -> SafeTensorsWriter {
-        var writer = SafeTensorsWriter(metadata: ["epoch": "3", "classes": "[\"cat\",\"dog\"]", "note": "quote \" and é"])
+        var writer = SafeTensorsWriter(metadata: ["epoch": "3", "classes": "[\"cat\",\"dog\"]",
+            "note": "quote \" and é"])
         try writer.add("conv1.weight", shape: [2, 1, 3, 3], floats: (0..<18).map { Float($0) * scale - 4.5 })
         try writer.add("conv1.bias", shape: [2], floats: [0.25, -1.5])
         try writer.add("state.position", shape: [3], int64s: [7, -1, 1 << 40])
@@ -38,16 +39,24 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertEqual(bias, [0.25, -1.5])
 
             var wrongSize = [Float](repeating: 0, count: 3)
-            XCTAssertThrowsError(try wrongSize.withUnsafeMutableBufferPointer { try reader.copyFloats("conv1.bias", into: $0) }) {
+            XCTAssertThrowsError(try wrongSize.withUnsafeMutableBufferPointer { try reader.copyFloats("conv1.bias",
+                into: $0) }) {
                 XCTAssertTrue("\($0)".contains("\"conv1.bias\" has 2 elements"), "\($0)")
             }
             var weight = [Float](repeating: 0, count: 18)
-            XCTAssertNoThrow(try weight.withUnsafeMutableBufferPointer { try reader.copyFloats("conv1.weight", into: $0, shape: [2, 1, 3, 3]) })
-            XCTAssertThrowsError(try weight.withUnsafeMutableBufferPointer { try reader.copyFloats("conv1.weight", into: $0, shape: [2, 9]) }) {
+            XCTAssertNoThrow(try weight.withUnsafeMutableBufferPointer {
+                try reader.copyFloats("conv1.weight", into: $0, shape: [2, 1, 3, 3])
+            })
+            XCTAssertThrowsError(try weight.withUnsafeMutableBufferPointer { try reader.copyFloats("conv1.weight",
+                into: $0, shape: [2, 9]) }) {
                 XCTAssertTrue("\($0)".contains("has shape [2, 1, 3, 3] but the network expects [2, 9]"), "\($0)")
             }
-            XCTAssertThrowsError(try reader.floats("state.position")) { XCTAssertTrue("\($0)".contains("dtype I64, expected F32"), "\($0)") }
-            XCTAssertThrowsError(try reader.floats("fc9.weight")) { XCTAssertTrue("\($0)".contains("no tensor named \"fc9.weight\""), "\($0)") }
+            XCTAssertThrowsError(try reader.floats("state.position")) {
+                XCTAssertTrue("\($0)".contains("dtype I64, expected F32"), "\($0)")
+            }
+            XCTAssertThrowsError(try reader.floats("fc9.weight")) {
+                XCTAssertTrue("\($0)".contains("no tensor named \"fc9.weight\""), "\($0)")
+            }
         }
     }
 
@@ -69,9 +78,13 @@ final class SafeTensorsTests: XCTestCase {
 
     func testWriterRejectsBadTensors() throws {
         var writer = SafeTensorsWriter()
-        XCTAssertThrowsError(try writer.add("a", shape: [2, 2], floats: [1, 2, 3])) { XCTAssertTrue("\($0)".contains("shape [2, 2] (4 elements) but 3 values"), "\($0)") }
+        XCTAssertThrowsError(try writer.add("a", shape: [2, 2], floats: [1, 2, 3])) {
+            XCTAssertTrue("\($0)".contains("shape [2, 2] (4 elements) but 3 values"), "\($0)")
+        }
         try writer.add("a", shape: [1], floats: [1])
-        XCTAssertThrowsError(try writer.add("a", shape: [1], floats: [1])) { XCTAssertTrue("\($0)".contains("added twice"), "\($0)") }
+        XCTAssertThrowsError(try writer.add("a", shape: [1], floats: [1])) {
+            XCTAssertTrue("\($0)".contains("added twice"), "\($0)")
+        }
         XCTAssertThrowsError(try writer.add("__metadata__", shape: [1], floats: [1]))
     }
 
@@ -91,22 +104,35 @@ final class SafeTensorsTests: XCTestCase {
             ("huge length", file("{}", length: UInt64.max), "exceeds the"),
             ("not json", file("{not json}"), "not valid JSON"),
             ("not an object", file("[1,2]"), "does not start with '{'"),
-            ("unknown dtype", file(#"{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}"#, data: eight), "unknown dtype \"F33\""),
-            ("negative dim", file(#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: eight), "not a non-negative integer"),
-            ("float dim", file(#"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: eight), "not a non-negative integer"),
-            ("size mismatch", file(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: eight), "needs 12 bytes but data_offsets [0, 8] span 8"),
-            ("overflow", file(#"{"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, data: eight), "overflows"),
-            ("beyond data", file(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: eight), "beyond the 8 data bytes"),
-            ("reversed offsets", file(#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: eight), "invalid data_offsets"),
-            ("overlap", file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: eight), "overlaps"),
+            ("unknown dtype", file(#"{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}"#, data: eight),
+                "unknown dtype \"F33\""),
+            ("negative dim", file(#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: eight),
+                "not a non-negative integer"),
+            ("float dim", file(#"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: eight),
+                "not a non-negative integer"),
+            ("size mismatch", file(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: eight),
+                "needs 12 bytes but data_offsets [0, 8] span 8"),
+            ("overflow", file(#"{"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#,
+                data: eight), "overflows"),
+            ("beyond data", file(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: eight),
+                "beyond the 8 data bytes"),
+            ("reversed offsets", file(#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: eight),
+                "invalid data_offsets"),
+            ("overlap", file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                + #""b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: eight), "overlaps"),
             ("hole", file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: eight), "has a hole"),
-            ("trailing bytes", file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: eight), "cover 4 bytes of data but the file has 8"),
-            ("duplicate", file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: eight), "duplicate key \"a\""),
+            ("trailing bytes", file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: eight),
+                "cover 4 bytes of data but the file has 8"),
+            ("duplicate", file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"#
+                + #""a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: eight), "duplicate key \"a\""),
             ("missing offsets", file(#"{"a":{"dtype":"F32","shape":[1]}}"#), "needs \"data_offsets\""),
-            ("extra field", file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}}"#, data: [0, 0, 0, 0]), "unknown field \"x\""),
-            ("metadata not strings", file(#"{"__metadata__":{"epoch":3}}"#), "\"__metadata__\".\"epoch\" must be a string"),
+            ("extra field", file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}}"#, data: [0, 0, 0, 0]),
+                "unknown field \"x\""),
+            ("metadata not strings", file(#"{"__metadata__":{"epoch":3}}"#),
+                "\"__metadata__\".\"epoch\" must be a string"),
             ("deep nesting", file("{\"__metadata__\":" + String(repeating: "[", count: 5000) + "}"), "nesting deeper"),
-            ("bad utf8", file("{\"__metadata__\":{\"k\":\"\u{FF}\"}}").map { $0 == 0xC3 ? 0xFF : $0 }, "not valid UTF-8"),
+            ("bad utf8", file("{\"__metadata__\":{\"k\":\"\u{FF}\"}}").map { $0 == 0xC3 ? 0xFF : $0 },
+                "not valid UTF-8"),
         ]
         for (name, bytes, expected) in cases {
             XCTAssertThrowsError(try SafeTensorsReader(bytes: bytes, name: "bad-\(name).safetensors"), name) { error in
@@ -121,11 +147,15 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertThrowsError(try SafeTensorsReader(path: "/nonexistent/x.safetensors")) {
             XCTAssertTrue("\($0)".contains("/nonexistent/x.safetensors: cannot open"), "\($0)")
         }
-        XCTAssertThrowsError(try SafeTensorsReader(path: "/tmp")) { XCTAssertTrue("\($0)".contains("not a regular file"), "\($0)") }
+        XCTAssertThrowsError(try SafeTensorsReader(path: "/tmp")) {
+            XCTAssertTrue("\($0)".contains("not a regular file"), "\($0)")
+        }
         let truncated = makeTemporaryDirectory(self) + "/truncated.safetensors"
         let bytes = try Self.sampleWriter().serialized()
         _ = FileManager.default.createFile(atPath: truncated, contents: Data(bytes.dropLast(5)))
-        XCTAssertThrowsError(try SafeTensorsReader(path: truncated)) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+        XCTAssertThrowsError(try SafeTensorsReader(path: truncated)) {
+            XCTAssertTrue("\($0)".contains("truncated"), "\($0)")
+        }
     }
 
     /// A full disk (here a file-size limit, EFBIG) during a checkpoint write: a clear error naming the file,
@@ -155,7 +185,9 @@ final class SafeTensorsTests: XCTestCase {
         if let target = ProcessInfo.processInfo.environment["DTRAIN_TEST_KILL_CHILD_TARGET"] {
             // Child: this write is meant to be killed part-way.
             var writer = SafeTensorsWriter(metadata: ["epoch": "99"])
-            for i in 0..<50 { try writer.add("layer\(i).weight", shape: [256], floats: [Float](repeating: Float(i), count: 256)) }
+            for i in 0..<50 {
+                try writer.add("layer\(i).weight", shape: [256], floats: [Float](repeating: Float(i), count: 256))
+            }
             try writer.write(to: target)
             return
         }
@@ -193,7 +225,8 @@ final class SafeTensorsTests: XCTestCase {
         let reader = try SafeTensorsReader(path: path)
         XCTAssertEqual(reader.metadata["epoch"], "3", "the previous checkpoint must be intact")
         XCTAssertEqual(try reader.floats("conv1.weight"), (0..<18).map { Float($0) - 4.5 })
-        XCTAssertEqual(AtomicFile.removeStaleTemporaries(of: path), [temporary], "the killed writer leaves only its temporary")
+        XCTAssertEqual(AtomicFile.removeStaleTemporaries(of: path), [temporary],
+            "the killed writer leaves only its temporary")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["last.safetensors"])
     }
 
@@ -208,7 +241,8 @@ final class SafeTensorsTests: XCTestCase {
         tensors = load_file(sys.argv[1])
         with safe_open(sys.argv[1], framework="numpy") as f:
             meta = f.metadata()
-        out = {name: {"dtype": str(t.dtype), "shape": list(t.shape), "values": t.ravel().tolist()} for name, t in tensors.items()}
+        out = {name: {"dtype": str(t.dtype), "shape": list(t.shape), "values": t.ravel().tolist()}
+               for name, t in tensors.items()}
         print(json.dumps({"tensors": out, "metadata": meta}))
         """
         let outcome = try runProcess(["python3", "-c", script, path])
@@ -217,7 +251,8 @@ final class SafeTensorsTests: XCTestCase {
         let tensors = result["tensors"] as! [String: [String: Any]]
         XCTAssertEqual(tensors["conv1.weight"]?["dtype"] as? String, "float32")
         XCTAssertEqual(tensors["conv1.weight"]?["shape"] as? [Int], [2, 1, 3, 3])
-        XCTAssertEqual((tensors["conv1.weight"]?["values"] as? [Double])?.map(Float.init), (0..<18).map { Float($0) - 4.5 })
+        XCTAssertEqual((tensors["conv1.weight"]?["values"] as? [Double])?.map(Float.init),
+                       (0..<18).map { Float($0) - 4.5 })
         XCTAssertEqual(tensors["conv1.bias"]?["values"] as? [Double], [0.25, -1.5])
         XCTAssertEqual(tensors["state.position"]?["dtype"] as? String, "int64")
         XCTAssertEqual(tensors["state.position"]?["values"] as? [Int], [7, -1, 1 << 40])

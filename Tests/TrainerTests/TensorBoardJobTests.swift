@@ -26,8 +26,12 @@ final class TensorBoardJobTests: TinyDatasetJobCase {
         let rows = try MetricsLog.read(path: out + "/metrics.csv").filter { $0.valTop1Error != nil }
         for (tag, trainValue, valValue) in [("top1_error", \MetricsRow.trainTop1Error, \MetricsRow.valTop1Error),
                                             ("loss", \MetricsRow.trainLoss, \MetricsRow.valLoss)] {
-            let expectedTrain = Dictionary(uniqueKeysWithValues: rows.map { (Int64($0.step), Float($0[keyPath: trainValue]!)) })
-            let expectedVal = Dictionary(uniqueKeysWithValues: rows.map { (Int64($0.step), Float($0[keyPath: valValue]!)) })
+            let expectedTrain = Dictionary(uniqueKeysWithValues: rows.map {
+                (Int64($0.step), Float($0[keyPath: trainValue]!))
+            })
+            let expectedVal = Dictionary(uniqueKeysWithValues: rows.map {
+                (Int64($0.step), Float($0[keyPath: valValue]!))
+            })
             XCTAssertEqual(points(train, tag), expectedTrain, tag)
             XCTAssertEqual(points(val, tag), expectedVal, tag)
         }

@@ -40,11 +40,17 @@ final class TensorBoardTests: XCTestCase {
         let good = [UInt8](FileManager.default.contents(atPath: writer.path)!)
         var dataFlip = good
         dataFlip[dataFlip.count - 8] ^= 0x01
-        XCTAssertThrowsError(try TensorBoardEventFile.decode(dataFlip, source: "x")) { XCTAssertTrue("\($0)".contains("data CRC mismatch"), "\($0)") }
+        XCTAssertThrowsError(try TensorBoardEventFile.decode(dataFlip, source: "x")) {
+            XCTAssertTrue("\($0)".contains("data CRC mismatch"), "\($0)")
+        }
         var lengthFlip = good
         lengthFlip[0] ^= 0x01
-        XCTAssertThrowsError(try TensorBoardEventFile.decode(lengthFlip, source: "x")) { XCTAssertTrue("\($0)".contains("length CRC mismatch"), "\($0)") }
-        XCTAssertThrowsError(try TensorBoardEventFile.decode(Array(good.dropLast(3)), source: "x")) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+        XCTAssertThrowsError(try TensorBoardEventFile.decode(lengthFlip, source: "x")) {
+            XCTAssertTrue("\($0)".contains("length CRC mismatch"), "\($0)")
+        }
+        XCTAssertThrowsError(try TensorBoardEventFile.decode(Array(good.dropLast(3)), source: "x")) {
+            XCTAssertTrue("\($0)".contains("truncated"), "\($0)")
+        }
     }
 
     /// Mutated event files (bit flips, truncations, garbage) give an error or events, never a crash.
@@ -85,7 +91,9 @@ final class TensorBoardTests: XCTestCase {
     func testFlushOnFullDiskThrowsLeavesAValidFileAndRetries() throws {
         let dir = makeTemporaryDirectory(self)
         let writer = try TensorBoardWriter(directory: dir)
-        for step in 0..<200 { writer.add(scalar: "a/rather/long/tag/name/for/the/loss", value: Double(step), step: step) }
+        for step in 0..<200 {
+            writer.add(scalar: "a/rather/long/tag/name/for/the/loss", value: Double(step), step: step)
+        }
         try withFileSizeLimit(1024) {
             XCTAssertThrowsError(try writer.flush()) {
                 XCTAssertTrue("\($0)".contains(writer.path), "\($0)")

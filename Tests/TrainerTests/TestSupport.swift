@@ -4,7 +4,8 @@ import XCTest
 /// A fresh empty directory under the system temporary directory, removed by the test case's teardown block.
 func makeTemporaryDirectory(_ test: XCTestCase, file: StaticString = #filePath, line: UInt = #line) -> String {
     let path = NSTemporaryDirectory() + "dtrain-trainer-tests-\(getpid())-\(UUID().uuidString.prefix(8))"
-    XCTAssertNoThrow(try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true), file: file, line: line)
+    XCTAssertNoThrow(try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true),
+        file: file, line: line)
     test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
     return path
 }
@@ -18,7 +19,8 @@ struct ProcessOutcome {
 }
 
 /// Runs a program to completion with a time limit (killed with SIGKILL after `timeout` seconds), capturing its output.
-func runProcess(_ arguments: [String], timeout: TimeInterval = 60, environment: [String: String]? = nil) throws -> ProcessOutcome {
+func runProcess(_ arguments: [String], timeout: TimeInterval = 60,
+    environment: [String: String]? = nil) throws -> ProcessOutcome {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -62,7 +64,8 @@ func pythonCanImport(_ module: String) -> Bool {
         return false
     }
     if outcome.status != 0 {
-        print("python3 cannot import \(module) (pip install \(module.split(separator: ".").first!)): skipping. \(outcome.stderr.split(separator: "\n").last ?? "")")
+        print("python3 cannot import \(module) (pip install \(module.split(separator: ".").first!)): skipping. "
+            + "\(outcome.stderr.split(separator: "\n").last ?? "")")
         return false
     }
     return true

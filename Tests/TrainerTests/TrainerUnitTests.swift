@@ -12,24 +12,36 @@ final class TrainConfigTests: XCTestCase {
 
     let network = #"{"input": [1, 8, 8], "classes": 3, "layers": [{"name": "fc", "type": "fc", "outputs": 3}]}"#
 
-    func assertError(_ text: String, mentions parts: [String], overrides: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertError(_ text: String, mentions parts: [String], overrides: [String] = [], file: StaticString = #filePath,
+        line: UInt = #line) throws {
         let path = try write(text)
         XCTAssertThrowsError(try TrainConfig.load(file: path, overrides: overrides), file: file, line: line) { error in
             let message = "\(error)"
-            for part in parts + [path] { XCTAssertTrue(message.contains(part), "\(message) does not mention \(part)", file: file, line: line) }
+            for part in parts + [path] {
+                XCTAssertTrue(message.contains(part), "\(message) does not mention \(part)", file: file, line: line)
+            }
         }
     }
 
     func testUnknownKeysAndWrongTypesNameTheKey() throws {
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1, "lrr": 1}}"#, mentions: ["solver", "'lrr'"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": "ten", "batch_size": 4, "lr": 0.1}}"#, mentions: ["solver", "'epochs'", "integer"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}, "outptu": "x"}"#, mentions: ["'outptu'"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}, "data": {"mean": [0.1, 0.2]}}"#, mentions: ["data", "mean"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1, "schedule": {"type": "exp"}}}"#, mentions: ["schedule", "'type'", "cosine"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": -1}}"#, mentions: ["'lr'", "positive"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4}}"#, mentions: ["'lr'", "required"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}}"#, mentions: ["solver", "'momentun'"], overrides: ["solver.momentun=0.5"])
-        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}"#, mentions: ["not valid JSON"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1, "lrr": 1}}"#,
+            mentions: ["solver", "'lrr'"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": "ten", "batch_size": 4, "lr": 0.1}}"#,
+            mentions: ["solver", "'epochs'", "integer"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}, "outptu": "#
+            + #""x"}"#, mentions: ["'outptu'"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}, "data": "#
+            + #"{"mean": [0.1, 0.2]}}"#, mentions: ["data", "mean"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1, "schedule": "#
+            + #"{"type": "exp"}}}"#, mentions: ["schedule", "'type'", "cosine"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": -1}}"#,
+            mentions: ["'lr'", "positive"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4}}"#,
+            mentions: ["'lr'", "required"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}}"#,
+            mentions: ["solver", "'momentun'"], overrides: ["solver.momentun=0.5"])
+        try assertError(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}"#,
+            mentions: ["not valid JSON"])
     }
 
     /// Issue 16, point 4: `"lr": 0.01, "lr": 0.5` once trained at 0.01. Any repeated key is refused, naming the
@@ -49,7 +61,8 @@ final class TrainConfigTests: XCTestCase {
 
     func testOverridesApply() throws {
         let path = try write(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 4, "lr": 0.1}}"#)
-        let config = try TrainConfig.load(file: path, overrides: ["solver.lr=0.5", "network.layers.0.outputs=3", "output=/tmp/x y", "data.flip=false"])
+        let config = try TrainConfig.load(file: path, overrides: ["solver.lr=0.5", "network.layers.0.outputs=3",
+            "output=/tmp/x y", "data.flip=false"])
         XCTAssertEqual(config.solver.lr, 0.5)
         XCTAssertEqual(config.output, "/tmp/x y")
         XCTAssertFalse(config.data.flip)
@@ -83,7 +96,8 @@ final class TrainConfigTests: XCTestCase {
     }
 
     func testLinearScalingRule() throws {
-        let path = try write(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 512, "lr": 0.1, "scale_lr": true}}"#)
+        let path = try write(#"{"network": \#(network), "solver": {"epochs": 1, "batch_size": 512, "lr": 0.1, "#
+            + #""scale_lr": true}}"#)
         XCTAssertEqual(try TrainConfig.load(file: path).solver.effectiveLR(), 0.2, accuracy: 1e-12)
     }
 }
@@ -136,7 +150,9 @@ final class MetricsMathTests: XCTestCase {
 
     /// PyTorch's SGD: v = μv + g + λw; w -= lr·v (Nesterov: w -= lr·(g + λw + μv)).
     func testSGDFollowsPyTorch() throws {
-        let spec = try NetworkSpec(try ConfigObject(try JSONValue.parse(Data(#"{"input": [1,1,2], "classes": 1, "layers": [{"name": "fc", "type": "fc", "outputs": 1, "bias": false}]}"#.utf8), source: "t"), path: "network"))
+        let spec = try NetworkSpec(try ConfigObject(try JSONValue.parse(Data(#"{"input": [1,1,2], "classes": 1, "#
+            + #""layers": [{"name": "fc", "type": "fc", "outputs": 1, "bias": false}]}"#.utf8), source: "t"),
+            path: "network"))
         let network = try Network(spec: spec, maxBatch: 1)
         for nesterov in [false, true] {
             let w = network.parameters.values, g = network.parameters.gradients

@@ -9,7 +9,9 @@ final class TrainingJobTests: TinyDatasetJobCase {
     func parameters(_ path: String) throws -> [String: [Float]] {
         let reader = try SafeTensorsReader(path: path)
         var out: [String: [Float]] = [:]
-        for name in reader.names where !name.hasPrefix(Checkpoint.momentumPrefix) { out[name] = try reader.floats(name) }
+        for name in reader.names where !name.hasPrefix(Checkpoint.momentumPrefix) {
+            out[name] = try reader.floats(name)
+        }
         return out
     }
 
@@ -20,7 +22,9 @@ final class TrainingJobTests: TinyDatasetJobCase {
         for (name, x) in a {
             guard let y = b[name], y.count == x.count else { XCTFail("\(name) differs in size"); continue }
             var diff = 0.0, norm = 0.0
-            for i in x.indices { diff += Double(x[i] - y[i]) * Double(x[i] - y[i]); norm += Double(x[i]) * Double(x[i]) }
+            for i in x.indices {
+                diff += Double(x[i] - y[i]) * Double(x[i] - y[i]); norm += Double(x[i]) * Double(x[i])
+            }
             worst = max(worst, (diff / max(norm, 1e-30)).squareRoot())
         }
         return worst
@@ -34,11 +38,13 @@ final class TrainingJobTests: TinyDatasetJobCase {
             let single = data.output("single-\(ranks)"), multi = data.output("multi-\(ranks)")
             let one = try DTrainJob.run([config, "--max-steps", "5", "--output", single])
             DTrainJob.assertSucceeded(one)
-            let many = try DTrainJob.run(ranks: ranks, [config, "--max-steps", "5", "--output", multi, "--check-replicas"])
+            let many = try DTrainJob.run(ranks: ranks, [config, "--max-steps", "5", "--output", multi,
+                "--check-replicas"])
             DTrainJob.assertSucceeded(many)
             XCTAssertTrue(many.output.contains("replicas identical after every step (6 checks)"), many.output)
             XCTAssertTrue(many.output.contains("global batch \(4 * ranks) = \(ranks) ranks × 4 per rank"), many.output)
-            let difference = relativeDifference(try parameters(single + "/last.safetensors"), try parameters(multi + "/last.safetensors"))
+            let difference = relativeDifference(try parameters(single + "/last.safetensors"),
+                try parameters(multi + "/last.safetensors"))
             XCTAssertLessThan(difference, 1e-5, "\(ranks) ranks vs 1 process")
             XCTAssertGreaterThan(difference, 0, "suspicious: bitwise equal although the reduction order differs")
         }
@@ -61,7 +67,8 @@ final class TrainingJobTests: TinyDatasetJobCase {
         DTrainJob.assertSucceeded(try DTrainJob.run(ranks: 2, [config, "--output", straight]))
         // 90 train images, global batch 8: 11 steps per epoch. Stop at 16 (mid epoch 2), then at 22 (epoch end).
         DTrainJob.assertSucceeded(try DTrainJob.run(ranks: 2, [config, "--output", resumed, "--max-steps", "16"]))
-        DTrainJob.assertSucceeded(try DTrainJob.run(ranks: 2, [config, "--output", resumed, "--resume", "--max-steps", "22"]))
+        DTrainJob.assertSucceeded(try DTrainJob.run(ranks: 2,
+            [config, "--output", resumed, "--resume", "--max-steps", "22"]))
         let last = try DTrainJob.run(ranks: 2, [config, "--output", resumed, "--resume"])
         DTrainJob.assertSucceeded(last)
         XCTAssertTrue(last.output.contains("resuming from"), last.output)
@@ -82,7 +89,8 @@ final class TrainingJobTests: TinyDatasetJobCase {
         let resumed = try DTrainJob.run([config, "--output", moved, "--resume"])
         DTrainJob.assertSucceeded(resumed)
         XCTAssertTrue(resumed.output.contains("written by 2 ranks, resuming on 1"), resumed.output)
-        let difference = relativeDifference(try parameters(straight + "/last.safetensors"), try parameters(moved + "/last.safetensors"))
+        let difference = relativeDifference(try parameters(straight + "/last.safetensors"),
+            try parameters(moved + "/last.safetensors"))
         XCTAssertLessThan(difference, 1e-5)
     }
 
@@ -95,7 +103,9 @@ final class TrainingJobTests: TinyDatasetJobCase {
         let three = try DTrainJob.run(ranks: 3, ["eval", config, "--checkpoint", out + "/last.safetensors"])
         DTrainJob.assertSucceeded(one)
         DTrainJob.assertSucceeded(three)
-        func summary(_ text: String) -> String? { text.split(separator: "\n").first { $0.contains("top-1 error") }.map(String.init) }
+        func summary(_ text: String) -> String? {
+            text.split(separator: "\n").first { $0.contains("top-1 error") }.map(String.init)
+        }
         XCTAssertNotNil(summary(one.output), one.output)
         XCTAssertTrue(summary(one.output)?.contains("24 images") == true, one.output)
         XCTAssertEqual(summary(one.output), summary(three.output))
@@ -114,7 +124,8 @@ final class TrainingJobTests: TinyDatasetJobCase {
         let run = try DTrainJob.run(ranks: 2, [config, "--output", tuned, "--lr", "0.01", "--max-steps", "4"])
         DTrainJob.assertSucceeded(run)
         XCTAssertTrue(run.output.contains("frozen: conv1"), run.output)
-        let before = try parameters(pretrained + "/last.safetensors"), after = try parameters(tuned + "/last.safetensors")
+        let before = try parameters(pretrained + "/last.safetensors"),
+            after = try parameters(tuned + "/last.safetensors")
         XCTAssertEqual(before["conv1.weight"], after["conv1.weight"])
         XCTAssertEqual(before["conv1.bias"], after["conv1.bias"])
         XCTAssertNotEqual(before["fc1.weight"], after["fc1.weight"])

@@ -1,9 +1,13 @@
 #if canImport(Glibc)
 import Glibc
-@inline(__always) private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Glibc.read(fd, p, n) }
+@inline(__always) private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int {
+    Glibc.read(fd, p, n)
+}
 #else
 import Darwin
-@inline(__always) private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Darwin.read(fd, p, n) }
+@inline(__always) private func systemRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int {
+    Darwin.read(fd, p, n)
+}
 #endif
 
 /// Reads one image file and decodes it by its content (JPEG or PNG magic bytes), whatever its extension says.
@@ -51,7 +55,9 @@ public final class ImageReader {
         guard fd >= 0 else { throw DataError("\(path): cannot open (\(String(cString: strerror(errno))))") }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw DataError("\(path): cannot stat (\(String(cString: strerror(errno))))") }
+        guard fstat(fd, &info) == 0 else {
+            throw DataError("\(path): cannot stat (\(String(cString: strerror(errno))))")
+        }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw DataError("\(path): not a regular file") }
         let expected = Int(info.st_size)
         if expected == 0 { throw DataError("\(path): zero-byte file") }

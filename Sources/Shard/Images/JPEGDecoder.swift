@@ -48,7 +48,8 @@ public final class JPEGDecoder {
         }
 
         guard outWidth * outHeight <= Image.maximumPixels else {
-            throw DataError("\(name): JPEG of \(width)×\(height) pixels is too large (limit \(Image.maximumPixels) pixels)")
+            throw DataError("\(name): JPEG of \(width)×\(height) pixels is too large (limit \(Image.maximumPixels) "
+                + "pixels)")
         }
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         let isGray = colorspace == Int32(TJCS_GRAY.rawValue)

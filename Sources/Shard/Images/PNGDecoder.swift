@@ -5,7 +5,8 @@ import CPNG
 /// gray; alpha is composited onto black; 16-bit samples are scaled to 8 bits (treated as sRGB-encoded, as image
 /// libraries do, not as linear light). Stateless: safe to use from any number of threads.
 public enum PNGDecoder {
-    public static func decode(_ bytes: UnsafeRawBufferPointer, gray: Bool = false, name: String = "PNG") throws -> Image {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, gray: Bool = false,
+        name: String = "PNG") throws -> Image {
         guard let base = bytes.baseAddress, bytes.count > 0 else { throw DataError("\(name): empty file") }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
@@ -19,7 +20,8 @@ public enum PNGDecoder {
         image.format = channels == 3 ? UInt32(PNG_FORMAT_RGB) : UInt32(PNG_FORMAT_GRAY)
         let width = Int(image.width), height = Int(image.height)
         guard width > 0, height > 0, width * height <= Image.maximumPixels else {
-            throw DataError("\(name): PNG of \(width)×\(height) pixels is too large (limit \(Image.maximumPixels) pixels)")
+            throw DataError("\(name): PNG of \(width)×\(height) pixels is too large (limit \(Image.maximumPixels) "
+                + "pixels)")
         }
         var pixels = [UInt8](repeating: 0, count: width * height * channels)
         var black = png_color(red: 0, green: 0, blue: 0)

@@ -69,12 +69,14 @@ public struct DatasetIndex: Sendable, Equatable {
                             namesFile: String? = nil) throws -> DatasetIndex {
         let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         guard isDirectory(root) else {
-            throw DataError("dataset root '\(root)' does not exist or is not a folder: point the data root at a folder holding <split>/<class>/<image> files")
+            throw DataError("dataset root '\(root)' does not exist or is not a folder: point the data root at a folder "
+                + "holding <split>/<class>/<image> files")
         }
         let splitPath = root + "/" + split
         guard isDirectory(splitPath) else {
             let found = (try? listDirectory(root).filter { $0.isDirectory }.map(\.name).sorted()) ?? []
-            throw DataError("split folder '\(splitPath)' not found (folders in the root: \(found.isEmpty ? "none" : found.joined(separator: ", ")))")
+            throw DataError("split folder '\(splitPath)' not found (folders in the root: "
+                + "\(found.isEmpty ? "none" : found.joined(separator: ", ")))")
         }
         var stamps = [DirectoryStamp]()
         let realSplit = realPath(splitPath) ?? splitPath
@@ -82,13 +84,15 @@ public struct DatasetIndex: Sendable, Equatable {
         try stamps.append(DirectoryStamp(path: splitPath))
         let folders = entries.filter { $0.isDirectory }.map(\.name).sorted(by: byteOrder)
         if folders.isEmpty {
-            throw DataError("'\(splitPath)' has no class folders: expected \(splitPath)/<class>/<image> (.jpg, .jpeg or .png)")
+            throw DataError("'\(splitPath)' has no class folders: expected \(splitPath)/<class>/<image> (.jpg, .jpeg "
+                + "or .png)")
         }
         let classList: [String]
         if let given = classes {
             let known = Set(given)
             if let stranger = folders.first(where: { !known.contains($0) }) {
-                throw DataError("'\(splitPath)/\(stranger)': class '\(stranger)' is not one of the \(given.count) training classes")
+                throw DataError("'\(splitPath)/\(stranger)': class '\(stranger)' is not one of the \(given.count) "
+                    + "training classes")
             }
             classList = given
         } else {
@@ -110,7 +114,8 @@ public struct DatasetIndex: Sendable, Equatable {
                 labels.append(label)
             }
             if labels.count == before {
-                throw DataError("class folder '\(splitPath)/\(folder)' has no images (.jpg, .jpeg or .png): remove it or add images")
+                throw DataError("class folder '\(splitPath)/\(folder)' has no images (.jpg, .jpeg or .png): remove it "
+                    + "or add images")
             }
         }
         let names = try readableNames(for: classList, namesFile: namesFile)
@@ -168,7 +173,9 @@ public struct DatasetIndex: Sendable, Equatable {
     /// Decodes `encoded()` bytes; a damaged or foreign buffer gives a `DataError`.
     public init(decoding bytes: [UInt8]) throws {
         var r = ByteReader(bytes, what: "dataset index")
-        guard try r.u32() == DatasetIndex.magic else { throw DataError("dataset index: not an index (bad magic number)") }
+        guard try r.u32() == DatasetIndex.magic else {
+            throw DataError("dataset index: not an index (bad magic number)")
+        }
         let v = try r.u32()
         guard v == DatasetIndex.version else {
             throw DataError("dataset index: version \(v), this build reads version \(DatasetIndex.version)")
@@ -221,7 +228,9 @@ public struct DirectoryStamp: Sendable, Equatable {
 
     init(path: String) throws {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw DataError("'\(path)': cannot read (\(String(cString: strerror(errno))))") }
+        guard stat(path, &info) == 0 else {
+            throw DataError("'\(path)': cannot read (\(String(cString: strerror(errno))))")
+        }
         self.init(path: path, info: info)
     }
 

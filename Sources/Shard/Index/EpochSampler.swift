@@ -29,7 +29,8 @@ public struct EpochSampler: Sendable {
         guard ranks > 0, rank >= 0, rank < ranks else { throw DataError("rank \(rank) of \(ranks) is not valid") }
         guard count > 0 else { throw DataError("the dataset has no samples") }
         if mode == .training && count < batchSize * ranks {
-            throw DataError("the training set has \(count) images, fewer than one global batch (\(ranks) ranks × \(batchSize)): lower the batch size")
+            throw DataError("the training set has \(count) images, fewer than one global batch (\(ranks) ranks × "
+                + "\(batchSize)): lower the batch size")
         }
         self.count = count; self.batchSize = batchSize; self.rank = rank; self.ranks = ranks
         self.seed = seed; self.mode = mode

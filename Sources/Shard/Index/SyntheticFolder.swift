@@ -6,13 +6,15 @@ import Foundation
 /// textured background, at varied image sizes and positions, so a network can learn it and every resize and crop
 /// path is exercised. For trying a config or a cluster without ImageNet.
 public enum SyntheticFolder {
-    public static let shapes = ["square", "disc", "horizontal-bar", "vertical-bar", "cross", "ring", "diagonal", "frame"]
+    public static let shapes = ["square", "disc", "horizontal-bar", "vertical-bar", "cross", "ring", "diagonal",
+        "frame"]
 
     /// Writes `classes` classes with `train` and `val` images each; sizes are drawn in `minSide...maxSide`.
-    public static func write(to root: String, classes: Int, train: Int, val: Int, minSide: Int = 240, maxSide: Int = 400,
-                             seed: UInt64 = 0) throws {
+    public static func write(to root: String, classes: Int, train: Int, val: Int, minSide: Int = 240,
+                             maxSide: Int = 400, seed: UInt64 = 0) throws {
         guard classes >= 1, classes <= 1000, train >= 1, val >= 1, minSide >= 8, maxSide >= minSide else {
-            throw DataError("synthetic folder: need 1…1000 classes, at least one image per split, and 8 ≤ min side ≤ max side")
+            throw DataError("synthetic folder: need 1…1000 classes, at least one image per split, and 8 ≤ min side ≤ "
+                + "max side")
         }
         let encoder = try JPEGEncoder()
         var names = ""
@@ -31,7 +33,8 @@ public enum SyntheticFolder {
                     var random = SeededGenerator(dataSeed: seed, UInt64(c), split == "train" ? 0 : 1, UInt64(i))
                     let width = minSide + random.integer(through: maxSide - minSide)
                     let height = minSide + random.integer(through: maxSide - minSide)
-                    let image = draw(width: width, height: height, colour: colours[colour].rgb, shape: shape, random: &random)
+                    let image = draw(width: width, height: height, colour: colours[colour].rgb, shape: shape,
+                        random: &random)
                     let bytes = try encoder.encode(image, quality: 90)
                     let path = "\(folder)/\(wnid)_\(i).JPEG"
                     guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {

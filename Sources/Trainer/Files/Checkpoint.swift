@@ -78,16 +78,20 @@ public enum Checkpoint {
     public static func info(of reader: SafeTensorsReader) throws -> Info {
         let m = reader.metadata
         guard isCheckpoint(reader) else {
-            throw SafeTensorsError("\(reader.source): not a dtrain checkpoint (no \"\(markerKey)\": \"\(marker)\" in its "
-                + "metadata): it holds plain weights, which eval, predict, export and finetune.from take, but not --resume")
+            throw SafeTensorsError("\(reader.source): not a dtrain checkpoint (no \"\(markerKey)\": \"\(marker)\" in "
+                + "its metadata): it holds plain weights, which eval, predict, export and finetune.from take, "
+                + "but not --resume")
         }
         guard let v = m["version"].flatMap(Int.init), v <= version else {
-            throw SafeTensorsError("\(reader.source): checkpoint version \(m["version"] ?? "?") is newer than this dtrain reads (\(version)); update dtrain")
+            throw SafeTensorsError("\(reader.source): checkpoint version \(m["version"] ?? "?") is newer than this "
+                + "dtrain reads (\(version)); update dtrain")
         }
         // Ranges keep a forged or damaged file from reaching arithmetic that would trap (positions travel as
         // doubles between ranks, exact only below 2^53) or from resuming at a negative position.
         func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int {
-            guard let text = m[key], let value = Int(text) else { throw SafeTensorsError("\(reader.source): metadata '\(key)' is missing or not an integer") }
+            guard let text = m[key], let value = Int(text) else {
+                throw SafeTensorsError("\(reader.source): metadata '\(key)' is missing or not an integer")
+            }
             guard range.contains(value) else {
                 throw SafeTensorsError("\(reader.source): metadata '\(key)' is \(value), outside \(range.lowerBound)..."
                     + "\(range.upperBound): the file is damaged or was not written by dtrain")
@@ -111,24 +115,30 @@ public enum Checkpoint {
 
     /// Copies the checkpoint's tensors into `network` (and momentum into `sgd`), after checking that every name
     /// exists with the right shape. Layers in `skipping` (re-initialised for fine-tuning) are left alone.
-    public static func load(_ reader: SafeTensorsReader, into network: Network, sgd: SGD?, skipping: Set<String> = []) throws {
+    public static func load(_ reader: SafeTensorsReader, into network: Network, sgd: SGD?,
+        skipping: Set<String> = []) throws {
         let hasMomentum = reader.names.contains { $0.hasPrefix(momentumPrefix) }
         if sgd != nil, !network.parameters.slots.isEmpty, !hasMomentum {
-            throw SafeTensorsError("\(reader.source) holds weights only, no optimizer state (best.safetensors and exports "
-                + "do): resume from last.safetensors, or start a new run from it with finetune.from")
+            throw SafeTensorsError("\(reader.source) holds weights only, no optimizer state (best.safetensors and "
+                + "exports do): resume from last.safetensors, or start a new run from it with finetune.from")
         }
         var problems: [String] = []
         let slots = (network.parameters.slots + network.state.slots).filter { !skipping.contains(layerName($0.name)) }
         for slot in slots {
             guard let info = reader.info(slot.name) else { problems.append("\(slot.name) is missing"); continue }
-            if info.shape != slot.dims { problems.append("\(slot.name) has shape \(info.shape), the network needs \(slot.dims)") }
-            if sgd != nil, reader.info(momentumPrefix + slot.name) == nil, network.parameters.slot(named: slot.name) != nil {
+            if info.shape != slot.dims {
+                problems.append("\(slot.name) has shape \(info.shape), the network needs \(slot.dims)")
+            }
+            if sgd != nil, reader.info(momentumPrefix + slot.name) == nil,
+                network.parameters.slot(named: slot.name) != nil {
                 problems.append("\(momentumPrefix + slot.name) is missing")
             }
         }
         guard problems.isEmpty else {
-            let list = problems.prefix(8).joined(separator: "; ") + (problems.count > 8 ? "; and \(problems.count - 8) more" : "")
-            throw SafeTensorsError("\(reader.source) does not fit network \"\(network.spec.name)\": \(list). Is it from another config? For a new head, list the layer in finetune.reinit")
+            let list = problems.prefix(8).joined(separator: "; ")
+                + (problems.count > 8 ? "; and \(problems.count - 8) more" : "")
+            throw SafeTensorsError("\(reader.source) does not fit network \"\(network.spec.name)\": \(list). Is it "
+                + "from another config? For a new head, list the layer in finetune.reinit")
         }
         for slot in slots {
             let values = UnsafeMutableBufferPointer(start: slot.value, count: slot.count)
@@ -141,7 +151,8 @@ public enum Checkpoint {
         if let sgd {
             for slot in network.parameters.slots where !skipping.contains(layerName(slot.name)) {
                 try reader.copyFloats(momentumPrefix + slot.name,
-                                      into: UnsafeMutableBufferPointer(start: sgd.velocity.baseAddress! + slot.offset, count: slot.count))
+                                      into: UnsafeMutableBufferPointer(start: sgd.velocity.baseAddress! + slot.offset,
+                                      count: slot.count))
             }
         }
     }

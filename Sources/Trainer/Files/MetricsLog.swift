@@ -20,7 +20,8 @@ public struct MetricsRow: Equatable, Sendable {
     public var elapsed: Double?
 
     public init(epoch: Int, step: Int, lr: Double? = nil, trainLoss: Double? = nil, trainTop1Error: Double? = nil,
-                trainTop5Error: Double? = nil, valLoss: Double? = nil, valTop1Error: Double? = nil, valTop5Error: Double? = nil,
+                trainTop5Error: Double? = nil, valLoss: Double? = nil, valTop1Error: Double? = nil,
+                valTop5Error: Double? = nil,
                 imagesPerSecond: Double? = nil, seconds: Double? = nil, elapsed: Double? = nil) {
         self.epoch = epoch
         self.step = step
@@ -96,7 +97,8 @@ public final class MetricsLog {
         lines.removeLast()
         let columns = lines.first == header ? 12 : 11
         guard lines.first == header || lines.first == headerWithoutElapsed else {
-            throw FileWriteError("\(path): not a dtrain metrics file (its first line is not the header \"\(header)\"); move it away or resume into another output directory")
+            throw FileWriteError("\(path): not a dtrain metrics file (its first line is not the header \"\(header)\"); "
+                + "move it away or resume into another output directory")
         }
         var result: [(line: String, row: MetricsRow)] = []
         for (index, line) in lines.enumerated().dropFirst() {
@@ -112,7 +114,8 @@ public final class MetricsLog {
                 }
                 values.append(value)
             }
-            result.append((line, MetricsRow(epoch: epoch, step: step, lr: values[0], trainLoss: values[1], trainTop1Error: values[2],
+            result.append((line, MetricsRow(epoch: epoch, step: step, lr: values[0], trainLoss: values[1],
+                                            trainTop1Error: values[2],
                                             trainTop5Error: values[3], valLoss: values[4], valTop1Error: values[5],
                                             valTop5Error: values[6], imagesPerSecond: values[7], seconds: values[8],
                                             elapsed: columns == 12 ? values[9] : nil)))

@@ -154,8 +154,12 @@ public enum TensorBoardEventFile {
     public static func decode(_ bytes: [UInt8], source: String) throws -> [TensorBoardEvent] {
         var events: [TensorBoardEvent] = []
         var offset = 0
-        func fail(_ problem: String) -> FileWriteError { FileWriteError("\(source): record \(events.count) at byte \(offset): \(problem)") }
-        func uint32(at i: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[i + $1]) << (8 * UInt32($1)) } }
+        func fail(_ problem: String) -> FileWriteError {
+            FileWriteError("\(source): record \(events.count) at byte \(offset): \(problem)")
+        }
+        func uint32(at i: Int) -> UInt32 {
+            (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[i + $1]) << (8 * UInt32($1)) }
+        }
         while offset < bytes.count {
             guard bytes.count - offset >= 16 else { throw fail("truncated record") }
             let lengthBytes = Array(bytes[offset..<(offset + 8)])
@@ -250,12 +254,16 @@ struct ProtobufWriter {
 
     mutating func double(_ field: Int, _ value: Double) {
         key(field, 1)
-        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift))) }
+        for shift in stride(from: 0, to: 64, by: 8) {
+            bytes.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt64(shift)))
+        }
     }
 
     mutating func float(_ field: Int, _ value: Float) {
         key(field, 5)
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt32(shift))) }
+        for shift in stride(from: 0, to: 32, by: 8) {
+            bytes.append(UInt8(truncatingIfNeeded: value.bitPattern >> UInt32(shift)))
+        }
     }
 
     mutating func message(_ field: Int, _ payload: [UInt8]) {
@@ -315,7 +323,9 @@ struct ProtobufReader {
         case 5: return (field, .fixed32(UInt32(try fixed(4))))
         case 2:
             let length = try rawVarint()
-            guard length <= UInt64(data.count - index) else { throw Failure(problem: "length-delimited field past the end") }
+            guard length <= UInt64(data.count - index) else {
+                throw Failure(problem: "length-delimited field past the end")
+            }
             let payload = Array(data[index..<(index + Int(length))])
             index += Int(length)
             return (field, .bytes(payload))

@@ -21,8 +21,8 @@ public enum ErrorPlot {
     public static let valColor = RGB(255, 127, 14)     // orange
 
     /// Writes the standard plot: errors as fractions (0.25 is 25 %) per epoch, either list may be empty.
-    public static func write(trainTop1Error train: [(epoch: Int, error: Double)], valTop1Error val: [(epoch: Int, error: Double)],
-                             to path: String) throws {
+    public static func write(trainTop1Error train: [(epoch: Int, error: Double)],
+                             valTop1Error val: [(epoch: Int, error: Double)], to path: String) throws {
         let image = render(series: [
             PlotSeries(label: "train", color: trainColor, points: train.map { (Double($0.epoch), $0.error * 100) }),
             PlotSeries(label: "val", color: valColor, points: val.map { (Double($0.epoch), $0.error * 100) }),
@@ -50,7 +50,8 @@ public enum ErrorPlot {
         let xTicks = niceTicks(low: xLow, high: xHigh, integers: true)
         let yTop = yTicks.last!, yBottom = min(yLow, yTicks.first!)
         let xLeft = min(xLow, xTicks.first!), xRight = max(xHigh, xTicks.last!)
-        // Pixel positions are clamped, so absurd values (1e300, ranges that overflow) cannot trap the conversion to Int.
+        // Pixel positions are clamped, so absurd values (1e300, ranges that overflow) cannot trap the conversion
+        // to Int.
         func clamped(_ d: Double) -> Int { d.isFinite ? Int(max(-100_000, min(100_000, d)).rounded()) : -100_000 }
         func px(_ x: Double) -> Int { left + clamped((x - xLeft) / (xRight - xLeft) * Double(right - left)) }
         func py(_ y: Double) -> Int { bottom - clamped((y - yBottom) / (yTop - yBottom) * Double(bottom - top)) }
@@ -74,8 +75,8 @@ public enum ErrorPlot {
         }
         image.line(from: (left, top), to: (left, bottom), axisColor, thickness: 2)
         image.line(from: (left, bottom), to: (right, bottom), axisColor, thickness: 2)
-        BitmapFont.draw(xLabel, at: (left + right - BitmapFont.width(of: xLabel, scale: scale)) / 2, height - textHeight - 8,
-                        scale: scale, color: axisColor, into: &image)
+        BitmapFont.draw(xLabel, at: (left + right - BitmapFont.width(of: xLabel, scale: scale)) / 2,
+                        height - textHeight - 8, scale: scale, color: axisColor, into: &image)
         BitmapFont.draw(yLabel, at: 8, (top + bottom + BitmapFont.width(of: yLabel, scale: scale)) / 2,
                         scale: scale, color: axisColor, vertical: true, into: &image)
 
@@ -98,12 +99,15 @@ public enum ErrorPlot {
         if !labels.isEmpty {
             image.fill(x: legendLeft, y: legendTop, width: legendWidth, height: legendHeight, .white)
             image.line(from: (legendLeft, legendTop), to: (legendLeft + legendWidth, legendTop), axisColor)
-            image.line(from: (legendLeft, legendTop + legendHeight), to: (legendLeft + legendWidth, legendTop + legendHeight), axisColor)
+            image.line(from: (legendLeft, legendTop + legendHeight),
+                       to: (legendLeft + legendWidth, legendTop + legendHeight), axisColor)
             image.line(from: (legendLeft, legendTop), to: (legendLeft, legendTop + legendHeight), axisColor)
-            image.line(from: (legendLeft + legendWidth, legendTop), to: (legendLeft + legendWidth, legendTop + legendHeight), axisColor)
+            image.line(from: (legendLeft + legendWidth, legendTop),
+                       to: (legendLeft + legendWidth, legendTop + legendHeight), axisColor)
             for (i, curve) in series.enumerated() {
                 let rowTop = legendTop + 8 + i * (textHeight + 8)
-                image.line(from: (legendLeft + 8, rowTop + textHeight / 2), to: (legendLeft + 32, rowTop + textHeight / 2), curve.color, thickness: 3)
+                image.line(from: (legendLeft + 8, rowTop + textHeight / 2),
+                    to: (legendLeft + 32, rowTop + textHeight / 2), curve.color, thickness: 3)
                 BitmapFont.draw(curve.label, at: legendLeft + 40, rowTop, scale: scale, color: axisColor, into: &image)
             }
         }

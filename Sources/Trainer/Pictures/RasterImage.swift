@@ -19,7 +19,8 @@ public struct RasterImage: Equatable {
     public var pixels: [UInt8]
 
     public init(width: Int, height: Int, channels: Int, fill: RGB = .black) {
-        precondition(width > 0 && height > 0 && (channels == 1 || channels == 3), "RasterImage: bad size or channel count")
+        precondition(width > 0 && height > 0 && (channels == 1 || channels == 3),
+            "RasterImage: bad size or channel count")
         self.width = width
         self.height = height
         self.channels = channels
@@ -60,7 +61,8 @@ public struct RasterImage: Equatable {
     }
 
     /// A straight line of the given thickness (Bresenham with a square brush).
-    public mutating func line(from start: (x: Int, y: Int), to end: (x: Int, y: Int), _ color: RGB, thickness: Int = 1) {
+    public mutating func line(from start: (x: Int, y: Int), to end: (x: Int, y: Int), _ color: RGB,
+        thickness: Int = 1) {
         var x = start.x, y = start.y
         let dx = abs(end.x - x), dy = -abs(end.y - y)
         let sx = x < end.x ? 1 : -1, sy = y < end.y ? 1 : -1
