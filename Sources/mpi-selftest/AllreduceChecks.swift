@@ -26,9 +26,18 @@ func firstMismatch(_ buffer: UnsafeMutableBufferPointer<Float>, _ expected: (Int
 }
 
 func checkAllreduce(_ communicator: Communicator, options: SelfTestOptions, report: SelfTestReport) throws {
-    let counts = [0, 1, 7, 1_000_003]
-    let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: counts.max()!)
+    let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1_000_003)
     defer { buffer.deallocate() }
+    try checkEveryOpAndCount(communicator, options: options, buffer: buffer, report: report)
+    try checkUnevenChunks(communicator, buffer: buffer, report: report)
+    try checkOverlappingRequests(communicator, buffer: buffer, report: report)
+    try checkSameBitsOnEveryRank(communicator, buffer: buffer, report: report)
+}
+
+/// Every op, blocking and not, for counts 0, 1, 7 and 1_000_003, in default and `--chunk-bytes` chunks.
+private func checkEveryOpAndCount(_ communicator: Communicator, options: SelfTestOptions,
+                                  buffer: UnsafeMutableBufferPointer<Float>, report: SelfTestReport) throws {
+    let counts = [0, 1, 7, buffer.count]
     let chunkings = [("default chunks", Communicator.defaultChunkBytes),
         ("\(options.chunkBytes ?? 4096)-byte chunks", options.chunkBytes ?? 4096)]
     let ranks = communicator.size, rank = communicator.rank
@@ -52,8 +61,12 @@ func checkAllreduce(_ communicator: Communicator, options: SelfTestOptions, repo
             }
         }
     }
+}
 
-    // Pieces that do not divide the count: 7 floats in 3-float chunks go as 3 + 3 + 1.
+/// Pieces that do not divide the count: 7 floats in 3-float chunks go as 3 + 3 + 1.
+private func checkUnevenChunks(_ communicator: Communicator, buffer: UnsafeMutableBufferPointer<Float>,
+                               report: SelfTestReport) throws {
+    let ranks = communicator.size, rank = communicator.rank
     communicator.chunkBytes = 12
     let seven = UnsafeMutableBufferPointer(rebasing: buffer[0..<7])
     for i in 0..<7 { seven[i] = patternValue(i, rank: rank) }
@@ -61,8 +74,12 @@ func checkAllreduce(_ communicator: Communicator, options: SelfTestOptions, repo
     let unevenProblem = firstMismatch(seven) { expectedValue($0, op: .sum, ranks: ranks) }
     report.expect(unevenProblem == nil, "allreduce sum of 7 floats in 3-float chunks", unevenProblem ?? "")
     communicator.chunkBytes = Communicator.defaultChunkBytes
+}
 
-    // Two non-blocking reductions in flight while the program runs a blocking collective of its own.
+/// Two non-blocking reductions in flight while the program runs a blocking collective of its own.
+private func checkOverlappingRequests(_ communicator: Communicator, buffer: UnsafeMutableBufferPointer<Float>,
+                                      report: SelfTestReport) throws {
+    let ranks = communicator.size, rank = communicator.rank
     let first = UnsafeMutableBufferPointer(rebasing: buffer[0..<500_000])
     let second = UnsafeMutableBufferPointer(rebasing: buffer[500_000..<1_000_003])
     for i in 0..<1_000_003 { buffer[i] = patternValue(i, rank: rank) }
@@ -75,8 +92,12 @@ func checkAllreduce(_ communicator: Communicator, options: SelfTestOptions, repo
         ?? firstMismatch(second) { expectedValue($0 + 500_000, op: .average, ranks: ranks) }
     report.expect(overlapProblem == nil && total == Double(ranks * (ranks - 1) / 2),
                   "two non-blocking allreduces overlapping a blocking one", overlapProblem ?? "scalar sum is \(total)")
+}
 
-    // Random floats (rounding everywhere): every rank must still end with the same bits.
+/// Random floats (rounding everywhere): every rank must still end with the same bits.
+private func checkSameBitsOnEveryRank(_ communicator: Communicator, buffer: UnsafeMutableBufferPointer<Float>,
+                                      report: SelfTestReport) throws {
+    let rank = communicator.rank
     var state = UInt64(0x9E37_79B9_7F4A_7C15) &+ UInt64(rank) &* 0x1000_0001
     for i in 0..<1_000_003 {
         state ^= state << 13; state ^= state >> 7; state ^= state << 17

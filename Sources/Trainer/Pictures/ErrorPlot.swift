@@ -80,7 +80,16 @@ public enum ErrorPlot {
         BitmapFont.draw(yLabel, at: 8, (top + bottom + BitmapFont.width(of: yLabel, scale: scale)) / 2,
                         scale: scale, color: axisColor, vertical: true, into: &image)
 
-        // Curves: lines between consecutive points, a square marker on each when there are few.
+        drawCurves(series, px: px, py: py, into: &image)
+
+        drawLegend(series, right: right, top: top, scale: scale, color: axisColor, into: &image)
+        return image
+    }
+
+    /// Curves: lines between consecutive points, a square marker on each when there are few. `px` and `py` map data
+    /// units to pixels.
+    private static func drawCurves(_ series: [PlotSeries], px: (Double) -> Int, py: (Double) -> Int,
+                                   into image: inout RasterImage) {
         for curve in series {
             let drawn = curve.points.filter { $0.x.isFinite && $0.y.isFinite }
             for (a, b) in zip(drawn, drawn.dropFirst()) {
@@ -90,28 +99,31 @@ public enum ErrorPlot {
                 for p in drawn { image.fill(x: px(p.x) - 3, y: py(p.y) - 3, width: 7, height: 7, curve.color) }
             }
         }
+    }
 
-        // Legend, top right, on a white box.
+    /// The legend, top right inside the plot area, on a white box: a line of each curve's colour and its label.
+    private static func drawLegend(_ series: [PlotSeries], right: Int, top: Int, scale: Int, color: RGB,
+                                   into image: inout RasterImage) {
+        let textHeight = BitmapFont.glyphHeight * scale
         let labels = series.map(\.label)
         let legendWidth = 40 + (labels.map { BitmapFont.width(of: $0, scale: scale) }.max() ?? 0) + 12
         let legendHeight = labels.count * (textHeight + 8) + 8
         let legendLeft = right - legendWidth - 8, legendTop = top + 8
         if !labels.isEmpty {
             image.fill(x: legendLeft, y: legendTop, width: legendWidth, height: legendHeight, .white)
-            image.line(from: (legendLeft, legendTop), to: (legendLeft + legendWidth, legendTop), axisColor)
+            image.line(from: (legendLeft, legendTop), to: (legendLeft + legendWidth, legendTop), color)
             image.line(from: (legendLeft, legendTop + legendHeight),
-                       to: (legendLeft + legendWidth, legendTop + legendHeight), axisColor)
-            image.line(from: (legendLeft, legendTop), to: (legendLeft, legendTop + legendHeight), axisColor)
+                       to: (legendLeft + legendWidth, legendTop + legendHeight), color)
+            image.line(from: (legendLeft, legendTop), to: (legendLeft, legendTop + legendHeight), color)
             image.line(from: (legendLeft + legendWidth, legendTop),
-                       to: (legendLeft + legendWidth, legendTop + legendHeight), axisColor)
+                       to: (legendLeft + legendWidth, legendTop + legendHeight), color)
             for (i, curve) in series.enumerated() {
                 let rowTop = legendTop + 8 + i * (textHeight + 8)
                 image.line(from: (legendLeft + 8, rowTop + textHeight / 2),
-                    to: (legendLeft + 32, rowTop + textHeight / 2), curve.color, thickness: 3)
-                BitmapFont.draw(curve.label, at: legendLeft + 40, rowTop, scale: scale, color: axisColor, into: &image)
+                           to: (legendLeft + 32, rowTop + textHeight / 2), curve.color, thickness: 3)
+                BitmapFont.draw(curve.label, at: legendLeft + 40, rowTop, scale: scale, color: color, into: &image)
             }
         }
-        return image
     }
 
     /// Round tick values covering [low, high]: steps of 1, 2 or 5 × 10^k, about 5–10 ticks.
