@@ -150,9 +150,9 @@ final class MetricsMathTests: XCTestCase {
 
     /// PyTorch's SGD: v = μv + g + λw; w -= lr·v (Nesterov: w -= lr·(g + λw + μv)).
     func testSGDFollowsPyTorch() throws {
-        let spec = try NetworkSpec(try ConfigObject(try JSONValue.parse(Data(#"{"input": [1,1,2], "classes": 1, "#
-            + #""layers": [{"name": "fc", "type": "fc", "outputs": 1, "bias": false}]}"#.utf8), source: "t"),
-            path: "network"))
+        let json = #"{"input": [1,1,2], "classes": 1, "#
+            + #""layers": [{"name": "fc", "type": "fc", "outputs": 1, "bias": false}]}"#
+        let spec = try NetworkSpec(try ConfigObject(try JSONValue.parse(Data(json.utf8), source: "t"), path: "network"))
         let network = try Network(spec: spec, maxBatch: 1)
         for nesterov in [false, true] {
             let w = network.parameters.values, g = network.parameters.gradients
