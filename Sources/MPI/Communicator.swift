@@ -91,14 +91,7 @@ public final class Communicator: @unchecked Sendable {
             }
             return existing
         }
-        var timeout = collectiveTimeout
-        if let text = ProcessInfo.processInfo.environment[timeoutVariable] {
-            guard let seconds = Double(text.trimmingCharacters(in: .whitespaces)), seconds >= 0, seconds.isFinite else {
-                throw CommunicatorError("\(timeoutVariable) is \"\(text)\"; set it to a number of seconds "
-                                        + "(0 turns the collectives watchdog off) or unset it")
-            }
-            timeout = seconds
-        }
+        let timeout = try timeoutFromEnvironment(default: collectiveTimeout)
 
         var provided: Int32 = 0
         let initCode = MPI_Init_thread(nil, nil, threadLevel.mpiValue, &provided)
@@ -147,6 +140,16 @@ public final class Communicator: @unchecked Sendable {
         installExitGuard()
         communicator.warnIfRanksOutnumberCores()
         return communicator
+    }
+
+    /// The watchdog's timeout: `DTRAIN_COLLECTIVE_TIMEOUT` when set (checked before MPI starts), else `fallback`.
+    private static func timeoutFromEnvironment(default fallback: Double) throws -> Double {
+        guard let text = ProcessInfo.processInfo.environment[timeoutVariable] else { return fallback }
+        guard let seconds = Double(text.trimmingCharacters(in: .whitespaces)), seconds >= 0, seconds.isFinite else {
+            throw CommunicatorError("\(timeoutVariable) is \"\(text)\"; set it to a number of seconds "
+                                    + "(0 turns the collectives watchdog off) or unset it")
+        }
+        return seconds
     }
 
     /// Waits for background reductions, stops the watchdog, frees the communicators and finalises MPI. Every rank

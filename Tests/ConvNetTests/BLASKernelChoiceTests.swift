@@ -4,9 +4,12 @@ import XCTest
 
 /// The start-up choice of OpenBLAS's kernel set, as a pure decision from what a process sees.
 final class BLASKernelChoiceTests: XCTestCase {
-    let xeon207 = Processor(vendor: .intel, family: 6, model: 207, avx2: true, fma: true, avx512: true, avx512bf16: true)
-    let skylake = Processor(vendor: .intel, family: 6, model: 85, avx2: true, fma: true, avx512: true, avx512bf16: false)
-    let haswell = Processor(vendor: .intel, family: 6, model: 63, avx2: true, fma: true, avx512: false, avx512bf16: false)
+    let xeon207 = Processor(vendor: .intel, family: 6, model: 207, avx2: true, fma: true, avx512: true,
+        avx512bf16: true)
+    let skylake = Processor(vendor: .intel, family: 6, model: 85, avx2: true, fma: true, avx512: true,
+        avx512bf16: false)
+    let haswell = Processor(vendor: .intel, family: 6, model: 63, avx2: true, fma: true, avx512: false,
+        avx512bf16: false)
     let zen3 = Processor(vendor: .amd, family: 25, model: 1, avx2: true, fma: true, avx512: false, avx512bf16: false)
     let old = Processor(vendor: .intel, family: 6, model: 23, avx2: false, fma: false, avx512: false, avx512bf16: false)
 

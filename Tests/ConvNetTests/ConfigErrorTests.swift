@@ -7,7 +7,8 @@ final class ConfigErrorTests: XCTestCase {
     /// Builds a network with `layers` on a `input` input and expects a ConfigError containing every fragment.
     func assertRejected(_ layers: String, input: [Int] = [3, 8, 8], mentions fragments: [String],
                         file: StaticString = #filePath, line: UInt = #line) {
-        let json = #"{"input": \#(input), "classes": 2, "layers": [\#(layers), {"name": "head", "type": "fc", "outputs": 2}]}"#
+        let json = #"{"input": \#(input), "classes": 2, "layers": [\#(layers), {"name": "head", "type": "fc", "#
+            + #""outputs": 2}]}"#
         do {
             _ = try Network(spec: try NetworkSpec(try parseConfig(json, path: "network")), maxBatch: 1)
             XCTFail("accepted: \(layers)", file: file, line: line)
@@ -21,22 +22,29 @@ final class ConfigErrorTests: XCTestCase {
     }
 
     func testAValidConfigIsAccepted() throws {
-        let json = #"{"input": [3, 8, 8], "classes": 2, "layers": [{"name": "c", "type": "conv", "filters": 2, "kernel": 3}, {"name": "head", "type": "fc", "outputs": 2}]}"#
+        let json = #"{"input": [3, 8, 8], "classes": 2, "layers": [{"name": "c", "type": "conv", "filters": 2, "#
+            + #""kernel": 3}, {"name": "head", "type": "fc", "outputs": 2}]}"#
         XCTAssertNoThrow(try Network(spec: try NetworkSpec(try parseConfig(json, path: "network")), maxBatch: 1))
     }
 
     func testUnknownLayerType() {
-        assertRejected(#"{"name": "x", "type": "convolution", "filters": 2}"#, mentions: ["\"x\"", "unknown layer type", "convolution", "conv"])
+        assertRejected(#"{"name": "x", "type": "convolution", "filters": 2}"#,
+            mentions: ["\"x\"", "unknown layer type", "convolution", "conv"])
     }
 
     func testConvolution() {
-        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": 3, "strid": 2}"#, mentions: ["\"c1\"", "'strid'"])
+        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": 3, "strid": 2}"#,
+            mentions: ["\"c1\"", "'strid'"])
         assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": 0}"#, mentions: ["\"c1\"", "kernel"])
         assertRejected(#"{"name": "c1", "type": "conv", "filters": 0, "kernel": 3}"#, mentions: ["\"c1\"", "'filters'"])
-        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": 9}"#, mentions: ["\"c1\"", "output height", "kernel 9"])
-        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": [3, 9]}"#, mentions: ["\"c1\"", "output width"])
-        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": 3, "groups": 2}"#, mentions: ["\"c1\"", "'groups'"])
-        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": [1, 2, 3]}"#, mentions: ["\"c1\"", "'kernel'"])
+        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": 9}"#,
+            mentions: ["\"c1\"", "output height", "kernel 9"])
+        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": [3, 9]}"#,
+            mentions: ["\"c1\"", "output width"])
+        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": 3, "groups": 2}"#,
+            mentions: ["\"c1\"", "'groups'"])
+        assertRejected(#"{"name": "c1", "type": "conv", "filters": 2, "kernel": [1, 2, 3]}"#,
+            mentions: ["\"c1\"", "'kernel'"])
     }
 
     func testFullyConnectedReLUFlatten() {
@@ -51,13 +59,17 @@ final class ConfigErrorTests: XCTestCase {
         assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 2, "ceil": true}"#, mentions: ["\"p\"", "'ceil'"])
         assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 0}"#, mentions: ["\"p\"", "'kernel'"])
         assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 2, "stride": 0}"#, mentions: ["\"p\"", "'stride'"])
-        assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 2, "padding": 2}"#, mentions: ["\"p\"", "'padding'"])
-        assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 9}"#, mentions: ["\"p\"", "output height", "kernel 9"])
-        assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 2, "ceil_mode": "yes"}"#, mentions: ["\"p\"", "'ceil_mode'"])
+        assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 2, "padding": 2}"#,
+            mentions: ["\"p\"", "'padding'"])
+        assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 9}"#,
+            mentions: ["\"p\"", "output height", "kernel 9"])
+        assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 2, "ceil_mode": "yes"}"#,
+            mentions: ["\"p\"", "'ceil_mode'"])
     }
 
     func testAveragePools() {
-        assertRejected(#"{"name": "a", "type": "avgpool", "kernel": 2, "count_include_pad": 1}"#, mentions: ["\"a\"", "'count_include_pad'"])
+        assertRejected(#"{"name": "a", "type": "avgpool", "kernel": 2, "count_include_pad": 1}"#,
+            mentions: ["\"a\"", "'count_include_pad'"])
         assertRejected(#"{"name": "a", "type": "avgpool", "kernel": [2, 9]}"#, mentions: ["\"a\"", "output width"])
         assertRejected(#"{"name": "a", "type": "avgpool", "kernel": -1}"#, mentions: ["\"a\"", "'kernel'"])
         assertRejected(#"{"name": "g", "type": "global_avgpool", "kernel": 2}"#, mentions: ["\"g\"", "'kernel'"])
@@ -82,11 +94,13 @@ final class ConfigErrorTests: XCTestCase {
     }
 
     func testConcat() {
-        assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 2}, {"name": "j", "type": "concat", "inputs": ["input", "p"]}"#,
-                       mentions: ["\"j\"", "'inputs'", "3×4×4"])
+        assertRejected(#"{"name": "p", "type": "maxpool", "kernel": 2}, {"name": "j", "type": "concat", "inputs": "#
+                       + #"["input", "p"]}"#, mentions: ["\"j\"", "'inputs'", "3×4×4"])
         assertRejected(#"{"name": "j", "type": "concat"}"#, mentions: ["\"j\"", "'inputs'"])
-        assertRejected(#"{"name": "j", "type": "concat", "inputs": ["input", "input"], "axis": 1}"#, mentions: ["\"j\"", "'axis'"])
-        assertRejected(#"{"name": "j", "type": "concat", "inputs": ["input", "nowhere"]}"#, mentions: ["\"j\"", "nowhere"])
+        assertRejected(#"{"name": "j", "type": "concat", "inputs": ["input", "input"], "axis": 1}"#,
+            mentions: ["\"j\"", "'axis'"])
+        assertRejected(#"{"name": "j", "type": "concat", "inputs": ["input", "nowhere"]}"#,
+            mentions: ["\"j\"", "nowhere"])
     }
 
     func testALayerThatTakesOneInputRejectsTwo() {

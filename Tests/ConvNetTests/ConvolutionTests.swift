@@ -3,9 +3,11 @@ import XCTest
 
 /// Convolution against a direct Float64 implementation, the lecture's hand examples, and translation equivariance.
 final class ConvolutionTests: XCTestCase {
-    /// The definition, written out: y[n,f,i,j] = b[f] + Σ_{c in f's group, u, v} w[f,c,u,v] · x[n, c, i·sh − ph + u, j·sw − pw + v].
+    /// The definition, written out: y[n,f,i,j] = b[f] + Σ_{c in f's group, u, v} w[f,c,u,v] · x[n, c, i·sh − ph + u,
+    /// j·sw − pw + v].
     static func naiveConvolution(x: [Double], batch: Int, input: Shape, weight: [Double], bias: [Double]?, filters: Int,
-                                 kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), groups: Int) -> (output: [Double], shape: Shape) {
+                                 kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
+                                 groups: Int) -> (output: [Double], shape: Shape) {
         let oh = (input.height - kernel.0 + 2 * padding.0) / stride.0 + 1
         let ow = (input.width - kernel.1 + 2 * padding.1) / stride.1 + 1
         let perGroupIn = input.channels / groups, perGroupOut = filters / groups
@@ -48,8 +50,9 @@ final class ConvolutionTests: XCTestCase {
             let batch = 1 + Int(rng.next() % 3)
             let hasBias = rng.next() % 4 != 0
             let json = """
-            {"type": "conv", "filters": \(filters), "kernel": [\(kernel.0), \(kernel.1)], "stride": [\(stride.0), \(stride.1)],
-             "padding": [\(padding.0), \(padding.1)], "groups": \(groups), "bias": \(hasBias)}
+            {"type": "conv", "filters": \(filters), "kernel": [\(kernel.0), \(kernel.1)],
+             "stride": [\(stride.0), \(stride.1)], "padding": [\(padding.0), \(padding.1)],
+             "groups": \(groups), "bias": \(hasBias)}
             """
             let input = Shape(channels: channels, height: height, width: width)
             let harness = try LayerHarness(json, inputs: [input], batch: batch, seed: UInt64(trial))
@@ -79,8 +82,8 @@ final class ConvolutionTests: XCTestCase {
                                  kernels: KernelChoices = .standard) throws {
         for (trial, c) in cases.enumerated() {
             let json = """
-            {"type": "conv", "filters": 3, "kernel": [\(c.kernel.0), \(c.kernel.1)], "stride": [\(c.stride.0), \(c.stride.1)],
-             "padding": [\(c.padding.0), \(c.padding.1)]}
+            {"type": "conv", "filters": 3, "kernel": [\(c.kernel.0), \(c.kernel.1)],
+             "stride": [\(c.stride.0), \(c.stride.1)], "padding": [\(c.padding.0), \(c.padding.1)]}
             """
             let input = Shape(channels: 2, height: c.kernel.0 + 3, width: c.width)
             let harness = try LayerHarness(json, inputs: [input], batch: 2, seed: UInt64(100 + trial),
@@ -98,7 +101,9 @@ final class ConvolutionTests: XCTestCase {
     func convolve(_ image: [[Float]], kernel: [[Float]], stride: Int = 1, padding: Int = 0,
                   file: StaticString = #filePath, line: UInt = #line) throws -> (shape: Shape, values: [[Float]]) {
         let h = image.count, w = image[0].count
-        let harness = try LayerHarness(#"{"type": "conv", "filters": 1, "kernel": [\#(kernel.count), \#(kernel[0].count)], "stride": \#(stride), "padding": \#(padding), "bias": false}"#,
+        let harness = try LayerHarness(#"{"type": "conv", "filters": 1, "kernel": [\#(kernel.count), "#
+                                       + #"\#(kernel[0].count)], "stride": \#(stride), "padding": \#(padding), "#
+                                       + #""bias": false}"#,
                                        inputs: [Shape(channels: 1, height: h, width: w)], batch: 1)
         harness.inputs[0].tensor.data.update(from: image.flatMap { $0 }, count: h * w)
         harness.parameters.slots[0].value.update(from: kernel.flatMap { $0 }, count: kernel.count * kernel[0].count)
@@ -172,7 +177,8 @@ final class ConvolutionTests: XCTestCase {
         for c in 0..<2 {
             for i in 0..<10 {
                 for j in 0..<9 {
-                    shifted.inputs[0].tensor[0, c, i, j] = i >= dy && j >= dx ? original.inputs[0].tensor[0, c, i - dy, j - dx] : 0
+                    shifted.inputs[0].tensor[0, c, i, j] =
+                        i >= dy && j >= dx ? original.inputs[0].tensor[0, c, i - dy, j - dx] : 0
                 }
             }
         }
@@ -199,9 +205,11 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testFullyConnectedMatchesDefinition() throws {
-        let harness = try LayerHarness(#"{"type": "fc", "outputs": 3}"#, inputs: [Shape(channels: 2, height: 2, width: 1)], batch: 2)
+        let harness = try LayerHarness(#"{"type": "fc", "outputs": 3}"#,
+            inputs: [Shape(channels: 2, height: 2, width: 1)], batch: 2)
         let y = harness.runForward()
-        let w = harness.parameters.slots[0].value, b = harness.parameters.slots[1].value, x = harness.inputs[0].tensor.data
+        let w = harness.parameters.slots[0].value, b = harness.parameters.slots[1].value,
+            x = harness.inputs[0].tensor.data
         var expected: [Double] = [], magnitude: [Double] = []
         for n in 0..<2 {
             for o in 0..<3 {

@@ -6,13 +6,15 @@ final class LayerGradientTests: XCTestCase {
     // MARK: convolution
 
     func testConvolutionBatchStridePadding() {
-        checkLayer(#"{"type": "conv", "filters": 3, "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 7, 6)], batch: 3)
+        checkLayer(#"{"type": "conv", "filters": 3, "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 7, 6)],
+            batch: 3)
     }
 
     func testConvolutionWideRows() {
         // rows of 19–20 outputs: the eight-lane im2col copy and col2im add with their tails
         checkLayer(#"{"type": "conv", "filters": 2, "kernel": 3, "padding": 1}"#, inputs: [shape(1, 3, 20)], batch: 2)
-        checkLayer(#"{"type": "conv", "filters": 2, "kernel": [2, 4], "stride": [1, 2], "padding": [0, 1]}"#, inputs: [shape(1, 3, 40)], batch: 1)
+        checkLayer(#"{"type": "conv", "filters": 2, "kernel": [2, 4], "stride": [1, 2], "padding": [0, 1]}"#,
+            inputs: [shape(1, 3, 40)], batch: 1)
     }
 
     func testConvolutionInBandsOfRows() {
@@ -38,7 +40,8 @@ final class LayerGradientTests: XCTestCase {
 
     func testConvolutionSingleImage() {
         // batch 1 takes the path where the GEMM writes the output directly
-        checkLayer(#"{"type": "conv", "filters": 2, "kernel": [2, 3], "stride": 2, "groups": 1}"#, inputs: [shape(2, 6, 7)], batch: 1)
+        checkLayer(#"{"type": "conv", "filters": 2, "kernel": [2, 3], "stride": 2, "groups": 1}"#,
+            inputs: [shape(2, 6, 7)], batch: 1)
     }
 
     func testPointwiseConvolution() {
@@ -49,7 +52,8 @@ final class LayerGradientTests: XCTestCase {
 
     func testConvolutionParameterGradientsOnly() throws {
         // a first layer is given no input gradient: the weight gradient must not depend on it
-        let harness = try LayerHarness(#"{"type": "conv", "filters": 2, "kernel": 3, "padding": 1}"#, inputs: [shape(2, 4, 4)], batch: 2)
+        let harness = try LayerHarness(#"{"type": "conv", "filters": 2, "kernel": 3, "padding": 1}"#,
+            inputs: [shape(2, 4, 4)], batch: 2)
         harness.inputsWithoutGradient = [0]
         checkGradients(harness)
     }
@@ -80,7 +84,8 @@ final class LayerGradientTests: XCTestCase {
             }
             XCTAssert(frozen.parameters.gradients.allSatisfy { $0 == 0 }, json)
             XCTAssert(trained.parameters.gradients.contains { $0 != 0 }, json)
-            XCTAssertEqual(Array(frozen.inputGradients[0].tensor.buffer), Array(trained.inputGradients[0].tensor.buffer), json)
+            XCTAssertEqual(Array(frozen.inputGradients[0].tensor.buffer),
+                Array(trained.inputGradients[0].tensor.buffer), json)
         }
     }
 
@@ -112,26 +117,29 @@ final class LayerGradientTests: XCTestCase {
 
     func testMaxPool() {
         checkLayer(#"{"type": "maxpool", "kernel": 2}"#, inputs: [shape(2, 4, 6)], batch: 2)
-        checkLayer(#"{"type": "maxpool", "kernel": 2}"#, inputs: [shape(1, 4, 19)], batch: 2)  // vectorised rows and a tail
+        // vectorised rows and a tail
+        checkLayer(#"{"type": "maxpool", "kernel": 2}"#, inputs: [shape(1, 4, 19)], batch: 2)
     }
 
     func testMaxPoolOverlappingWithPadding() {
         // AlexNet's overlapping 3/2, here with padding 1 and ceil mode
         checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 7, 7)], batch: 2)
-        checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "ceil_mode": true}"#, inputs: [shape(2, 6, 6)], batch: 2)
+        checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "ceil_mode": true}"#, inputs: [shape(2, 6, 6)],
+            batch: 2)
         // rows wide enough for the vectorised path
         checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(1, 5, 40)], batch: 1)
         checkLayer(#"{"type": "maxpool", "kernel": 3, "stride": 1, "padding": 1}"#, inputs: [shape(1, 3, 20)], batch: 1)
     }
 
     func testMaxPoolNonSquare() {
-        checkLayer(#"{"type": "maxpool", "kernel": [2, 3], "stride": [1, 2], "padding": [1, 0]}"#, inputs: [shape(1, 5, 7)], batch: 2)
+        checkLayer(#"{"type": "maxpool", "kernel": [2, 3], "stride": [1, 2], "padding": [1, 0]}"#,
+            inputs: [shape(1, 5, 7)], batch: 2)
     }
 
     func testAveragePool() {
         checkLayer(#"{"type": "avgpool", "kernel": 3, "stride": 2, "padding": 1}"#, inputs: [shape(2, 6, 5)], batch: 2)
-        checkLayer(#"{"type": "avgpool", "kernel": 3, "stride": 2, "padding": 1, "count_include_pad": false, "ceil_mode": true}"#,
-                   inputs: [shape(2, 6, 6)], batch: 2)
+        checkLayer(#"{"type": "avgpool", "kernel": 3, "stride": 2, "padding": 1, "count_include_pad": false, "#
+                   + #""ceil_mode": true}"#, inputs: [shape(2, 6, 6)], batch: 2)
     }
 
     func testGlobalAveragePool() {
@@ -142,8 +150,10 @@ final class LayerGradientTests: XCTestCase {
 
     func testLocalResponseNorm() {
         // A large α makes the normalising term matter (with AlexNet's 1e-4 the layer is nearly linear).
-        checkLayer(#"{"type": "lrn", "size": 3, "alpha": 0.5, "beta": 0.75, "k": 1}"#, inputs: [shape(5, 3, 3)], batch: 2)
-        checkLayer(#"{"type": "lrn", "size": 4, "alpha": 1.0, "beta": 0.6, "k": 2}"#, inputs: [shape(6, 2, 2)], batch: 2)
+        checkLayer(#"{"type": "lrn", "size": 3, "alpha": 0.5, "beta": 0.75, "k": 1}"#, inputs: [shape(5, 3, 3)],
+            batch: 2)
+        checkLayer(#"{"type": "lrn", "size": 4, "alpha": 1.0, "beta": 0.6, "k": 2}"#, inputs: [shape(6, 2, 2)],
+            batch: 2)
         checkLayer(#"{"type": "lrn"}"#, inputs: [shape(7, 2, 2)], batch: 1)
     }
 
@@ -169,7 +179,8 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testConcat() {
-        let report = checkLayer(#"{"type": "concat"}"#, inputs: [shape(2, 3, 3), shape(1, 3, 3), shape(3, 3, 3)], batch: 2)
+        let report = checkLayer(#"{"type": "concat"}"#, inputs: [shape(2, 3, 3), shape(1, 3, 3), shape(3, 3, 3)],
+            batch: 2)
         XCTAssertNotNil(report)
     }
 

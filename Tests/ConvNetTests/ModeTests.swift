@@ -15,7 +15,8 @@ final class ModeTests: XCTestCase {
             let mean = values.reduce(0, +) / 12
             let biased = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 12
             for n in 0..<3 { for i in 0..<2 { for j in 0..<2 {
-                let expected = Double(gamma[c]) * (Double(x[n, c, i, j]) - mean) / (biased + 1e-5).squareRoot() + Double(beta[c])
+                let expected = Double(gamma[c]) * (Double(x[n, c, i,
+                    j]) - mean) / (biased + 1e-5).squareRoot() + Double(beta[c])
                 XCTAssertEqual(Double(y[n, c, i, j]), expected, accuracy: 1e-5)
             } } }
             // PyTorch: momentum 0.1, the running variance takes the unbiased estimate
@@ -80,7 +81,9 @@ final class ModeTests: XCTestCase {
         let dy = TensorStorage(batch: 2, shape: shape(3, 2, 2))
         fillNormal(dy.tensor.data, count: dy.tensor.count, seed: 4)
         harness.runBackward(outputGradient: dy.tensor)
-        for i in 0..<dy.tensor.count { XCTAssertEqual(harness.inputGradients[0].tensor.data[i], dy.tensor.data[i], accuracy: 1e-6) }
+        for i in 0..<dy.tensor.count {
+            XCTAssertEqual(harness.inputGradients[0].tensor.data[i], dy.tensor.data[i], accuracy: 1e-6)
+        }
     }
 
     func testDropoutTrainIsInvertedSeededAndKeepsTheRightFraction() throws {

@@ -22,7 +22,8 @@ final class PoolingTests: XCTestCase {
     }
 
     func testMaxPoolBackwardRoutesToTheFirstMaximum() throws {
-        let harness = try LayerHarness(#"{"type": "maxpool", "kernel": 2}"#, inputs: [Shape(channels: 1, height: 2, width: 4)], batch: 1)
+        let harness = try LayerHarness(#"{"type": "maxpool", "kernel": 2}"#,
+            inputs: [Shape(channels: 1, height: 2, width: 4)], batch: 1)
         // left window: a tie between positions 1 and 4 (row-major first is 1); right window: maximum at 7
         harness.inputs[0].tensor.data.update(from: [0, 5, 1, 2, 5, 3, 2, 8], count: 8)
         harness.runForward()
@@ -37,7 +38,8 @@ final class PoolingTests: XCTestCase {
         // windows 3×3/2 with padding 1: sums 14, 30, 57, 99 over 4, 6, 6, 9 real pixels
         let (_, included) = try pool(#"{"type": "avgpool", "kernel": 3, "stride": 2, "padding": 1}"#, ramp)
         let expectedIncluded: [[Float]] = [[14.0 / 9, 30.0 / 9], [57.0 / 9, 11]]
-        let (_, excluded) = try pool(#"{"type": "avgpool", "kernel": 3, "stride": 2, "padding": 1, "count_include_pad": false}"#, ramp)
+        let (_, excluded) = try pool(#"{"type": "avgpool", "kernel": 3, "stride": 2, "padding": 1, "#
+            + #""count_include_pad": false}"#, ramp)
         let expectedExcluded: [[Float]] = [[3.5, 5], [9.5, 11]]
         for i in 0..<2 {
             for j in 0..<2 {
@@ -59,15 +61,21 @@ final class PoolingTests: XCTestCase {
 
     func testOutputSizes() throws {
         // AlexNet: 55 → 27 → 13 → 6 with overlapping 3/2 pooling
-        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 3, "stride": 2}"#, shape(96, 55, 55)), shape(96, 27, 27))
-        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 3, "stride": 2}"#, shape(256, 13, 13)), shape(256, 6, 6))
+        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 3, "stride": 2}"#, shape(96, 55, 55)),
+            shape(96, 27, 27))
+        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 3, "stride": 2}"#, shape(256, 13, 13)),
+            shape(256, 6, 6))
         // ceil mode rounds up (GoogLeNet's 112 → 56 with 3/2 pooling) …
-        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 3, "stride": 2}"#, shape(1, 112, 112)), shape(1, 55, 55))
-        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 3, "stride": 2, "ceil_mode": true}"#, shape(1, 112, 112)), shape(1, 56, 56))
+        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 3, "stride": 2}"#, shape(1, 112, 112)),
+            shape(1, 55, 55))
+        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 3, "stride": 2, "ceil_mode": true}"#,
+            shape(1, 112, 112)), shape(1, 56, 56))
         // … but drops a last window that would start in the padding, as PyTorch: 5 with 2/2 pad 1 gives 3, not 4
-        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 2, "stride": 2, "padding": 1, "ceil_mode": true}"#, shape(1, 5, 5)), shape(1, 3, 3))
+        XCTAssertEqual(try outputShape(#"{"type": "maxpool", "kernel": 2, "stride": 2, "padding": 1, "ceil_mode": "#
+            + #"true}"#, shape(1, 5, 5)), shape(1, 3, 3))
         // non-square windows
-        XCTAssertEqual(try outputShape(#"{"type": "avgpool", "kernel": [2, 3], "stride": [2, 1]}"#, shape(2, 6, 6)), shape(2, 3, 4))
+        XCTAssertEqual(try outputShape(#"{"type": "avgpool", "kernel": [2, 3], "stride": [2, 1]}"#, shape(2, 6, 6)),
+            shape(2, 3, 4))
     }
 
     func testMaxPoolIgnoresAOnePixelShiftInsideEachWindow() throws {
@@ -77,7 +85,9 @@ final class PoolingTests: XCTestCase {
         var rng = SeededGenerator(seed: 77)
         var image = [[Float]](repeating: [Float](repeating: 0, count: size), count: size)
         for i in 0..<size { for j in 0..<size { image[i][j] = -rng.nextUniform() } }
-        for a in 0..<(size / 2) { for b in 0..<(size / 2) { image[2 * a + Int(rng.next() % 2)][2 * b] = 5 + 5 * rng.nextUniform() } }
+        for a in 0..<(size / 2) {
+            for b in 0..<(size / 2) { image[2 * a + Int(rng.next() % 2)][2 * b] = 5 + 5 * rng.nextUniform() }
+        }
         let shifted = image.map { row in [-1] + row.dropLast() }
         let json = #"{"type": "maxpool", "kernel": 2, "stride": 2}"#
         let (_, y) = try pool(json, image)
@@ -133,16 +143,18 @@ final class PoolingTests: XCTestCase {
         ]
         var rng = SeededGenerator(seed: 31)
         for (index, c) in cases.enumerated() {
-            let json = #"{"type": "maxpool", "kernel": [\#(c.kernel.0), \#(c.kernel.1)], "stride": [\#(c.stride.0), \#(c.stride.1)], "padding": [\#(c.padding.0), \#(c.padding.1)], "ceil_mode": \#(c.ceil)}"#
+            let json = #"{"type": "maxpool", "kernel": [\#(c.kernel.0), \#(c.kernel.1)], "stride": [\#(c.stride.0), "#
+                + #"\#(c.stride.1)], "padding": [\#(c.padding.0), \#(c.padding.1)], "ceil_mode": \#(c.ceil)}"#
             let harness = try LayerHarness(json, inputs: [c.input], batch: 2)
             let x = harness.inputs[0].tensor
             for i in 0..<x.count { x.data[i] = Float(rng.next() % 3) }
             let y = harness.runForward()
-            let reference = Self.naiveMaxPool(Array(x.buffer), c.input, kernel: c.kernel, stride: c.stride, padding: c.padding,
-                                              output: y.shape)
+            let reference = Self.naiveMaxPool(Array(x.buffer), c.input, kernel: c.kernel, stride: c.stride,
+                                              padding: c.padding, output: y.shape)
             XCTAssertEqual(Array(y.buffer), reference.values, "case \(index)")
             let pool = try XCTUnwrap(harness.layer as? MaxPooling)
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: pool.argmax!, count: y.count)), reference.argmax, "case \(index)")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: pool.argmax!, count: y.count)), reference.argmax,
+                "case \(index)")
         }
     }
 

@@ -6,7 +6,8 @@ import XCTest
 final class SkinnyGEMMTests: XCTestCase {
     func testForwardMatchesTheDefinition() {
         var random = SeededGenerator(seed: 11)
-        for (n, m, k) in [(1, 1, 1), (2, 2, 7), (3, 3, 8), (4, 4, 9), (5, 5, 17), (7, 7, 2049), (16, 10, 300), (9, 3, 4100)] {
+        for (n, m, k) in [(1, 1, 1), (2, 2, 7), (3, 3, 8), (4, 4, 9), (5, 5, 17), (7, 7, 2049), (16, 10, 300),
+            (9, 3, 4100)] {
             let x = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &random) }
             let w = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &random) }
             var y = [Float](repeating: 99, count: n * m)
@@ -15,13 +16,16 @@ final class SkinnyGEMMTests: XCTestCase {
             x.withUnsafeBufferPointer { x in
                 w.withUnsafeBufferPointer { w in
                     y.withUnsafeMutableBufferPointer { y in
-                        SkinnyGEMM.forward(x: x.baseAddress!, w: w.baseAddress!, y: y.baseAddress!, n: n, k: k, m: m, rows: rows)
+                        SkinnyGEMM.forward(x: x.baseAddress!, w: w.baseAddress!, y: y.baseAddress!, n: n, k: k, m: m,
+                            rows: rows)
                     }
                 }
             }
             for s in 0..<n {
                 for o in 0..<m {
-                    guard rows.contains(o) else { XCTAssertEqual(y[s * m + o], 99, "row \(o) outside the range"); continue }
+                    guard rows.contains(o) else {
+                        XCTAssertEqual(y[s * m + o], 99, "row \(o) outside the range"); continue
+                    }
                     var sum = 0.0, magnitude = 0.0
                     for i in 0..<k {
                         sum += Double(x[s * k + i]) * Double(w[o * k + i])
@@ -76,7 +80,9 @@ final class SkinnyGEMMTests: XCTestCase {
                 for t in 0..<n {
                     for j in 0..<k {
                         let e = t * k + j
-                        guard columns.contains(j) else { XCTAssertEqual(dx[e], dxStart[e], "column \(j) outside"); continue }
+                        guard columns.contains(j) else {
+                            XCTAssertEqual(dx[e], dxStart[e], "column \(j) outside"); continue
+                        }
                         var sum = Double(dxStart[e]), magnitude = abs(sum)
                         for o in 0..<m {
                             sum += Double(dy[t * m + o]) * Double(w[o * k + j])
@@ -107,7 +113,9 @@ final class SkinnyGEMMTests: XCTestCase {
         let w = harness.parameters.slots[0].value, b = harness.parameters.slots[1].value
         let magnitude = (0..<(batch * outputs)).map { e -> Double in
             let (s, o) = e.quotientAndRemainder(dividingBy: outputs)
-            return (0..<inputs).reduce(abs(Double(b[o]))) { $0 + abs(Double(w[o * inputs + $1]) * Double(x[s * inputs + $1])) }
+            return (0..<inputs).reduce(abs(Double(b[o]))) {
+                $0 + abs(Double(w[o * inputs + $1]) * Double(x[s * inputs + $1]))
+            }
         }
         for threads in [1, 2] {
             harness.threads = threads

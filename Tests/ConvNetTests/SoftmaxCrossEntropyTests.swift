@@ -10,7 +10,9 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
         let logits = TensorStorage(batch: batch, shape: Shape(vector: classes))
         fillNormal(logits.tensor.data, count: batch * classes, seed: 9, scale: 2)
         let labels: [Int32] = [4, 0, 2]
-        func value() -> Double { labels.withUnsafeBufferPointer { Double(loss.forward(logits: logits.tensor, labels: $0.baseAddress!)) } }
+        func value() -> Double {
+            labels.withUnsafeBufferPointer { Double(loss.forward(logits: logits.tensor, labels: $0.baseAddress!)) }
+        }
         _ = value()
         let analytic = Array(UnsafeBufferPointer(start: loss.logitsGradient, count: batch * classes))
         let z = logits.tensor.data
@@ -25,7 +27,9 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
             XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 1e-3 + 1e-2 * abs(numeric), "logit \(i)")
         }
         // the gradient of each sample sums to zero (probabilities sum to one)
-        for n in 0..<batch { XCTAssertEqual(analytic[(n * classes)..<((n + 1) * classes)].reduce(0, +), 0, accuracy: 1e-6) }
+        for n in 0..<batch {
+            XCTAssertEqual(analytic[(n * classes)..<((n + 1) * classes)].reduce(0, +), 0, accuracy: 1e-6)
+        }
     }
 
     func testStableForHugeLogits() {

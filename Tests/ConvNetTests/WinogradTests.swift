@@ -25,8 +25,10 @@ final class WinogradTests: XCTestCase {
     let threeByThree = [
         Case(channels: 16, height: 5, width: 6, filters: 16, padding: 1, groups: 1, batch: 2, bias: true),
         Case(channels: 32, height: 7, width: 4, filters: 32, padding: 0, groups: 2, batch: 3, bias: false),
-        Case(channels: 16, height: 13, width: 13, filters: 24, padding: 1, groups: 1, batch: 7, bias: true),   // 2 chunks
-        Case(channels: 17, height: 3, width: 3, filters: 16, padding: 0, groups: 1, batch: 1, bias: true),      // one tile, cut
+        // 2 chunks
+        Case(channels: 16, height: 13, width: 13, filters: 24, padding: 1, groups: 1, batch: 7, bias: true),
+        // one tile, cut
+        Case(channels: 17, height: 3, width: 3, filters: 16, padding: 0, groups: 1, batch: 1, bias: true),
         Case(channels: 20, height: 11, width: 9, filters: 20, padding: 1, groups: 1, batch: 2, bias: true),
     ]
 
@@ -76,7 +78,8 @@ final class WinogradTests: XCTestCase {
                     let bound = winogradMagnitude(h, c, algorithm)
                     assertWithinRounding(Array(h.runForward().buffer), exact: reference.output,
                                          magnitude: bound.magnitude, terms: bound.terms,
-                                         factor: transformConstant(algorithm), "\(algorithm.name) \(c), \(threads) threads")
+                                         factor: transformConstant(algorithm),
+                                             "\(algorithm.name) \(c), \(threads) threads")
                 }
             }
         }
@@ -116,8 +119,8 @@ final class WinogradTests: XCTestCase {
         }
     }
 
-    /// The matrices derived for F(4, 3) are Lavin and Gray's (2016, eq. 11), which `Winograd6.swift` writes out; F(2, 5)
-    /// shares their Bᵀ; F(2, 3)'s product G·Bᵀ rows equal theirs.
+    /// The matrices derived for F(4, 3) are Lavin and Gray's (2016, eq. 11), which `Winograd6.swift` writes out; F(2,
+    /// 5) shares their Bᵀ; F(2, 3)'s product G·Bᵀ rows equal theirs.
     func testCookToomMatricesAreLavinAndGrays() {
         let f43 = WinogradMatrices(m: 4, r: 3)
         XCTAssertEqual(f43.bt, [4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
@@ -199,7 +202,9 @@ final class WinogradTests: XCTestCase {
         var k1 = 0.0
         for a in 0..<w.m {
             for s in 0..<w.r {
-                k1 = max(k1, (0..<alpha).reduce(0.0) { $0 + abs(w.at[a * alpha + $1]) * b[$1] * abs(w.g[$1 * w.r + s]) })
+                k1 = max(k1, (0..<alpha).reduce(0.0) {
+                    $0 + abs(w.at[a * alpha + $1]) * b[$1] * abs(w.g[$1 * w.r + s])
+                })
             }
         }
         return k1 * k1
@@ -210,7 +215,9 @@ final class WinogradTests: XCTestCase {
         let x = h.inputs[0].tensor, w = h.parameters.slots[0].value, taps = c.kernel * c.kernel
         let plane = c.height * c.width, perGroupIn = c.channels / c.groups, perGroupOut = c.filters / c.groups
         let out = c.height + 2 * c.padding - c.kernel + 1, outPlane = out * (c.width + 2 * c.padding - c.kernel + 1)
-        let maxX = (0..<(c.batch * c.channels)).map { p in (0..<plane).map { abs(Double(x.data[p * plane + $0])) }.max()! }
+        let maxX = (0..<(c.batch * c.channels)).map { p in
+            (0..<plane).map { abs(Double(x.data[p * plane + $0])) }.max()!
+        }
         var magnitude: [Double] = []
         for n in 0..<c.batch {
             for f in 0..<c.filters {
@@ -260,11 +267,15 @@ final class WinogradTests: XCTestCase {
         for f in 0..<c.filters {
             let g = f / perGroupOut
             for k in 0..<perGroupIn {
-                let sum = (0..<c.batch).reduce(0.0) { $0 + sumDy[$1 * c.filters + f] * maxX[$1 * c.channels + g * perGroupIn + k] }
+                let sum = (0..<c.batch).reduce(0.0) {
+                    $0 + sumDy[$1 * c.filters + f] * maxX[$1 * c.channels + g * perGroupIn + k]
+                }
                 magnitude += Array(repeating: sum, count: taps)
             }
         }
-        if c.bias { for f in 0..<c.filters { magnitude.append((0..<c.batch).reduce(0.0) { $0 + sumDy[$1 * c.filters + f] }) } }
+        if c.bias {
+            for f in 0..<c.filters { magnitude.append((0..<c.batch).reduce(0.0) { $0 + sumDy[$1 * c.filters + f] }) }
+        }
         let m = algorithm.matrices, area = m.alpha * m.alpha
         let tiles = ((oh + m.m - 1) / m.m + 1) * ((ow + m.m - 1) / m.m + 1)
         let terms = max(perGroupOut * area, c.batch * tiles * area) + area

@@ -37,33 +37,49 @@ public final class ConfigObject {
         return Int(x)
     }
 
-    public func int(_ key: String, default fallback: Int) throws -> Int { has(key) ? try int(key) : mark(key, fallback) }
+    public func int(_ key: String, default fallback: Int) throws -> Int {
+        has(key) ? try int(key) : mark(key, fallback)
+    }
 
     public func double(_ key: String) throws -> Double {
         let v = try value(key)
-        guard case .number(let x) = v else { throw ConfigError("\(place(key)) must be a number, found \(v.serialized())") }
+        guard case .number(let x) = v else {
+            throw ConfigError("\(place(key)) must be a number, found \(v.serialized())")
+        }
         return x
     }
 
-    public func double(_ key: String, default fallback: Double) throws -> Double { has(key) ? try double(key) : mark(key, fallback) }
+    public func double(_ key: String, default fallback: Double) throws -> Double {
+        has(key) ? try double(key) : mark(key, fallback)
+    }
 
-    public func float(_ key: String, default fallback: Float) throws -> Float { Float(try double(key, default: Double(fallback))) }
+    public func float(_ key: String, default fallback: Float) throws -> Float {
+        Float(try double(key, default: Double(fallback)))
+    }
 
     public func bool(_ key: String) throws -> Bool {
         let v = try value(key)
-        guard case .bool(let b) = v else { throw ConfigError("\(place(key)) must be true or false, found \(v.serialized())") }
+        guard case .bool(let b) = v else {
+            throw ConfigError("\(place(key)) must be true or false, found \(v.serialized())")
+        }
         return b
     }
 
-    public func bool(_ key: String, default fallback: Bool) throws -> Bool { has(key) ? try bool(key) : mark(key, fallback) }
+    public func bool(_ key: String, default fallback: Bool) throws -> Bool {
+        has(key) ? try bool(key) : mark(key, fallback)
+    }
 
     public func string(_ key: String) throws -> String {
         let v = try value(key)
-        guard case .string(let s) = v else { throw ConfigError("\(place(key)) must be a string, found \(v.serialized())") }
+        guard case .string(let s) = v else {
+            throw ConfigError("\(place(key)) must be a string, found \(v.serialized())")
+        }
         return s
     }
 
-    public func string(_ key: String, default fallback: String) throws -> String { has(key) ? try string(key) : mark(key, fallback) }
+    public func string(_ key: String, default fallback: String) throws -> String {
+        has(key) ? try string(key) : mark(key, fallback)
+    }
 
     /// A string that must be one of `choices`.
     public func choice(_ key: String, _ choices: [String], default fallback: String) throws -> String {
@@ -77,9 +93,13 @@ public final class ConfigObject {
     public func strings(_ key: String) throws -> [String] {
         let v = try value(key)
         if case .string(let s) = v { return [s] }
-        guard case .array(let items) = v else { throw ConfigError("\(place(key)) must be a list of strings, found \(v.serialized())") }
+        guard case .array(let items) = v else {
+            throw ConfigError("\(place(key)) must be a list of strings, found \(v.serialized())")
+        }
         return try items.map {
-            guard case .string(let s) = $0 else { throw ConfigError("\(place(key)) must be a list of strings, found \($0.serialized())") }
+            guard case .string(let s) = $0 else {
+                throw ConfigError("\(place(key)) must be a list of strings, found \($0.serialized())")
+            }
             return s
         }
     }
@@ -87,9 +107,13 @@ public final class ConfigObject {
     public func doubles(_ key: String) throws -> [Double] {
         let v = try value(key)
         if case .number(let x) = v { return [x] }
-        guard case .array(let items) = v else { throw ConfigError("\(place(key)) must be a list of numbers, found \(v.serialized())") }
+        guard case .array(let items) = v else {
+            throw ConfigError("\(place(key)) must be a list of numbers, found \(v.serialized())")
+        }
         return try items.map {
-            guard case .number(let x) = $0 else { throw ConfigError("\(place(key)) must be a list of numbers, found \($0.serialized())") }
+            guard case .number(let x) = $0 else {
+                throw ConfigError("\(place(key)) must be a list of numbers, found \($0.serialized())")
+            }
             return x
         }
     }
@@ -111,7 +135,9 @@ public final class ConfigObject {
         }
     }
 
-    public func pair(_ key: String, default fallback: (Int, Int)) throws -> (Int, Int) { has(key) ? try pair(key) : mark(key, fallback) }
+    public func pair(_ key: String, default fallback: (Int, Int)) throws -> (Int, Int) {
+        has(key) ? try pair(key) : mark(key, fallback)
+    }
 
     public func object(_ key: String) throws -> ConfigObject {
         try ConfigObject(try value(key), path: path.isEmpty ? key : "\(path).\(key)")
@@ -124,7 +150,9 @@ public final class ConfigObject {
 
     public func objects(_ key: String) throws -> [ConfigObject] {
         let v = try value(key)
-        guard case .array(let items) = v else { throw ConfigError("\(place(key)) must be a list of objects, found \(v.kind)") }
+        guard case .array(let items) = v else {
+            throw ConfigError("\(place(key)) must be a list of objects, found \(v.kind)")
+        }
         let base = path.isEmpty ? key : "\(path).\(key)"
         return try items.enumerated().map { try ConfigObject($1, path: "\(base)[\($0)]") }
     }
@@ -143,7 +171,8 @@ public final class ConfigObject {
         guard unknown.isEmpty else {
             let known = used.sorted().joined(separator: ", ")
             let list = unknown.map { "'\($0)'" }.joined(separator: ", ")
-            throw ConfigError("\(path.isEmpty ? "config" : path): unknown key\(unknown.count > 1 ? "s" : "") \(list) (known here: \(known))")
+            throw ConfigError("\(path.isEmpty ? "config" : path): unknown key\(unknown.count > 1 ? "s" : "") \(list) "
+                + "(known here: \(known))")
         }
     }
 }

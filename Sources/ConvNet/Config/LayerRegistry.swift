@@ -20,7 +20,8 @@ public enum LayerRegistry {
 
     static func build(_ context: LayerBuildContext, type: String) throws -> Layer {
         guard let builder = builders[type] else {
-            throw ConfigError("\(context.config.path): unknown layer type \"\(type)\"; known types: \(typeNames.joined(separator: ", "))")
+            throw ConfigError("\(context.config.path): unknown layer type \"\(type)\"; known types: "
+                + "\(typeNames.joined(separator: ", "))")
         }
         let layer = try builder(context)
         context.config.ignore("type", "name", "inputs", "torch")

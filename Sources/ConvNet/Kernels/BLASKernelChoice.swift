@@ -51,24 +51,30 @@ public enum BLASKernelChoice {
                               environment: [String: String]) -> Decision {
         let best = bestCore(for: processor)
         let userCore = environment["OPENBLAS_CORETYPE"]
-        let marker = environment[markerVariable]?.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+        let marker = environment[markerVariable]?
+            .split(separator: ";", omittingEmptySubsequences: false).map(String.init)
         if let marker, marker.count == 2, let userCore, userCore == marker[0] {
             // The restarted process: say what came of the request.
             if libraryCore.lowercased() == marker[0].lowercased() {
                 return .keep(report: "\(libraryCore) kernels (chosen by dtrain; the library detected \(marker[1]))")
             }
-            return .keep(report: "\(libraryCore) kernels (dtrain asked for \(marker[0]), which this OpenBLAS did not load;"
-                                 + " the library detected \(marker[1]))")
+            return .keep(report: "\(libraryCore) kernels (dtrain asked for \(marker[0]), which this OpenBLAS did not "
+                                 + "load; the library detected \(marker[1]))")
         }
         if mode == .library {
             return .keep(report: "\(libraryCore) kernels (the library's choice; dtrain's choice is off)")
         }
         if let userCore, mode == .auto {
-            let better = best.map { level(ofCore: $0) > level(ofCore: libraryCore) ? "; dtrain would choose \($0)" : "" }
-            return .keep(report: "\(libraryCore) kernels (OPENBLAS_CORETYPE=\(userCore) in the environment\(better ?? ""))")
+            let better = best.map {
+                level(ofCore: $0) > level(ofCore: libraryCore) ? "; dtrain would choose \($0)" : ""
+            }
+            return .keep(report: "\(libraryCore) kernels (OPENBLAS_CORETYPE=\(userCore) in the "
+                + "environment\(better ?? ""))")
         }
         if let best, level(ofCore: best) > level(ofCore: libraryCore) { return .restart(core: best) }
-        if let userCore { return .keep(report: "\(libraryCore) kernels (OPENBLAS_CORETYPE=\(userCore) in the environment)") }
+        if let userCore {
+            return .keep(report: "\(libraryCore) kernels (OPENBLAS_CORETYPE=\(userCore) in the environment)")
+        }
         return .keep(report: "\(libraryCore) kernels (the library's choice, right for this processor)")
     }
 

@@ -32,7 +32,8 @@ func vectorSumOfSquares(_ p: UnsafePointer<Float>, _ count: Int, shift: Float) -
 
 /// (Σ g[i], Σ g[i]·(x[i] − shift)) in one pass.
 @inline(__always)
-func vectorSumAndDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int, shift: Float) -> (sum: Float, dot: Float) {
+func vectorSumAndDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int,
+                     shift: Float) -> (sum: Float, dot: Float) {
     var sums = SIMD8<Float>(), dots = SIMD8<Float>()
     let s = SIMD8<Float>(repeating: shift)
     var i = 0

@@ -41,9 +41,10 @@ enum SkinnyGEMM {
                 var s = 0
                 while s < n {
                     let c = min(4, n &- s)
-                    let x0 = x + s &* k, x1 = c > 1 ? x0 + k : x0, x2 = c > 2 ? x0 + 2 &* k : x0, x3 = c > 3 ? x0 + 3 &* k : x0
-                    let sums = dot3x4(w0 + start, w1 + start, w2 + start, x0 + start, x1 + start, x2 + start, x3 + start,
-                                      length)
+                    let x0 = x + s &* k, x1 = c > 1 ? x0 + k : x0, x2 = c > 2 ? x0 + 2 &* k : x0,
+                        x3 = c > 3 ? x0 + 3 &* k : x0
+                    let sums = dot3x4(w0 + start, w1 + start, w2 + start, x0 + start, x1 + start, x2 + start,
+                                      x3 + start, length)
                     for row in 0..<r {
                         for sample in 0..<c { y[(s &+ sample) &* m &+ o &+ row] += sums[row &* 4 &+ sample] }
                     }

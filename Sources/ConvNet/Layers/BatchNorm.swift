@@ -35,9 +35,12 @@ public final class BatchNorm: Layer {
         momentum = try c.float("momentum", default: 0.1)
         epsilon = try c.float("eps", default: 1e-5)
         guard momentum >= 0, momentum <= 1 else {
-            throw ConfigError("\(c.path): 'momentum' weighs the new batch in the running statistics and must be in [0, 1], found \(momentum)")
+            throw ConfigError("\(c.path): 'momentum' weighs the new batch in the running statistics and must be in "
+                + "[0, 1], found \(momentum)")
         }
-        guard epsilon > 0, epsilon.isFinite else { throw ConfigError("\(c.path): 'eps' must be positive, found \(epsilon)") }
+        guard epsilon > 0, epsilon.isFinite else {
+            throw ConfigError("\(c.path): 'eps' must be positive, found \(epsilon)")
+        }
     }
 
     deinit { batchStatistics?.deallocate() }
@@ -62,7 +65,8 @@ public final class BatchNorm: Layer {
     }
 
     public var stateSpecs: [ParameterSpec] {
-        [ParameterSpec("running_mean", [channels], .constant(0)), ParameterSpec("running_var", [channels], .constant(1))]
+        [ParameterSpec("running_mean", [channels], .constant(0)),
+         ParameterSpec("running_var", [channels], .constant(1))]
     }
 
     public func bind(parameters: [ParameterSlot], state: [ParameterSlot]) {
@@ -89,7 +93,9 @@ public final class BatchNorm: Layer {
                 let mu = sum / Double(values)
                 var squares: Double = 0
                 let muF = Float(mu)
-                for n in 0..<batch { squares += Double(vectorSumOfSquares(x.data + (n &* stride &+ c &* plane), plane, shift: muF)) }
+                for n in 0..<batch {
+                    squares += Double(vectorSumOfSquares(x.data + (n &* stride &+ c &* plane), plane, shift: muF))
+                }
                 let variance = squares / Double(values)
                 mean = muF
                 inverseStd = Float(1 / (variance + Double(epsilon)).squareRoot())
@@ -115,7 +121,8 @@ public final class BatchNorm: Layer {
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
         if inputShape.plane == 1 { return backwardFlat(inputs[0], outputGradient, inputGradients[0], context) }
-        let x = inputs[0], dy = outputGradient, plane = inputShape.plane, stride = inputShape.count, batch = output.batch
+        let x = inputs[0], dy = outputGradient, plane = inputShape.plane, stride = inputShape.count,
+            batch = output.batch
         let dx = inputGradients[0]
         let train = context.mode == .train
         for c in 0..<channels {
@@ -213,7 +220,8 @@ public final class BatchNorm: Layer {
     }
 
     /// Backward for C×1×1 inputs, the same formulas with the sums taken down the batch.
-    private func backwardFlat(_ input: Tensor, _ outputGradient: Tensor, _ inputGradient: Tensor?, _ context: LayerContext) {
+    private func backwardFlat(_ input: Tensor, _ outputGradient: Tensor, _ inputGradient: Tensor?,
+        _ context: LayerContext) {
         let channels = channels, batch = input.batch, x = input.data, dy = outputGradient.data
         let sumDy = context.scratch, sumDyXhat = context.scratch + channels
         let mean: UnsafeMutablePointer<Float>, inverseStd: UnsafeMutablePointer<Float>
@@ -268,7 +276,8 @@ public final class BatchNorm: Layer {
 
     public var cost: LayerCost {
         // At evaluation it is one multiply-add per unit (scale and shift folded): 2 FLOPs.
-        LayerCost(units: outputShape.count, weights: 2 * channels, connections: outputShape.count, flops: 2 * outputShape.count)
+        LayerCost(units: outputShape.count, weights: 2 * channels, connections: outputShape.count,
+            flops: 2 * outputShape.count)
     }
 
     public var detail: String { "momentum \(momentum) eps \(epsilon)" }

@@ -14,14 +14,17 @@ public final class Concat: Layer {
         let shapes = context.inputShapes
         let path = context.config.path
         guard shapes.count >= 2 else {
-            throw ConfigError("\(path): concat joins two or more tensors; name them in 'inputs' (found \(shapes.count))")
+            throw ConfigError("\(path): concat joins two or more tensors; name them in 'inputs' (found "
+                + "\(shapes.count))")
         }
         for (i, s) in shapes.enumerated() where (s.height, s.width) != (shapes[0].height, shapes[0].width) {
-            throw ConfigError("\(path): 'inputs' must have equal height and width: input \(i + 1) is \(s) but input 1 is \(shapes[0]); pad or pool the branches to the same size")
+            throw ConfigError("\(path): 'inputs' must have equal height and width: input \(i + 1) is \(s) but input 1 "
+                + "is \(shapes[0]); pad or pool the branches to the same size")
         }
         name = context.name
         inputShapes = shapes
-        outputShape = Shape(channels: shapes.reduce(0) { $0 + $1.channels }, height: shapes[0].height, width: shapes[0].width)
+        outputShape = Shape(channels: shapes.reduce(0) { $0 + $1.channels }, height: shapes[0].height,
+            width: shapes[0].width)
     }
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {

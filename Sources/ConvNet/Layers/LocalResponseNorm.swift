@@ -26,12 +26,15 @@ public final class LocalResponseNorm: Layer {
         name = context.name
         inputShapes = context.inputShapes
         size = try c.int("size", default: 5)
-        guard size > 0 else { throw ConfigError("\(c.path): 'size' must be a positive number of channels, found \(size)") }
+        guard size > 0 else {
+            throw ConfigError("\(c.path): 'size' must be a positive number of channels, found \(size)")
+        }
         alpha = try c.float("alpha", default: 1e-4)
         beta = try c.float("beta", default: 0.75)
         k = try c.float("k", default: 2)
         guard alpha >= 0, alpha.isFinite, beta.isFinite, k > 0, k.isFinite else {
-            throw ConfigError("\(c.path): need alpha ≥ 0, finite beta and k > 0 (so the denominator stays positive), found alpha \(alpha), beta \(beta), k \(k)")
+            throw ConfigError("\(c.path): need alpha ≥ 0, finite beta and k > 0 (so the denominator stays positive), "
+                + "found alpha \(alpha), beta \(beta), k \(k)")
         }
     }
 
@@ -113,7 +116,8 @@ public final class LocalResponseNorm: Layer {
 
     public var cost: LayerCost {
         // Per output: `size` multiply-adds for the window, then the power and the product (counted as 3).
-        LayerCost(units: outputShape.count, connections: outputShape.count * size, flops: outputShape.count * (2 * size + 3))
+        LayerCost(units: outputShape.count, connections: outputShape.count * size,
+            flops: outputShape.count * (2 * size + 3))
     }
 
     public var detail: String { "size \(size) α \(alpha) β \(beta) k \(k)" }

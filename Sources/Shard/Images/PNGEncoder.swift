@@ -64,7 +64,8 @@ public enum PNGEncoder {
         case 1: return UInt32(PNG_FORMAT_GRAY)
         case 2: return UInt32(PNG_FORMAT_GA)
         case 3: return UInt32(PNG_FORMAT_RGB)
-        case 4: return UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)  // RGBA (a composite macro Swift cannot import)
+        // RGBA (a composite macro Swift cannot import)
+        case 4: return UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)
         default: preconditionFailure("PNGEncoder: channels must be 1…4")
         }
     }

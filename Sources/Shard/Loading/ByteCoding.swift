@@ -23,7 +23,8 @@ struct ByteReader {
 
     private mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
         guard n >= 0, n <= bytes.count - position else {
-            throw DataError("\(what): truncated or damaged data (needs \(n) bytes at offset \(position) of \(bytes.count))")
+            throw DataError("\(what): truncated or damaged data (needs \(n) bytes at offset \(position) of "
+                + "\(bytes.count))")
         }
         defer { position += n }
         return bytes[position..<position + n]

@@ -24,7 +24,9 @@ public struct LoaderOptions: Sendable, Equatable {
     public func validate() throws {
         guard batchSize > 0 else { throw DataError("batch size must be positive, found \(batchSize)") }
         guard threads >= 0, threads <= 256 else { throw DataError("data threads must be 0…256, found \(threads)") }
-        guard prefetch >= 1, prefetch <= 64 else { throw DataError("data prefetch must be 1…64 batches, found \(prefetch)") }
+        guard prefetch >= 1, prefetch <= 64 else {
+            throw DataError("data prefetch must be 1…64 batches, found \(prefetch)")
+        }
         guard maxBadFraction >= 0, maxBadFraction <= 1 else {
             throw DataError("max bad fraction must lie in [0, 1], found \(maxBadFraction)")
         }

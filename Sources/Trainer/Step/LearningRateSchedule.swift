@@ -88,7 +88,8 @@ public struct LearningRateSchedule: Sendable, Equatable {
             guard every > 0 else { throw ConfigError("\(config.path): 'step_epochs' must be positive") }
             return .step(every: every, gamma: try config.double("gamma", default: 0.1))
         case "multistep":
-            return .multistep(milestones: try config.doubles("milestones"), gamma: try config.double("gamma", default: 0.1))
+            return .multistep(milestones: try config.doubles("milestones"),
+                gamma: try config.double("gamma", default: 0.1))
         case "cosine":
             return .cosine(minimum: try config.double("min_lr", default: 0))
         case "poly":
