@@ -60,13 +60,7 @@ public final class TensorBoardWriter {
         var summaryValue = ProtobufWriter()
         summaryValue.string(1, tag)
         summaryValue.float(2, Float(value))
-        var summary = ProtobufWriter()
-        summary.message(1, summaryValue.bytes)
-        var event = ProtobufWriter()
-        event.double(1, wallTime)
-        event.varint(2, UInt64(bitPattern: Int64(step)))
-        event.message(5, summary.bytes)
-        Self.frame(event.bytes, into: &pending)
+        add(summaryValue, step: step, wallTime: wallTime)
     }
 
     /// Buffers one image (PNG bytes; `channels` 1 gray, 3 RGB), shown under IMAGES.
@@ -80,6 +74,11 @@ public final class TensorBoardWriter {
         var summaryValue = ProtobufWriter()
         summaryValue.string(1, tag)
         summaryValue.message(4, image.bytes)
+        add(summaryValue, step: step, wallTime: wallTime)
+    }
+
+    /// Buffers an Event at `step` whose Summary holds the one Value `summaryValue`.
+    private func add(_ summaryValue: ProtobufWriter, step: Int, wallTime: Double) {
         var summary = ProtobufWriter()
         summary.message(1, summaryValue.bytes)
         var event = ProtobufWriter()
