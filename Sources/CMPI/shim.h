@@ -22,7 +22,9 @@ static inline int cmpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 // The collectives watchdog keeps "which collective, since when" in plain 64-bit words that the calling thread
 // writes and the watchdog thread reads. Swift has no portable atomics without a package, so these two builtins do it.
 #include <stdint.h>
-static inline void cmpi_atomic_store_u64(uint64_t *word, uint64_t value) { __atomic_store_n(word, value, __ATOMIC_RELEASE); }
+static inline void cmpi_atomic_store_u64(uint64_t *word, uint64_t value) {
+    __atomic_store_n(word, value, __ATOMIC_RELEASE);
+}
 static inline uint64_t cmpi_atomic_load_u64(uint64_t *word) { return __atomic_load_n(word, __ATOMIC_ACQUIRE); }
 
 // The scale that turns a reduced sum into an average. In C so it vectorises in debug builds too (a 2 GiB average

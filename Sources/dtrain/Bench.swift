@@ -80,8 +80,9 @@ struct Bench: ParsableCommand {
         // The direct-FLOP limit: the step's FLOPs counted as direct convolution, at the FMA peak of `threads` cores.
         if let peak = Processor.current.measuredFMAPeak() {
             let limit = Double(threads) * peak
-            print("direct-FLOP limit: \(fixed(100 * flops / median / 1e9 / limit, 1))% of \(threads) × \(fixed(peak, 1)) "
-                  + "GFLOP/s (measured FP32 FMA peak per core, \(Processor.current.avx512 ? "AVX-512" : "AVX2"))")
+            print("direct-FLOP limit: \(fixed(100 * flops / median / 1e9 / limit, 1))% of \(threads) × "
+                  + "\(fixed(peak, 1)) GFLOP/s (measured FP32 FMA peak per core, "
+                  + "\(Processor.current.avx512 ? "AVX-512" : "AVX2"))")
         }
     }
 

@@ -28,44 +28,12 @@ func runAllreduceBenchmark(_ communicator: Communicator, options: SelfTestOption
         report.flush()
     }
 
-    func slowestRank(_ seconds: Double) throws -> Double { try communicator.allreduce(seconds, op: .max) }
-
     var bytes = options.minBytes
     while bytes <= options.maxBytes {
-        let count = bytes / 4
-        let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
+        let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<(bytes / 4)])
         let iterations = Swift.max(1, Swift.min(200, (32 << 20) / bytes))
-        // Warm-up: first touch of OpenMPI's buffers and ours.
-        try communicator.allreduce(part, op: .sum)
-        try check(cmpi_reference_allreduce_loop(part.baseAddress, Int32(count), 1, world))
-        var bestShim = Double.infinity, bestC = Double.infinity, bestBackground = Double.infinity
-        func timed(_ body: () throws -> Void) throws -> Double {
-            try communicator.barrier()
-            let start = monotonicNanoseconds()
-            try body()
-            return try slowestRank(Double(monotonicNanoseconds() - start) / 1e9 / Double(iterations))
-        }
-        // Every rank sees the same (slowest-rank) times, so every rank stops after the same round.
-        var rounds = 0, spent = 0.0
-        while rounds < 15 || (spent < 2 && rounds < 300) {
-            let shim = try timed {
-                for _ in 0..<iterations { try communicator.allreduce(part, op: .sum) }
-            }
-            let c = try timed {
-                try check(cmpi_reference_allreduce_loop(part.baseAddress, Int32(count), Int32(iterations), world))
-            }
-            bestShim = Swift.min(bestShim, shim)
-            bestC = Swift.min(bestC, c)
-            spent += (shim + c) * Double(iterations)
-            if communicator.threadLevel == .multiple {
-                let background = try timed {
-                    for _ in 0..<iterations { try communicator.startAllreduce(part, op: .sum).wait() }
-                }
-                bestBackground = Swift.min(bestBackground, background)
-                spent += background * Double(iterations)
-            }
-            rounds += 1
-        }
+        let (bestShim, bestC, bestBackground) = try bestTimes(communicator, part: part, iterations: iterations,
+                                                              world: world)
         if communicator.rank == 0 {
             let shimBandwidth = busFactor * Double(bytes) / bestShim / 1e9
             let cBandwidth = busFactor * Double(bytes) / bestC / 1e9
@@ -84,4 +52,44 @@ private func check(_ code: Int32) throws {
     if code != 0 {
         throw ReferenceLoopFailed(description: "the plain C MPI_Allreduce loop failed with MPI error \(code)")
     }
+}
+
+/// The best per-call seconds over the rounds of one buffer size: the shim's allreduce, the plain C loop, and the
+/// non-blocking path (infinity when the MPI thread level cannot run it).
+private func bestTimes(_ communicator: Communicator, part: UnsafeMutableBufferPointer<Float>, iterations: Int,
+                       world: MPI_Comm) throws -> (shim: Double, c: Double, background: Double) {
+    let count = part.count
+    // Warm-up: first touch of OpenMPI's buffers and ours.
+    try communicator.allreduce(part, op: .sum)
+    try check(cmpi_reference_allreduce_loop(part.baseAddress, Int32(count), 1, world))
+    var bestShim = Double.infinity, bestC = Double.infinity, bestBackground = Double.infinity
+    func timed(_ body: () throws -> Void) throws -> Double {
+        try communicator.barrier()
+        let start = monotonicNanoseconds()
+        try body()
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9 / Double(iterations)
+        return try communicator.allreduce(seconds, op: .max)  // the slowest rank's time counts
+    }
+    // Every rank sees the same (slowest-rank) times, so every rank stops after the same round.
+    var rounds = 0, spent = 0.0
+    while rounds < 15 || (spent < 2 && rounds < 300) {
+        let shim = try timed {
+            for _ in 0..<iterations { try communicator.allreduce(part, op: .sum) }
+        }
+        let c = try timed {
+            try check(cmpi_reference_allreduce_loop(part.baseAddress, Int32(count), Int32(iterations), world))
+        }
+        bestShim = Swift.min(bestShim, shim)
+        bestC = Swift.min(bestC, c)
+        spent += (shim + c) * Double(iterations)
+        if communicator.threadLevel == .multiple {
+            let background = try timed {
+                for _ in 0..<iterations { try communicator.startAllreduce(part, op: .sum).wait() }
+            }
+            bestBackground = Swift.min(bestBackground, background)
+            spent += background * Double(iterations)
+        }
+        rounds += 1
+    }
+    return (bestShim, bestC, bestBackground)
 }

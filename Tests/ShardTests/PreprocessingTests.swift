@@ -12,7 +12,9 @@ final class PreprocessingTests: XCTestCase {
         let p = try Preprocessor(options)
         var out = [Float](repeating: .nan, count: options.imageSize)
         var random = SeededGenerator(dataSeed: seed)
-        out.withUnsafeMutableBufferPointer { p.apply(image, training: training, random: &random, into: $0.baseAddress!) }
+        out.withUnsafeMutableBufferPointer {
+            p.apply(image, training: training, random: &random, into: $0.baseAddress!)
+        }
         return out
     }
 
@@ -173,8 +175,8 @@ final class PreprocessingTests: XCTestCase {
     func testRandomResizedCropBoxesFollowScaleAndRatio() {
         for seed in 0..<200 {
             var random = SeededGenerator(dataSeed: UInt64(seed))
-            let box = Preprocessor.randomResizedBox(width: 500, height: 375, scale: 0.08...1, ratio: (3.0 / 4)...(4.0 / 3),
-                                                    random: &random)
+            let box = Preprocessor.randomResizedBox(width: 500, height: 375, scale: 0.08...1,
+                                                    ratio: (3.0 / 4)...(4.0 / 3), random: &random)
             XCTAssertGreaterThanOrEqual(box.x, 0); XCTAssertGreaterThanOrEqual(box.y, 0)
             XCTAssertLessThanOrEqual(box.x + box.width, 500); XCTAssertLessThanOrEqual(box.y + box.height, 375)
             let fraction = box.width * box.height / (500 * 375)

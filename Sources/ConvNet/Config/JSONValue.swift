@@ -94,7 +94,9 @@ public enum JSONValue: Equatable, Sendable {
         case .string(let s): out += JSONValue.quote(s)
         case .array(let items):
             if items.isEmpty { out += "[]"; return }
-            let scalar = items.allSatisfy { if case .array = $0 { false } else if case .object = $0 { false } else { true } }
+            let scalar = items.allSatisfy {
+                if case .array = $0 { false } else if case .object = $0 { false } else { true }
+            }
             if scalar || !pretty {
                 out += "[" + items.map { $0.serialized() }.joined(separator: pretty ? ", " : ",") + "]"
             } else {

@@ -45,12 +45,14 @@ public struct NetworkSpec {
         name = try config.string("name", default: "network")
         let dims = try config.ints("input")
         guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else {
-            throw ConfigError("\(config.path): 'input' must be [channels, height, width] of positive integers, found \(dims)")
+            throw ConfigError(
+                "\(config.path): 'input' must be [channels, height, width] of positive integers, found \(dims)")
         }
         input = Shape(channels: dims[0], height: dims[1], width: dims[2])
         classes = config.has("classes") ? try config.int("classes") : nil
         if let c = classes, c < 1 { throw ConfigError("\(config.path): 'classes' must be positive, found \(c)") }
-        let scheme = try config.choice("init", WeightInit.allCases.map(\.rawValue), default: WeightInit.kaimingNormal.rawValue)
+        let scheme = try config.choice("init", WeightInit.allCases.map(\.rawValue),
+                                       default: WeightInit.kaimingNormal.rawValue)
         initScheme = WeightInit(rawValue: scheme)!
         labelSmoothing = try config.double("label_smoothing", default: 0)
         guard labelSmoothing >= 0, labelSmoothing < 1 else {
@@ -71,12 +73,13 @@ public struct NetworkSpec {
             seen.insert(name)
             let inputs = layer.has("inputs") ? try layer.strings("inputs") : []
             for input in inputs where !seen.contains(input) || input == name {
-                throw ConfigError("\(layer.path) \"\(name)\": input \"\(input)\" is not the network input or an earlier layer")
+                throw ConfigError("\(layer.path) \"\(name)\": input \"\(input)\" is not the network input or an "
+                                  + "earlier layer")
             }
             let torch = layer.has("torch") ? try layer.string("torch") : nil
             if let torch { try NetworkSpec.checkTorchName(torch, layer: name, path: layer.path) }
-            layers.append(LayerSpec(name: name, type: type, inputs: inputs, torch: torch,
-                                    config: try ConfigObject(.object(layer.members), path: "\(layer.path) \"\(name)\"")))
+            let layerConfig = try ConfigObject(.object(layer.members), path: "\(layer.path) \"\(name)\"")
+            layers.append(LayerSpec(name: name, type: type, inputs: inputs, torch: torch, config: layerConfig))
         }
         guard !layers.isEmpty else { throw ConfigError("\(config.path): 'layers' is empty") }
         var owners: [String: String] = [:]

@@ -45,7 +45,8 @@ public struct NetworkSummary {
             lines.append([r.name, r.type, r.detail, r.output.description, group(r.cost.units), group(r.cost.weights),
                           group(r.cost.connections), group(r.cost.flops)])
         }
-        lines.append(["total", "", "", "", group(total.units), group(total.weights), group(total.connections), group(total.flops)])
+        lines.append(["total", "", "", "", group(total.units), group(total.weights), group(total.connections),
+                      group(total.flops)])
         let widths = header.indices.map { c in lines.map { $0[c].count }.max()! }
         let numeric: Set<Int> = [4, 5, 6, 7]
         let flops = Double(total.flops)
@@ -57,7 +58,9 @@ public struct NetworkSummary {
                                     : s + String(repeating: " ", count: widths[c] - s.count)
             }
             out += cells.joined(separator: "  ") + "\n"
-            if i == 0 || i == lines.count - 2 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+            if i == 0 || i == lines.count - 2 {
+                out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+            }
         }
         return out
     }

@@ -23,7 +23,8 @@ public final class Dropout: Layer {
         inputShapes = context.inputShapes
         rate = try context.config.float("rate", default: 0.5)
         guard rate >= 0, rate < 1 else {
-            throw ConfigError("\(context.config.path): 'rate' is the probability of dropping a unit and must be in [0, 1), found \(rate)")
+            throw ConfigError("\(context.config.path): 'rate' is the probability of dropping a unit and must be in "
+                              + "[0, 1), found \(rate)")
         }
     }
 
@@ -45,7 +46,8 @@ public final class Dropout: Layer {
             y.update(from: x, count: count)
             return
         }
-        precondition(output.batch <= reservedBatch, "\(name): batch \(output.batch) exceeds the \(reservedBatch) reserved")
+        precondition(output.batch <= reservedBatch,
+                     "\(name): batch \(output.batch) exceeds the \(reservedBatch) reserved")
         let m = mask!, keep = 1 / (1 - rate), perSample = outputShape.count
         // A unit is dropped when a uniform 32-bit draw falls below p·2³²: two units per 64-bit draw, no float
         // conversion, and a select instead of an unpredictable branch.
@@ -77,7 +79,9 @@ public final class Dropout: Layer {
         }
     }
 
-    public var cost: LayerCost { LayerCost(units: outputShape.count, connections: outputShape.count, flops: outputShape.count) }
+    public var cost: LayerCost {
+        LayerCost(units: outputShape.count, connections: outputShape.count, flops: outputShape.count)
+    }
 
     public var detail: String { "p \(rate)" }
 }

@@ -12,7 +12,8 @@ public struct PreprocessOptions: Sendable, Equatable {
     /// The training crop.
     public enum TrainCrop: Sendable, Equatable {
         /// Inception/PyTorch `RandomResizedCrop`: a box covering a random `scale` fraction of the image area with a
-        /// random aspect ratio (log-uniform in `ratio`), resized to the output. PyTorch defaults: (0.08, 1), (3/4, 4/3).
+        /// random aspect ratio (log-uniform in `ratio`), resized to the output.
+        /// PyTorch defaults: (0.08, 1), (3/4, 4/3).
         case randomResized(scale: ClosedRange<Double>, ratio: ClosedRange<Double>)
         /// Resize so the shorter side is `shorterSide` (nil: just large enough to cover the output), then take a
         /// random crop of the output size (the AlexNet/VGG recipe: 256 then random 224).
@@ -283,6 +284,7 @@ public struct Preprocessor: Sendable {
         }
     }
 
+    // house: numeric kernel
     /// Bilinear resampling of `box` of `source` to the output, normalised.
     private func resample(_ source: Image, box: CropBox, into out: UnsafeMutablePointer<Float>) {
         let outW = options.width, outH = options.height, plane = outW &* outH

@@ -36,24 +36,28 @@ public enum FashionMNIST {
         func header(_ b: [UInt8], _ i: Int) -> Int {
             Int(b[4 * i]) << 24 | Int(b[4 * i + 1]) << 16 | Int(b[4 * i + 2]) << 8 | Int(b[4 * i + 3])
         }
+        func magic(_ b: [UInt8]) -> String { b.count >= 4 ? String(header(b, 0), radix: 16) : "missing" }
         guard images.count >= 16, header(images, 0) == 0x0803 else {
-            throw DataError("'\(imagesPath)': not an idx3 image file (magic number \(images.count >= 4 ? String(header(images, 0), radix: 16) : "missing"), expected 803)")
+            throw DataError("'\(imagesPath)': not an idx3 image file (magic number \(magic(images)), expected 803)")
         }
         guard labels.count >= 8, header(labels, 0) == 0x0801 else {
-            throw DataError("'\(labelsPath)': not an idx1 label file (magic number \(labels.count >= 4 ? String(header(labels, 0), radix: 16) : "missing"), expected 801)")
+            throw DataError("'\(labelsPath)': not an idx1 label file (magic number \(magic(labels)), expected 801)")
         }
         let count = header(images, 1), rows = header(images, 2), columns = header(images, 3)
         guard rows > 0, columns > 0, rows <= 4096, columns <= 4096, count > 0 else {
             throw DataError("'\(imagesPath)': implausible dimensions \(count) × \(rows) × \(columns)")
         }
         guard images.count == 16 + count * rows * columns else {
-            throw DataError("'\(imagesPath)': \(images.count) bytes, but the header promises \(count) images of \(rows)×\(columns) (\(16 + count * rows * columns) bytes): the file is truncated or damaged; reinstall dataset-fashion-mnist")
+            throw DataError("'\(imagesPath)': \(images.count) bytes, but the header promises \(count) images of "
+                            + "\(rows)×\(columns) (\(16 + count * rows * columns) bytes): the file is truncated or "
+                            + "damaged; reinstall dataset-fashion-mnist")
         }
         guard header(labels, 1) == count else {
             throw DataError("'\(labelsPath)': \(header(labels, 1)) labels for \(count) images in '\(imagesPath)'")
         }
         guard labels.count == 8 + count else {
-            throw DataError("'\(labelsPath)': \(labels.count) bytes, expected \(8 + count): the file is truncated or damaged")
+            throw DataError(
+                "'\(labelsPath)': \(labels.count) bytes, expected \(8 + count): the file is truncated or damaged")
         }
         let labelBytes = Array(labels[8...])
         if let badLabel = labelBytes.firstIndex(where: { Int($0) >= classNames.count }) {
@@ -165,7 +169,9 @@ public enum FashionMNIST {
         for candidate in [source + "/" + name + ".gz", source + "/" + name] where access(candidate, F_OK) == 0 {
             return candidate
         }
-        throw DataError("'\(source)/\(name).gz' not found: install the package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass the folder holding the idx files")
+        throw DataError("'\(source)/\(name).gz' not found: install the package dataset-fashion-mnist "
+                        + "(apt-get install dataset-fashion-mnist) or pass the folder holding the idx files")
+
     }
 
     /// The file's bytes, decompressed if it is gzip (zlib reads plain files unchanged).

@@ -18,7 +18,8 @@ public final class BatchLoader {
 
     /// A loader for `source`, cut into batches by `sampler` (whose batch size must match `options.batchSize`).
     /// Training or evaluation preprocessing follows `sampler.mode`. Call `start(epoch:step:)`, then `next()`.
-    public init(source: BatchSource, preprocess: PreprocessOptions, sampler: EpochSampler, options: LoaderOptions) throws {
+    public init(source: BatchSource, preprocess: PreprocessOptions, sampler: EpochSampler,
+                options: LoaderOptions) throws {
         try options.validate()
         guard sampler.batchSize == options.batchSize else {
             throw DataError("loader batch size \(options.batchSize) differs from the sampler's \(sampler.batchSize)")
@@ -27,11 +28,13 @@ public final class BatchLoader {
         switch source {
         case .dataset(let index):
             guard index.count == sampler.count else {
-                throw DataError("sampler counts \(sampler.count) samples, the index of '\(index.splitPath)' has \(index.count)")
+                throw DataError(
+                    "sampler counts \(sampler.count) samples, the index of '\(index.splitPath)' has \(index.count)")
             }
         case .synthetic(let count, let classes):
             guard count == sampler.count, classes > 0 else {
-                throw DataError("synthetic data: \(count) samples and \(classes) classes do not fit the sampler (\(sampler.count))")
+                throw DataError("synthetic data: \(count) samples and \(classes) classes do not fit the sampler "
+                                + "(\(sampler.count))")
             }
         }
         self.sampler = sampler
@@ -66,7 +69,9 @@ public final class BatchLoader {
     /// The next batch, its images written to `destination` (`batchSize` C·H·W floats, such as a network's input
     /// tensor): samples that `next` prepares itself go there directly, saving a copy of the whole batch.
     /// The returned batch's `images` is `destination`.
-    public func next(into destination: UnsafeMutablePointer<Float>) throws -> Batch? { try state.next(into: destination) }
+    public func next(into destination: UnsafeMutablePointer<Float>) throws -> Batch? {
+        try state.next(into: destination)
+    }
 
     /// With `cacheDecoded`: decodes every image of the split into memory now, on `threads` threads, so that even the
     /// first epoch reads no files. (Without it each rank's cache fills only with the samples its share brings, a new

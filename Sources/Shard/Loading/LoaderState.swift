@@ -197,7 +197,8 @@ final class LoaderState: @unchecked Sendable {
                 if Double(skipped) > limit && failure == nil {
                     failure = DataError("\(skipped) bad images replaced this epoch, more than the limit of "
                         + "\(options.maxBadFraction * 100)% of this rank's \(epochSamples) samples "
-                        + "(last: \(badFileNames.last ?? "?")): repair or remove the files, or raise the bad-file limit")
+                        + "(last: \(badFileNames.last ?? "?")): repair or remove the files, or raise the bad-file "
+                        + "limit")
                 }
             }
         case .failed(let error, _):

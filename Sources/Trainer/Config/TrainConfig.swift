@@ -106,7 +106,9 @@ public struct DataSettings {
                 + "found \(cropPadding)")
         }
         resize = try c.int("resize", default: side)
-        guard resize >= side else { throw ConfigError("\(c.path): 'resize' (\(resize)) must be at least the input size \(side)") }
+        guard resize >= side else {
+            throw ConfigError("\(c.path): 'resize' (\(resize)) must be at least the input size \(side)")
+        }
         let scale = try c.has("scale") ? c.doubles("scale") : [0.08, 1]
         let ratio = try c.has("ratio") ? c.doubles("ratio") : [3.0 / 4, 4.0 / 3]
         guard scale.count == 2, scale[0] > 0, scale[0] <= scale[1], scale[1] <= 1 else {
@@ -122,12 +124,15 @@ public struct DataSettings {
         mean = try (c.has("mean") ? c.doubles("mean") : Array(repeating: 0.5, count: channels)).map(Float.init)
         std = try (c.has("std") ? c.doubles("std") : Array(repeating: 0.5, count: channels)).map(Float.init)
         guard mean.count == channels, std.count == channels else {
-            throw ConfigError("\(c.path): 'mean' and 'std' need one value per input channel (\(channels)), found \(mean.count) and \(std.count)")
+            throw ConfigError("\(c.path): 'mean' and 'std' need one value per input channel (\(channels)), "
+                              + "found \(mean.count) and \(std.count)")
         }
         guard std.allSatisfy({ $0 > 0 }) else { throw ConfigError("\(c.path): 'std' values must be positive") }
         threads = try c.int("threads", default: 2)
         prefetch = try c.int("prefetch", default: 4)
-        guard threads >= 0 else { throw ConfigError("\(c.path): 'threads' must be 0 (the trainer prepares its batches) or more") }
+        guard threads >= 0 else {
+            throw ConfigError("\(c.path): 'threads' must be 0 (the trainer prepares its batches) or more")
+        }
         guard prefetch >= 1 else { throw ConfigError("\(c.path): 'prefetch' must be at least 1") }
         cache = try c.bool("cache", default: false)
         maxBadFraction = try c.double("max_bad_fraction", default: 0.01)
@@ -176,15 +181,21 @@ public struct SolverSettings {
         maxSteps = try c.int("max_steps", default: 0)
         gradientBucketMiB = try c.double("gradient_bucket_mb", default: 0)
         guard epochs >= 1 else { throw ConfigError("\(c.path): 'epochs' must be at least 1, found \(epochs)") }
-        guard batchSize >= 1 else { throw ConfigError("\(c.path): 'batch_size' must be at least 1, found \(batchSize)") }
+        guard batchSize >= 1 else {
+            throw ConfigError("\(c.path): 'batch_size' must be at least 1, found \(batchSize)")
+        }
         guard lr > 0 else { throw ConfigError("\(c.path): 'lr' must be positive, found \(lr)") }
-        guard momentum >= 0, momentum < 1 else { throw ConfigError("\(c.path): 'momentum' must be in [0, 1), found \(momentum)") }
+        guard momentum >= 0, momentum < 1 else {
+            throw ConfigError("\(c.path): 'momentum' must be in [0, 1), found \(momentum)")
+        }
         guard weightDecay >= 0 else { throw ConfigError("\(c.path): 'weight_decay' must be non-negative") }
         guard maxConsecutiveSkips >= 1 else {
             throw ConfigError("\(c.path): 'max_consecutive_skips' must be at least 1, found \(maxConsecutiveSkips)")
         }
         guard gradientBucketMiB >= 0 else { throw ConfigError("\(c.path): 'gradient_bucket_mb' must be non-negative") }
-        guard warmupEpochs >= 0, maxSteps >= 0 else { throw ConfigError("\(c.path): 'warmup_epochs' and 'max_steps' must be non-negative") }
+        guard warmupEpochs >= 0, maxSteps >= 0 else {
+            throw ConfigError("\(c.path): 'warmup_epochs' and 'max_steps' must be non-negative")
+        }
         if case .oneCycle = decay, warmupEpochs > 0 {
             throw ConfigError("\(c.path): schedule one_cycle has its own warm-up ('warmup_fraction'): "
                 + "remove 'warmup_epochs' or set it to 0")
@@ -205,7 +216,10 @@ public struct CheckpointSettings {
     init(_ c: ConfigObject) throws {
         everySteps = try c.int("every_steps", default: 0)
         keepLast = try c.int("keep_last", default: 0)
-        guard everySteps >= 0, keepLast >= 0 else { throw ConfigError("\(c.path): 'every_steps' and 'keep_last' must be non-negative") }
+        guard everySteps >= 0, keepLast >= 0 else {
+            throw ConfigError("\(c.path): 'every_steps' and 'keep_last' must be non-negative")
+        }
+
         try c.finish()
     }
 }

@@ -12,7 +12,8 @@ import Glibc
 
 // The safetensors format (https://github.com/huggingface/safetensors):
 //   8 bytes   N, the header length, unsigned little-endian
-//   N bytes   JSON: {"__metadata__": {string: string}, "name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...}
+//   N bytes   JSON: {"__metadata__": {string: string},
+//                    "name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...}
 //             padded with spaces so the data starts at a multiple of 8
 //   the data  every tensor's bytes, little-endian, row-major; offsets are relative to the start of the data and the
 //             tensors cover it exactly, without holes or overlaps.
@@ -76,8 +77,10 @@ public final class SafeTensorsReader {
 
     /// Validates a safetensors file held in memory; `name` stands for the file in messages.
     public convenience init(bytes: [UInt8], name: String = "<memory>") throws {
-        let headerLength = try Self.checkedHeaderLength(prefix: Array(bytes.prefix(8)), fileSize: bytes.count, source: name)
-        try self.init(source: name, header: Array(bytes[8..<(8 + headerLength)]), fileSize: bytes.count, storage: .memory(bytes))
+        let headerLength = try Self.checkedHeaderLength(prefix: Array(bytes.prefix(8)), fileSize: bytes.count,
+                                                        source: name)
+        try self.init(source: name, header: Array(bytes[8..<(8 + headerLength)]), fileSize: bytes.count,
+                      storage: .memory(bytes))
     }
 
     public convenience init(data: Data, name: String = "<memory>") throws {
@@ -93,13 +96,16 @@ public final class SafeTensorsReader {
 
     /// Copies an F32 tensor into `destination`, whose count must equal the tensor's element count. With `shape`,
     /// the tensor must have exactly that shape (a checkpoint of another network is refused by name and shape).
-    public func copyFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>, shape: [Int]? = nil) throws {
+    public func copyFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>,
+                           shape: [Int]? = nil) throws {
         let info = try typed(name, .f32)
         if let shape, shape != info.shape {
-            throw SafeTensorsError("\(source): tensor \"\(name)\" has shape \(info.shape) but the network expects \(shape) (a checkpoint of a different configuration?)")
+            throw SafeTensorsError("\(source): tensor \"\(name)\" has shape \(info.shape) but the network expects "
+                                   + "\(shape) (a checkpoint of a different configuration?)")
         }
         guard destination.count == info.elementCount else {
-            throw SafeTensorsError("\(source): tensor \"\(name)\" has \(info.elementCount) elements (shape \(info.shape)) but the destination holds \(destination.count)")
+            throw SafeTensorsError("\(source): tensor \"\(name)\" has \(info.elementCount) elements (shape "
+                                   + "\(info.shape)) but the destination holds \(destination.count)")
         }
         try copyBytes(info, into: UnsafeMutableRawBufferPointer(destination))
     }
@@ -122,10 +128,12 @@ public final class SafeTensorsReader {
 
     private func typed(_ name: String, _ dtype: SafeTensorsDType) throws -> TensorInfo {
         guard let info = tensors[name] else {
-            throw SafeTensorsError("\(source): no tensor named \"\(name)\" (the file has \(names.count): \(names.prefix(8).joined(separator: ", "))\(names.count > 8 ? ", …" : ""))")
+            let listed = names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", …" : "")
+            throw SafeTensorsError("\(source): no tensor named \"\(name)\" (the file has \(names.count): \(listed))")
         }
         guard info.dtype == dtype else {
-            throw SafeTensorsError("\(source): tensor \"\(name)\" has dtype \(info.dtype.rawValue), expected \(dtype.rawValue)")
+            throw SafeTensorsError(
+                "\(source): tensor \"\(name)\" has dtype \(info.dtype.rawValue), expected \(dtype.rawValue)")
         }
         return info
     }
@@ -137,15 +145,21 @@ public final class SafeTensorsReader {
         switch storage {
         case .memory(let bytes):
             bytes.withUnsafeBytes { all in
-                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[(dataStart + info.range.lowerBound)..<(dataStart + info.range.upperBound)]))
+                let stored = (dataStart + info.range.lowerBound)..<(dataStart + info.range.upperBound)
+                destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[stored]))
             }
         case .file(let fd):
             var done = 0
             while done < destination.count {
-                let got = pread(fd, destination.baseAddress! + done, destination.count - done, off_t(dataStart + info.range.lowerBound + done))
+                let got = pread(fd, destination.baseAddress! + done, destination.count - done,
+                                off_t(dataStart + info.range.lowerBound + done))
                 if got < 0 && errno == EINTR { continue }
-                if got < 0 { throw SafeTensorsError("\(source): reading tensor data failed: \(String(cString: strerror(errno)))") }
-                if got == 0 { throw SafeTensorsError("\(source): the file became shorter while it was read (was it overwritten?)") }
+                if got < 0 {
+                    throw SafeTensorsError("\(source): reading tensor data failed: \(String(cString: strerror(errno)))")
+                }
+                if got == 0 {
+                    throw SafeTensorsError("\(source): the file became shorter while it was read (was it overwritten?)")
+                }
                 done += got
             }
         }
@@ -160,7 +174,9 @@ public final class SafeTensorsReader {
             while done < count {
                 let got = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
                 if got < 0 && errno == EINTR { continue }
-                if got < 0 { throw SafeTensorsError("\(source): reading the header failed: \(String(cString: strerror(errno)))") }
+                if got < 0 {
+                    throw SafeTensorsError("\(source): reading the header failed: \(String(cString: strerror(errno)))")
+                }
                 if got == 0 { throw SafeTensorsError("\(source): the file ended while reading its header") }
                 done += got
             }
@@ -171,16 +187,21 @@ public final class SafeTensorsReader {
     /// Checks the 8-byte prefix against the file size; returns the header length.
     private static func checkedHeaderLength(prefix: [UInt8], fileSize: Int, source: String) throws -> Int {
         guard fileSize >= 8, prefix.count == 8 else {
-            throw SafeTensorsError("\(source): not a safetensors file: \(fileSize) bytes is shorter than the 8-byte header length")
+            throw SafeTensorsError(
+                "\(source): not a safetensors file: \(fileSize) bytes is shorter than the 8-byte header length")
         }
         let length = prefix.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard length <= UInt64(fileSize - 8) else {
-            throw SafeTensorsError("\(source): not a safetensors file or truncated: the header length \(length) exceeds the \(fileSize - 8) bytes after the length field")
+            throw SafeTensorsError("\(source): not a safetensors file or truncated: the header length \(length) "
+                                   + "exceeds the \(fileSize - 8) bytes after the length field")
         }
         guard length <= UInt64(maximumHeaderLength) else {
-            throw SafeTensorsError("\(source): header length \(length) exceeds the limit of \(maximumHeaderLength) bytes")
+            throw SafeTensorsError(
+                "\(source): header length \(length) exceeds the limit of \(maximumHeaderLength) bytes")
         }
-        guard length >= 2 else { throw SafeTensorsError("\(source): header length \(length) is too short for a JSON object") }
+        guard length >= 2 else {
+            throw SafeTensorsError("\(source): header length \(length) is too short for a JSON object")
+        }
         return Int(length)
     }
 
@@ -191,7 +212,9 @@ public final class SafeTensorsReader {
         let dataSize = fileSize - dataStart
         func fail(_ problem: String) -> SafeTensorsError { SafeTensorsError("\(source): \(problem)") }
 
-        guard header.first == UInt8(ascii: "{") else { throw fail("the header does not start with '{' (not a safetensors file?)") }
+        guard header.first == UInt8(ascii: "{") else {
+            throw fail("the header does not start with '{' (not a safetensors file?)")
+        }
         let json: StrictJSON
         do {
             json = try StrictJSON.parse(header)
@@ -205,7 +228,9 @@ public final class SafeTensorsReader {
         var tensors: [String: TensorInfo] = [:]
         for (key, value) in members {
             if key == "__metadata__" {
-                guard case .object(let entries) = value else { throw fail("\"__metadata__\" must be an object of strings, found \(value.kind)") }
+                guard case .object(let entries) = value else {
+                    throw fail("\"__metadata__\" must be an object of strings, found \(value.kind)")
+                }
                 for (metaKey, metaValue) in entries {
                     guard case .string(let text) = metaValue else {
                         throw fail("\"__metadata__\".\"\(metaKey)\" must be a string, found \(metaValue.kind)")
@@ -218,25 +243,40 @@ public final class SafeTensorsReader {
             names.append(key)
         }
 
-        // The tensors must tile the data section exactly: sorted by start, each begins where the previous ended.
-        var end = 0
-        for name in names.sorted(by: { (tensors[$0]!.range.lowerBound, tensors[$0]!.range.upperBound) < (tensors[$1]!.range.lowerBound, tensors[$1]!.range.upperBound) }) {
-            let range = tensors[name]!.range
-            if range.lowerBound < end { throw fail("tensor \"\(name)\" (bytes \(range.lowerBound)..<\(range.upperBound)) overlaps another tensor") }
-            if range.lowerBound > end { throw fail("the data has a hole: bytes \(end)..<\(range.lowerBound) belong to no tensor (before \"\(name)\")") }
-            end = range.upperBound
-        }
-        guard end == dataSize else {
-            throw fail("the tensors cover \(end) bytes of data but the file has \(dataSize) after the header (truncated or extra bytes)")
-        }
+        try Self.checkTiling(names: names, tensors: tensors, dataSize: dataSize, fail: fail)
         self.metadata = metadata
         self.names = names
         self.tensors = tensors
     }
 
+    /// The tensors must tile the data section exactly: sorted by start, each begins where the previous ended.
+    private static func checkTiling(names: [String], tensors: [String: TensorInfo], dataSize: Int,
+                                    fail: (String) -> SafeTensorsError) throws {
+        var end = 0
+        func bounds(_ name: String) -> (Int, Int) { (tensors[name]!.range.lowerBound, tensors[name]!.range.upperBound) }
+        for name in names.sorted(by: { bounds($0) < bounds($1) }) {
+            let range = tensors[name]!.range
+            if range.lowerBound < end {
+                throw fail("tensor \"\(name)\" (bytes \(range.lowerBound)..<\(range.upperBound)) overlaps "
+                           + "another tensor")
+            }
+            if range.lowerBound > end {
+                throw fail("the data has a hole: bytes \(end)..<\(range.lowerBound) belong to no tensor "
+                           + "(before \"\(name)\")")
+            }
+            end = range.upperBound
+        }
+        guard end == dataSize else {
+            throw fail("the tensors cover \(end) bytes of data but the file has \(dataSize) after the header "
+                       + "(truncated or extra bytes)")
+        }
+    }
+
     private static func tensorInfo(_ name: String, _ value: StrictJSON, dataSize: Int,
                                    fail: (String) -> SafeTensorsError) throws -> TensorInfo {
-        guard case .object(let fields) = value else { throw fail("tensor \"\(name)\" must be an object, found \(value.kind)") }
+        guard case .object(let fields) = value else {
+            throw fail("tensor \"\(name)\" must be an object, found \(value.kind)")
+        }
         var dtypeValue: StrictJSON?, shapeValue: StrictJSON?, offsetsValue: StrictJSON?
         for (field, fieldValue) in fields {
             switch field {
@@ -246,11 +286,16 @@ public final class SafeTensorsReader {
             default: throw fail("tensor \"\(name)\" has an unknown field \"\(field)\"")
             }
         }
-        guard case .string(let dtypeName)? = dtypeValue else { throw fail("tensor \"\(name)\" needs \"dtype\" as a string") }
-        guard let dtype = SafeTensorsDType(rawValue: dtypeName) else {
-            throw fail("tensor \"\(name)\" has an unknown dtype \"\(dtypeName)\" (known: \(SafeTensorsDType.allCases.map(\.rawValue).joined(separator: ", ")))")
+        guard case .string(let dtypeName)? = dtypeValue else {
+            throw fail("tensor \"\(name)\" needs \"dtype\" as a string")
         }
-        guard case .array(let dims)? = shapeValue else { throw fail("tensor \"\(name)\" needs \"shape\" as an array of integers") }
+        guard let dtype = SafeTensorsDType(rawValue: dtypeName) else {
+            let known = SafeTensorsDType.allCases.map(\.rawValue).joined(separator: ", ")
+            throw fail("tensor \"\(name)\" has an unknown dtype \"\(dtypeName)\" (known: \(known))")
+        }
+        guard case .array(let dims)? = shapeValue else {
+            throw fail("tensor \"\(name)\" needs \"shape\" as an array of integers")
+        }
         var shape: [Int] = []
         var elements = 1
         for dim in dims {
@@ -259,7 +304,9 @@ public final class SafeTensorsReader {
             }
             shape.append(Int(d))
             let (product, overflow) = elements.multipliedReportingOverflow(by: Int(d))
-            if overflow { throw fail("tensor \"\(name)\" has a shape \(dims.map { "\($0)" }) whose element count overflows") }
+            if overflow {
+                throw fail("tensor \"\(name)\" has a shape \(dims.map { "\($0)" }) whose element count overflows")
+            }
             elements = product
         }
         let (byteCount, overflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
@@ -268,12 +315,17 @@ public final class SafeTensorsReader {
               case .integer(let begin) = offsets[0], case .integer(let end) = offsets[1] else {
             throw fail("tensor \"\(name)\" needs \"data_offsets\" as two integers [begin, end]")
         }
-        guard begin >= 0, begin <= end else { throw fail("tensor \"\(name)\" has invalid data_offsets [\(begin), \(end)]") }
+        guard begin >= 0, begin <= end else {
+            throw fail("tensor \"\(name)\" has invalid data_offsets [\(begin), \(end)]")
+        }
         guard end <= Int64(dataSize) else {
-            throw fail("tensor \"\(name)\" has data_offsets [\(begin), \(end)] beyond the \(dataSize) data bytes (file truncated?)")
+            throw fail("tensor \"\(name)\" has data_offsets [\(begin), \(end)] beyond the \(dataSize) data bytes "
+                       + "(file truncated?)")
         }
         guard end - begin == Int64(byteCount) else {
-            throw fail("tensor \"\(name)\": shape \(shape) of \(dtype.rawValue) needs \(byteCount) bytes but data_offsets [\(begin), \(end)] span \(end - begin)")
+            throw fail("tensor \"\(name)\": shape \(shape) of \(dtype.rawValue) needs \(byteCount) bytes but "
+                       + "data_offsets [\(begin), \(end)] span \(end - begin)")
+
         }
         return TensorInfo(dtype: dtype, shape: shape, elementCount: elements, range: Int(begin)..<Int(end))
     }

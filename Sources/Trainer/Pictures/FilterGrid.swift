@@ -7,8 +7,10 @@ public enum FilterGrid {
     /// (a convolution's `weight` slot). `tileSize` is the approximate size of each enlarged tile in pixels.
     public static func render(weights: UnsafeBufferPointer<Float>, filters: Int, channels: Int,
                               kernelHeight: Int, kernelWidth: Int, tileSize: Int = 40) -> RasterImage {
-        precondition(filters > 0 && channels > 0 && kernelHeight > 0 && kernelWidth > 0, "FilterGrid: empty filter bank")
-        precondition(weights.count == filters * channels * kernelHeight * kernelWidth, "FilterGrid: weight count does not match the shape")
+        precondition(filters > 0 && channels > 0 && kernelHeight > 0 && kernelWidth > 0,
+                     "FilterGrid: empty filter bank")
+        precondition(weights.count == filters * channels * kernelHeight * kernelWidth,
+                     "FilterGrid: weight count does not match the shape")
         let colour = channels == 3
         let tiles = colour ? filters : filters * channels
         let scale = max(1, (tileSize + max(kernelHeight, kernelWidth) - 1) / max(kernelHeight, kernelWidth))
@@ -54,7 +56,8 @@ public enum FilterGrid {
     /// Renders and writes the PNG atomically.
     public static func write(weights: UnsafeBufferPointer<Float>, filters: Int, channels: Int,
                              kernelHeight: Int, kernelWidth: Int, to path: String) throws {
-        let image = render(weights: weights, filters: filters, channels: channels, kernelHeight: kernelHeight, kernelWidth: kernelWidth)
+        let image = render(weights: weights, filters: filters, channels: channels, kernelHeight: kernelHeight,
+                           kernelWidth: kernelWidth)
         try image.writePNG(to: path)
     }
 }

@@ -77,24 +77,9 @@ public final class Replica {
         var localBad = !loss.isFinite
         var requests: [AllreduceRequest] = []
         if overlapping {
-            // Gradients become final from the end of the flat buffer backwards (layers run in reverse); each bucket
-            // is checked for finiteness while still hot in cache, then handed to the background reducer.
-            let gradients = network.parameters.gradients
-            var bucketEnd = gradients.count, ready = gradients.count
-            var failure: Error?
-            func flush(down to: Int) {
-                let bucket = UnsafeMutableBufferPointer(rebasing: gradients[to..<bucketEnd])
-                if !Replica.allFinite(bucket, ranges: [0..<bucket.count]) { localBad = true }
-                do { requests.append(try communicator.startAllreduce(bucket, op: .average)) } catch { failure = error }
-                bucketEnd = to
-            }
-            network.backward(batch: count, seed: dropoutSeed) { layer in
-                guard let first = self.network.parameterSlots(ofLayer: layer).first else { return }
-                ready = first.offset
-                if bucketEnd - ready >= self.bucketFloats { flush(down: ready) }
-            }
-            if bucketEnd > 0 { flush(down: 0) }
-            if let failure { throw failure }
+            let (started, bad) = try backwardStartingAllreduces(count: count, seed: dropoutSeed)
+            requests = started
+            localBad = localBad || bad
         } else {
             network.backward(batch: count, seed: dropoutSeed)
             localBad = localBad || !Replica.allFinite(network.parameters.gradients, ranges: sgd.trainableRanges)
@@ -133,6 +118,31 @@ public final class Replica {
         sgd.step(network.parameters, lr: lr)
         timing.update += monotonicSeconds() - syncDone
         return StepResult(sums: sums, timing: timing, skipped: false, stopRequested: stop)
+    }
+
+    /// Backward with the gradient allreduce overlapped: gradients become final from the end of the flat buffer
+    /// backwards (layers run in reverse); each bucket is checked for finiteness while still hot in cache, then handed
+    /// to the background reducer. Returns the started requests and whether any bucket held a non-finite value.
+    private func backwardStartingAllreduces(count: Int, seed: UInt64) throws -> ([AllreduceRequest], Bool) {
+        let gradients = network.parameters.gradients
+        var bucketEnd = gradients.count, ready = gradients.count
+        var requests: [AllreduceRequest] = []
+        var bad = false
+        var failure: Error?
+        func flush(down to: Int) {
+            let bucket = UnsafeMutableBufferPointer(rebasing: gradients[to..<bucketEnd])
+            if !Replica.allFinite(bucket, ranges: [0..<bucket.count]) { bad = true }
+            do { requests.append(try communicator.startAllreduce(bucket, op: .average)) } catch { failure = error }
+            bucketEnd = to
+        }
+        network.backward(batch: count, seed: seed) { layer in
+            guard let first = self.network.parameterSlots(ofLayer: layer).first else { return }
+            ready = first.offset
+            if bucketEnd - ready >= self.bucketFloats { flush(down: ready) }
+        }
+        if bucketEnd > 0 { flush(down: 0) }
+        if let failure { throw failure }
+        return (requests, bad)
     }
 
     /// True if every value in `ranges` is finite (a NaN or infinity anywhere makes the sum non-finite).
