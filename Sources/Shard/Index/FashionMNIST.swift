@@ -171,7 +171,6 @@ public enum FashionMNIST {
         }
         throw DataError("'\(source)/\(name).gz' not found: install the package dataset-fashion-mnist "
                         + "(apt-get install dataset-fashion-mnist) or pass the folder holding the idx files")
-
     }
 
     /// The file's bytes, decompressed if it is gzip (zlib reads plain files unchanged).

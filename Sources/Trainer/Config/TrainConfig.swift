@@ -219,7 +219,6 @@ public struct CheckpointSettings {
         guard everySteps >= 0, keepLast >= 0 else {
             throw ConfigError("\(c.path): 'every_steps' and 'keep_last' must be non-negative")
         }
-
         try c.finish()
     }
 }

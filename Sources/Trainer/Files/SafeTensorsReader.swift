@@ -325,7 +325,6 @@ public final class SafeTensorsReader {
         guard end - begin == Int64(byteCount) else {
             throw fail("tensor \"\(name)\": shape \(shape) of \(dtype.rawValue) needs \(byteCount) bytes but "
                        + "data_offsets [\(begin), \(end)] span \(end - begin)")
-
         }
         return TensorInfo(dtype: dtype, shape: shape, elementCount: elements, range: Int(begin)..<Int(end))
     }
