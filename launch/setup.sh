@@ -61,20 +61,19 @@ pip_install() {
     "$python" -m pip install -q --disable-pip-version-check "$@" 2>/dev/null ||
         "$python" -m pip install -q --disable-pip-version-check --break-system-packages "$@"
 }
-if "$python" -c 'import safetensors' 2>/dev/null; then
-    say "python safetensors is installed"
-elif pip_install safetensors; then
-    say "installed python safetensors"
-else
-    say "could not install python safetensors: the tests that read checkpoints from Python will say SKIP"
-fi
-if "$python" -c 'import tensorboard' 2>/dev/null; then
-    say "python tensorboard is installed"
-elif pip_install tensorboard; then
-    say "installed python tensorboard"
-else
-    say "could not install python tensorboard (optional): the TensorBoard cross-check will say SKIP"
-fi
+# python_module NAME WITHOUT: installs the Python module NAME unless it imports already; WITHOUT says what a
+# failed install costs.
+python_module() {
+    if "$python" -c "import $1" 2>/dev/null; then
+        say "python $1 is installed"
+    elif pip_install "$1"; then
+        say "installed python $1"
+    else
+        say "could not install python $1: $2"
+    fi
+}
+python_module safetensors "the tests that read checkpoints from Python will say SKIP"
+python_module tensorboard "(optional) the TensorBoard cross-check will say SKIP"
 "$python" -c 'import numpy' 2>/dev/null || pip_install numpy || say "no numpy for $python: tests use /usr/bin/python3"
 
 # Optional test tools for the PyTorch and ONNX interoperability checks (Tests/python, run by InteropTests): Debian's

@@ -40,8 +40,8 @@ public final class AllreduceRequest: @unchecked Sendable {
 /// duplicate of the world communicator. A thread makes real progress while the program computes; OpenMPI's
 /// `MPI_Iallreduce` only progresses when the program calls into MPI, and leaves the chunked fast path.
 final class BackgroundReducer: @unchecked Sendable {
-    // Safety of @unchecked Sendable: `queue`, `stopping` and `running` are only touched under `condition`; a job's
-    // buffer is owned by the reduction until its request completes.
+    // Safety of @unchecked Sendable: `queue` is only touched under the thread's `condition`; a job's buffer is owned
+    // by the reduction until its request completes.
 
     private struct Job {
         let base: UnsafeMutablePointer<Float>
@@ -54,18 +54,15 @@ final class BackgroundReducer: @unchecked Sendable {
     let comm: MPI_Comm
     private let size: Int
     private let watchdog: CollectiveWatchdog
-    private let condition = NSCondition()
+    private let thread = LoopThread()
+    private var condition: NSCondition { thread.condition }
     private var queue: [Job] = []
-    private var stopping = false
-    private var running = true
 
     init(comm: MPI_Comm, size: Int, watchdog: CollectiveWatchdog) {
         self.comm = comm
         self.size = size
         self.watchdog = watchdog
-        let thread = Thread { [self] in work() }
-        thread.name = "background allreduce"
-        thread.start()
+        thread.start(named: "background allreduce") { [self] in work() }
     }
 
     func submit(base: UnsafeMutablePointer<Float>, count: Int, op: ReductionOp, elementsPerCall: Int,
@@ -77,18 +74,12 @@ final class BackgroundReducer: @unchecked Sendable {
     }
 
     /// Finishes the queued reductions, then stops the thread.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        while running { condition.wait() }
-        condition.unlock()
-    }
+    func stop() { thread.stop() }
 
+    /// Runs with `condition` held, except while a job is reduced.
     private func work() {
-        condition.lock()
         while true {
-            while queue.isEmpty && !stopping { condition.wait() }
+            while queue.isEmpty && !thread.stopping { condition.wait() }
             if queue.isEmpty { break }
             let job = queue.removeFirst()
             condition.unlock()
@@ -104,8 +95,5 @@ final class BackgroundReducer: @unchecked Sendable {
             job.request.complete(error: failure)
             condition.lock()
         }
-        running = false
-        condition.broadcast()
-        condition.unlock()
     }
 }

@@ -51,10 +51,9 @@ final class CollectiveWatchdog: @unchecked Sendable {
     /// [collective, counter] per slot, then the timeout in nanoseconds (0: off).
     private let words: UnsafeMutablePointer<UInt64>
     private var timeoutWord: UnsafeMutablePointer<UInt64> { words + 2 * Self.slotCount }
-    private let condition = NSCondition()
+    private let thread = LoopThread()
+    private var condition: NSCondition { thread.condition }
     private var currentLabel = ""
-    private var stopping = false
-    private var running = false
     /// The watchdog thread's record of each slot: the counter it last saw and when it first saw that count.
     private var seenCounter = [UInt64](repeating: 0, count: CollectiveWatchdog.slotCount)
     private var seenSince = [UInt64](repeating: 0, count: CollectiveWatchdog.slotCount)
@@ -97,33 +96,20 @@ final class CollectiveWatchdog: @unchecked Sendable {
     }
 
     func start() {
-        condition.lock()
-        defer { condition.unlock() }
-        guard !running else { return }
-        running = true
-        stopping = false
-        let thread = Thread { [self] in watch() }
-        thread.name = "collectives watchdog"
-        thread.start()
+        thread.start(named: "collectives watchdog") { [self] in watch() }
     }
 
     /// Stops the thread and waits for it to leave, so nothing looks at MPI after finalisation.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        while running { condition.wait() }
-        condition.unlock()
-    }
+    func stop() { thread.stop() }
 
+    /// Runs with `condition` held, except while a stall is reported.
     private func watch() {
-        condition.lock()
-        while !stopping {
+        while !thread.stopping {
             let timeout = cmpi_atomic_load_u64(timeoutWord)
             // Look a few times per timeout (at least once a second), so a stall is caught within ~25% of it.
             let period = timeout == 0 ? 1.0 : Swift.min(1.0, Swift.max(0.05, Double(timeout) / 4e9))
             _ = condition.wait(until: Date(timeIntervalSinceNow: period))
-            if stopping || timeout == 0 { continue }
+            if thread.stopping || timeout == 0 { continue }
             let now = monotonicNanoseconds()
             for slot in 0..<Self.slotCount {
                 let counter = cmpi_atomic_load_u64(words + 2 * slot + 1)
@@ -141,8 +127,5 @@ final class CollectiveWatchdog: @unchecked Sendable {
                 condition.lock()
             }
         }
-        running = false
-        condition.broadcast()
-        condition.unlock()
     }
 }

@@ -6,26 +6,9 @@ import XCTest
 final class SoftmaxCrossEntropyTests: XCTestCase {
     func testGradientMatchesFiniteDifferences() {
         let (batch, classes) = (3, 5)
-        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: batch)
-        let logits = TensorStorage(batch: batch, shape: Shape(vector: classes))
-        fillNormal(logits.tensor.data, count: batch * classes, seed: 9, scale: 2)
-        let labels: [Int32] = [4, 0, 2]
-        func value() -> Double {
-            labels.withUnsafeBufferPointer { Double(loss.forward(logits: logits.tensor, labels: $0.baseAddress!)) }
-        }
+        let (loss, logits, value) = randomHead(classes: classes, labels: [4, 0, 2], seed: 9)
         _ = value()
-        let analytic = Array(UnsafeBufferPointer(start: loss.logitsGradient, count: batch * classes))
-        let z = logits.tensor.data
-        for i in 0..<(batch * classes) {
-            let original = z[i]
-            z[i] = original + 1e-2
-            let up = value()
-            z[i] = original - 1e-2
-            let down = value()
-            z[i] = original
-            let numeric = (up - down) / (Double(original + 1e-2) - Double(original - 1e-2))
-            XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 1e-3 + 1e-2 * abs(numeric), "logit \(i)")
-        }
+        let analytic = assertGradientMatchesDifferences(loss, logits.tensor.data, count: batch * classes, value)
         // the gradient of each sample sums to zero (probabilities sum to one)
         for n in 0..<batch {
             XCTAssertEqual(analytic[(n * classes)..<((n + 1) * classes)].reduce(0, +), 0, accuracy: 1e-6)
@@ -56,13 +39,8 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
     /// and by finite differences; ε = 0 gives the plain loss.
     func testLabelSmoothingLossAndGradient() {
         let (batch, classes, epsilon) = (3, 4, Float(0.2))
-        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: batch)
-        let logits = TensorStorage(batch: batch, shape: Shape(vector: classes))
-        fillNormal(logits.tensor.data, count: batch * classes, seed: 4, scale: 2)
         let labels: [Int32] = [1, 3, 0]
-        func value() -> Double {
-            labels.withUnsafeBufferPointer { Double(loss.forward(logits: logits.tensor, labels: $0.baseAddress!)) }
-        }
+        let (loss, logits, value) = randomHead(classes: classes, labels: labels, seed: 4)
         let plain = value()
         loss.labelSmoothing = epsilon
         let smoothed = value()
@@ -82,17 +60,7 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
         XCTAssertNotEqual(smoothed, plain, accuracy: 1e-3)
         XCTAssertEqual((0..<batch).map { Double(loss.sampleLoss[$0]) }.reduce(0, +) / Double(batch), smoothed,
                        accuracy: 1e-5)
-        let analytic = Array(UnsafeBufferPointer(start: loss.logitsGradient, count: batch * classes))
-        for i in 0..<(batch * classes) {
-            let original = z[i]
-            z[i] = original + 1e-2
-            let up = value()
-            z[i] = original - 1e-2
-            let down = value()
-            z[i] = original
-            let numeric = (up - down) / (Double(original + 1e-2) - Double(original - 1e-2))
-            XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 1e-3 + 1e-2 * abs(numeric), "logit \(i)")
-        }
+        _ = assertGradientMatchesDifferences(loss, z, count: batch * classes, value)
         loss.labelSmoothing = 0
         XCTAssertEqual(value(), plain)
     }
@@ -117,5 +85,38 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
         XCTAssertThrowsError(try NetworkSpec(try parseConfig(bad, path: "network"))) {
             XCTAssertTrue("\($0)".contains("'label_smoothing'"), "\($0)")
         }
+    }
+
+    /// The gradient `loss` holds for the logits `z` (from the last `value()`) against central differences of `value`,
+    /// logit by logit; `z` is left as it was. Returns that gradient.
+    private func assertGradientMatchesDifferences(_ loss: SoftmaxCrossEntropy, _ z: UnsafeMutablePointer<Float>,
+                                                  count: Int, _ value: () -> Double,
+                                                  file: StaticString = #filePath, line: UInt = #line) -> [Float] {
+        let analytic = Array(UnsafeBufferPointer(start: loss.logitsGradient, count: count))
+        for i in 0..<count {
+            let original = z[i]
+            z[i] = original + 1e-2
+            let up = value()
+            z[i] = original - 1e-2
+            let down = value()
+            z[i] = original
+            let numeric = (up - down) / (Double(original + 1e-2) - Double(original - 1e-2))
+            XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 1e-3 + 1e-2 * abs(numeric), "logit \(i)",
+                           file: file, line: line)
+        }
+        return analytic
+    }
+
+    /// A loss head over one logit row per label, the logits normal with σ 2 from `seed`, and its mean loss as a
+    /// function of the logits as they are when called.
+    private func randomHead(classes: Int, labels: [Int32], seed: UInt64)
+        -> (SoftmaxCrossEntropy, TensorStorage, () -> Double) {
+        let loss = SoftmaxCrossEntropy(classes: classes, maxBatch: labels.count)
+        let logits = TensorStorage(batch: labels.count, shape: Shape(vector: classes))
+        fillNormal(logits.tensor.data, count: labels.count * classes, seed: seed, scale: 2)
+        let value = {
+            labels.withUnsafeBufferPointer { Double(loss.forward(logits: logits.tensor, labels: $0.baseAddress!)) }
+        }
+        return (loss, logits, value)
     }
 }

@@ -70,6 +70,15 @@ struct DTrainJob {
             timedOut: timedOut)
     }
 
+    /// Waits (up to `seconds`) until the job's log holds `text`, e.g. "step 4/": training has got that far.
+    static func waitForLog(_ log: URL, containing text: String, seconds: Double = 30) {
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while Date() < deadline {
+            if let logged = try? String(contentsOf: log, encoding: .utf8), logged.contains(text) { return }
+            usleep(20_000)
+        }
+    }
+
     static func assertSucceeded(_ r: Result, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertFalse(r.timedOut, "timed out after \(r.seconds) s:\n\(r.output)", file: file, line: line)
         XCTAssertEqual(r.status, 0, "failed:\n\(r.output)", file: file, line: line)

@@ -23,10 +23,7 @@ final class OutputFolderJobTests: TinyDatasetJobCase {
         var seconds: [Result<DTrainJob.Result, Error>] = []
         var holder: Int32 = 0
         let first = try DTrainJob.run([config, "--output", out, "--progress", "plain"], timeout: 90) { process, log in
-            for _ in 0..<600 {
-                if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("step 2/") { break }
-                usleep(50_000)
-            }
+            DTrainJob.waitForLog(log, containing: "step 2/")
             for extra in [[], ["--resume"], ["--overwrite"]] {
                 let ranks = extra.isEmpty ? 2 : nil
                 seconds.append(Result { try DTrainJob.run(ranks: ranks, [config, "--output", out] + extra) })

@@ -22,11 +22,8 @@ final class StopJobTests: TinyDatasetJobCase {
 
         let killed = data.output("killed")
         let run = try DTrainJob.run([config, "--output", killed, "--progress", "plain"], timeout: 60) { process, log in
-            for _ in 0..<600 {
-                // Step 6's line is printed after step 4's points were flushed.
-                if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("step 6/") { break }
-                usleep(20_000)
-            }
+            // Step 6's line is printed after step 4's points were flushed.
+            DTrainJob.waitForLog(log, containing: "step 6/")
             kill(process.processIdentifier, SIGKILL)
         }
         XCTAssertEqual(run.status, SIGKILL, run.output)

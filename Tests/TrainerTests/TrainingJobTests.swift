@@ -137,10 +137,7 @@ final class TrainingJobTests: TinyDatasetJobCase {
         let out = data.output("signal")
         let result = try DTrainJob.run([config, "--output", out, "--progress", "plain"], timeout: 60) { process, log in
             // Wait until training has begun, then ask it to stop.
-            for _ in 0..<600 {
-                if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("step 4/") { break }
-                usleep(50_000)
-            }
+            DTrainJob.waitForLog(log, containing: "step 4/")
             kill(process.processIdentifier, SIGTERM)
         }
         DTrainJob.assertSucceeded(result)

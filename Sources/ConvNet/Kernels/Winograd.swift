@@ -156,28 +156,25 @@ struct WinogradConvolution {
             return
         }
         let cg = channelsPerGroup, og = outputsPerGroup, outPlane = outputHeight * outputWidth
-        forEachPass(images, chunk: chunk) { first, count, rows in
-            let perImage = rows.count * tileColumns, tiles = count * perImage
-            let v = scratch, m = scratch + tileArea * cg * tiles
-            for g in 0..<groups {
-                transformInputs(x, images: first..<(first + count), group: g, rows: rows, into: v, stride: tiles)
-                let ug = u + g * tileArea * og * cg
-                for xi in 0..<tileArea {
-                    if rotatedFilters {   // U stored [cg][og] per ξ by the forward layer
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(og), Int32(tiles), Int32(cg),
-                                    1, ug + WinogradConvolution.rotated[xi] * og * cg, Int32(og), v + xi * cg * tiles,
-                                    Int32(tiles), 0, m + xi * og * tiles, Int32(tiles))
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(tiles), Int32(cg),
-                                    1, ug + xi * og * cg, Int32(cg), v + xi * cg * tiles, Int32(tiles),
-                                    0, m + xi * og * tiles, Int32(tiles))
-                    }
+        forEachTransformedPass4x4(x: x, images: images, chunk: chunk, scratch: scratch) { pass in
+            let first = pass.first, count = pass.count, rows = pass.rows, perImage = pass.perImage, tiles = pass.tiles
+            let g = pass.group, v = pass.v, m = pass.m
+            let ug = u + g * tileArea * og * cg
+            for xi in 0..<tileArea {
+                if rotatedFilters {   // U stored [cg][og] per ξ by the forward layer
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(og), Int32(tiles), Int32(cg),
+                                1, ug + WinogradConvolution.rotated[xi] * og * cg, Int32(og), v + xi * cg * tiles,
+                                Int32(tiles), 0, m + xi * og * tiles, Int32(tiles))
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(tiles), Int32(cg),
+                                1, ug + xi * og * cg, Int32(cg), v + xi * cg * tiles, Int32(tiles),
+                                0, m + xi * og * tiles, Int32(tiles))
                 }
-                for i in 0..<count {
-                    transformOutput(m + i * perImage, stride: tiles, filters: og, bias: bias.map { $0 + g * og },
-                                    rows: rows, into: y + ((first + i) * outputs + g * og) * outPlane,
-                                    accumulate: accumulate)
-                }
+            }
+            for i in 0..<count {
+                transformOutput(m + i * perImage, stride: tiles, filters: og, bias: bias.map { $0 + g * og },
+                                rows: rows, into: y + ((first + i) * outputs + g * og) * outPlane,
+                                accumulate: accumulate)
             }
         }
     }
@@ -189,6 +186,21 @@ struct WinogradConvolution {
         for (i, image) in images.enumerated() {
             transformInput(x + (image * channels + group * cg) * plane, channels: cg, rows: rows,
                            into: v + i * perImage, stride: stride)
+        }
+    }
+
+    /// Calls `body` for every pass over `images` and every group, with V of x already in place: the loops the 4×4
+    /// path's forward and weight gradient share (`forEachTransformedPass` is the 6×6 path's).
+    private func forEachTransformedPass4x4(x: UnsafePointer<Float>, images: Range<Int>, chunk: Int,
+                                           scratch: UnsafeMutablePointer<Float>, _ body: (Pass) -> Void) {
+        forEachPass(images, chunk: chunk) { first, count, rows in
+            let perImage = rows.count * tileColumns, tiles = count * perImage
+            let v = scratch, m = scratch + tileArea * channelsPerGroup * tiles
+            for g in 0..<groups {
+                transformInputs(x, images: first..<(first + count), group: g, rows: rows, into: v, stride: tiles)
+                body(Pass(first: first, count: count, rows: rows, group: g, perImage: perImage, tiles: tiles, v: v,
+                          m: m))
+            }
         }
     }
 
@@ -215,21 +227,17 @@ struct WinogradConvolution {
             return
         }
         let cg = channelsPerGroup, og = outputsPerGroup, outPlane = outputHeight * outputWidth
-        forEachPass(images, chunk: chunk) { first, count, rows in
-            let perImage = rows.count * tileColumns, tiles = count * perImage
-            let v = scratch, m = scratch + tileArea * cg * tiles
-            for g in 0..<groups {
-                transformInputs(x, images: first..<(first + count), group: g, rows: rows, into: v, stride: tiles)
-                for i in 0..<count {
-                    transformOutputGradient(dy + ((first + i) * outputs + g * og) * outPlane, filters: og, rows: rows,
-                                            into: m + i * perImage, stride: tiles)
-                }
-                let dug = du + g * tileArea * og * cg
-                for xi in 0..<tileArea {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(og), Int32(cg), Int32(tiles),
-                                1, m + xi * og * tiles, Int32(tiles), v + xi * cg * tiles, Int32(tiles),
-                                1, dug + xi * og * cg, Int32(cg))
-                }
+        forEachTransformedPass4x4(x: x, images: images, chunk: chunk, scratch: scratch) { pass in
+            let tiles = pass.tiles, g = pass.group, v = pass.v, m = pass.m
+            for i in 0..<pass.count {
+                transformOutputGradient(dy + ((pass.first + i) * outputs + g * og) * outPlane, filters: og,
+                                        rows: pass.rows, into: m + i * pass.perImage, stride: tiles)
+            }
+            let dug = du + g * tileArea * og * cg
+            for xi in 0..<tileArea {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(og), Int32(cg), Int32(tiles),
+                            1, m + xi * og * tiles, Int32(tiles), v + xi * cg * tiles, Int32(tiles),
+                            1, dug + xi * og * cg, Int32(cg))
             }
         }
     }

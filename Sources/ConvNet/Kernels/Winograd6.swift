@@ -74,7 +74,8 @@ extension WinogradConvolution {
 
     // MARK: The convolution and the weight gradient
 
-    /// One pass over some images and one group: V of the images' tiles is transformed, M is the space after it.
+    /// One pass over some images and one group, for either tile size: V of the images' tiles is transformed, M is
+    /// the space after it.
     struct Pass {
         let first: Int, count: Int, rows: Range<Int>, group: Int, perImage: Int, tiles: Int
         let v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>

@@ -210,26 +210,24 @@ struct ONNXGraph {
 
     /// AttributeProto: name (1), type (20: 1 FLOAT, 2 INT, 7 INTS), f (2), i (3), ints (8).
     static func attribute(_ name: String, _ value: Int) -> ProtobufMessage {
-        var a = ProtobufMessage()
-        a.string(1, name)
-        a.int(3, value)
-        a.int(20, 2)
-        return a
+        attribute(name, type: 2) { $0.int(3, value) }
     }
 
     static func attribute(_ name: String, _ values: [Int]) -> ProtobufMessage {
-        var a = ProtobufMessage()
-        a.string(1, name)
-        a.ints(8, values)
-        a.int(20, 7)
-        return a
+        attribute(name, type: 7) { $0.ints(8, values) }
     }
 
     static func attribute(_ name: String, _ value: Float) -> ProtobufMessage {
+        attribute(name, type: 1) { $0.float(2, value) }
+    }
+
+    /// The name, the value `addValue` writes, then the type: the field order of every attribute above.
+    private static func attribute(_ name: String, type: Int, _ addValue: (inout ProtobufMessage) -> Void)
+        -> ProtobufMessage {
         var a = ProtobufMessage()
         a.string(1, name)
-        a.float(2, value)
-        a.int(20, 1)
+        addValue(&a)
+        a.int(20, type)
         return a
     }
 
