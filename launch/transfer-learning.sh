@@ -4,7 +4,7 @@
 #
 #   bash launch/transfer-learning.sh [--work DIR] [--seed N]
 #
-# 1. Pre-trains configs/fashion-lenet.json on the first five classes (t-shirt/top, trouser, pullover, dress, coat:
+# 1. Pre-trains configs/fashion-lenet-16.json on the first five classes (t-shirt/top, trouser, pullover, dress, coat:
 #    30,000 images, 3 epochs).
 # 2. On the other five (sandal, shirt, sneaker, bag, ankle boot) with 10, 100 and 1,000 training images per class,
 #    trains five ways and measures validation top-1 on 500 images per class. The learning rate is 0.05 (the
@@ -34,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 dtrain=$repo/.build/release/dtrain
-config=$repo/configs/fashion-lenet.json
+config=$repo/configs/fashion-lenet-16.json
 [[ -x $dtrain ]] || { echo "transfer-learning.sh: no $dtrain: run 'swift build -c release' first" >&2; exit 1; }
 
 old_classes=(t-shirt-top trouser pullover dress coat)

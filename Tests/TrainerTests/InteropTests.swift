@@ -95,13 +95,13 @@ final class InteropTests: XCTestCase {
                   [dtrain, dir + "/run/best.safetensors", config, data, String(wrong), dir + "/check"])
     }
 
-    /// fashion-lenet for two epochs on the given folder.
+    /// fashion-lenet-16 (the quick start's net at half the width, quick to train) for two epochs on the given folder.
     static func fashionConfig(root: String, output: String, in dir: String) throws -> String {
-        let base = repository.appendingPathComponent("configs/fashion-lenet.json")
+        let base = repository.appendingPathComponent("configs/fashion-lenet-16.json")
         var text = try String(contentsOf: base, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"root\": \"data/fashion-mnist\"", with: "\"root\": \"\(root)\"")
             .replacingOccurrences(of: "\"epochs\": 12", with: "\"epochs\": 2")
-            .replacingOccurrences(of: "\"output\": \"runs/fashion-lenet\"", with: "\"output\": \"\(output)\"")
+            .replacingOccurrences(of: "\"output\": \"runs/fashion-lenet-16\"", with: "\"output\": \"\(output)\"")
         let path = dir + "/fashion-lenet.json"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
