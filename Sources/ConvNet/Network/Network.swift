@@ -178,10 +178,10 @@ public final class Network {
         let blasThreads = holdBLASAtOneThread()
         defer { restoreBLAS(blasThreads) }
         for (i, layer) in layers.enumerated() {
-            let start = profiling ? Network.now() : 0
+            let start = profiling ? monotonicSeconds() : 0
             let output = tensor(i + 1, batch)
             layer.forward(inputIndices[i].map { tensor($0, batch) }, output, context(mode, seed, layer: i))
-            if profiling { forwardSeconds[i] += Network.now() - start }
+            if profiling { forwardSeconds[i] += monotonicSeconds() - start }
             try afterLayer(i, output)
         }
         return tensor(layers.count, batch)
@@ -201,9 +201,9 @@ public final class Network {
     public func forwardLoss(batch: Int, labels: UnsafePointer<Int32>, mode: Mode, seed: UInt64 = 0,
                             afterLayer: LayerHook) rethrows -> (logits: Tensor, loss: Float) {
         let logits = try forward(batch: batch, mode: mode, seed: seed, afterLayer: afterLayer)
-        let start = profiling ? Network.now() : 0
+        let start = profiling ? monotonicSeconds() : 0
         let mean = loss.forward(logits: logits, labels: labels)
-        if profiling { lossSeconds += Network.now() - start }
+        if profiling { lossSeconds += monotonicSeconds() - start }
         return (logits, mean)
     }
 
@@ -240,7 +240,7 @@ public final class Network {
             for slot in parameterSlotsOfLayer[i] { slot.gradient.update(repeating: 0, count: slot.count) }
         }
         for i in stride(from: layers.count - 1, through: 0, by: -1) where needsGradient[i + 1] {
-            let start = profiling ? Network.now() : 0
+            let start = profiling ? monotonicSeconds() : 0
             let ins = inputIndices[i]
             var context = context(mode, seed, layer: i)
             if context.computeParameterGradients {
@@ -253,7 +253,7 @@ public final class Network {
             layers[i].backward(ins.map { tensor($0, batch) }, tensor(i + 1, batch),
                                tensor(i + 1, batch, gradient: true),
                                ins.map { needsGradient[$0] ? tensor($0, batch, gradient: true) : nil }, context)
-            if profiling { backwardSeconds[i] += Network.now() - start }
+            if profiling { backwardSeconds[i] += monotonicSeconds() - start }
             layerDone?(i)
         }
     }
@@ -288,9 +288,6 @@ public final class Network {
     private func tensorGradientZero(_ index: Int, _ batch: Int) {
         activationGradients[index]!.update(repeating: 0, count: batch * shapes[index].count)
     }
-
-    /// Monotonic seconds, for timing: Basics' `monotonicSeconds()` under the name the step timings use.
-    public static func now() -> Double { monotonicSeconds() }
 }
 
 /// A layer produced NaN or infinity (debug mode).

@@ -109,9 +109,11 @@ final class RunRecorder {
     /// The accuracies whose first crossing the summary times (time to accuracy, as DAWNBench and MLPerf measure it).
     static let accuracyMarks = [0.90, 0.92, 0.93]
 
+    /// Ends the live progress line, so what follows starts on a line of its own.
+    func finishProgress() { progress.finish() }
+
     /// The run in a few lines: best validation and where its model is, time and throughput, time to accuracy.
     func summary(imagesTrained: Double, trainingSeconds: Double) -> [String] {
-        progress.finish()
         let rate = imagesTrained / max(trainingSeconds, 1e-9)
         var lines = ["run: \(minutesAndSeconds(elapsed)) of training wall time, \(fixed(rate, 0)) images/s in "
             + "training steps (this process)"]
