@@ -48,3 +48,46 @@ static inline int cmpi_reference_allreduce_loop(float *buffer, int count, int it
 #include <stdio.h>
 static inline FILE *cmpi_stdout(void) { return stdout; }
 static inline FILE *cmpi_stderr(void) { return stderr; }
+
+// bfloat16 on the wire: the top half of a float32 (same exponent range, 8 bits of mantissa), so a gradient
+// allreduce moves half the bytes. Rounding is to nearest even; the values are finite (the step checks them first).
+#include <string.h>
+static inline MPI_Datatype cmpi_uint16(void) { return MPI_UINT16_T; }
+static inline uint16_t cmpi_bf16_from_float(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+static inline float cmpi_bf16_to_float(uint16_t half) {
+    uint32_t bits = (uint32_t)half << 16;
+    float value;
+    memcpy(&value, &bits, 4);
+    return value;
+}
+// The reduction MPI runs on bf16 pieces: each pair is added in float32 and rounded once, at every hop.
+static void cmpi_bf16_sum(void *in, void *inout, int *count, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = (const uint16_t *)in;
+    uint16_t *b = (uint16_t *)inout;
+    for (int i = 0; i < *count; i++) b[i] = cmpi_bf16_from_float(cmpi_bf16_to_float(a[i]) + cmpi_bf16_to_float(b[i]));
+}
+static inline int cmpi_bf16_sum_create(MPI_Op *op) { return MPI_Op_create(cmpi_bf16_sum, 1, op); }
+// Packs `count` floats as bf16. With `residual` (error feedback), what rounding dropped last time is added back
+// first and what it drops now is kept for next time, so no part of a gradient is lost for good.
+static inline void cmpi_pack_bf16(const float *values, uint16_t *packed, size_t count, float *residual) {
+    if (residual) {
+        for (size_t i = 0; i < count; i++) {
+            float value = values[i] + residual[i];
+            packed[i] = cmpi_bf16_from_float(value);
+            float dropped = value - cmpi_bf16_to_float(packed[i]);
+            residual[i] = dropped == dropped ? dropped : 0.0f; // a NaN or infinity (a skipped step) is not kept
+        }
+    } else {
+        for (size_t i = 0; i < count; i++) packed[i] = cmpi_bf16_from_float(values[i]);
+    }
+}
+// Unpacks `count` bf16 values into floats, times `scale` (1/ranks for an average).
+static inline void cmpi_unpack_bf16(const uint16_t *packed, float *values, size_t count, float scale) {
+    for (size_t i = 0; i < count; i++) values[i] = cmpi_bf16_to_float(packed[i]) * scale;
+}

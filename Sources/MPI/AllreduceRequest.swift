@@ -47,6 +47,8 @@ final class BackgroundReducer: @unchecked Sendable {
         let base: UnsafeMutablePointer<Float>
         let count: Int
         let op: ReductionOp
+        let wire: WireFormat
+        let residual: UnsafeMutablePointer<Float>?
         let elementsPerCall: Int
         let request: AllreduceRequest
     }
@@ -65,10 +67,11 @@ final class BackgroundReducer: @unchecked Sendable {
         thread.start(named: "background allreduce") { [self] in work() }
     }
 
-    func submit(base: UnsafeMutablePointer<Float>, count: Int, op: ReductionOp, elementsPerCall: Int,
-                request: AllreduceRequest) {
+    func submit(base: UnsafeMutablePointer<Float>, count: Int, op: ReductionOp, wire: WireFormat,
+                residual: UnsafeMutablePointer<Float>?, elementsPerCall: Int, request: AllreduceRequest) {
         condition.lock()
-        queue.append(Job(base: base, count: count, op: op, elementsPerCall: elementsPerCall, request: request))
+        queue.append(Job(base: base, count: count, op: op, wire: wire, residual: residual,
+                         elementsPerCall: elementsPerCall, request: request))
         condition.broadcast()
         condition.unlock()
     }
@@ -86,8 +89,9 @@ final class BackgroundReducer: @unchecked Sendable {
             watchdog.begin(.allreduceInBackground, in: .background)
             var failure: Error?
             do {
-                try reduceFloatsInPlace(job.base, count: job.count, op: job.op, ranks: size,
-                                        elementsPerCall: job.elementsPerCall, comm: comm)
+                try reduceInPlace(job.base, count: job.count, op: job.op, ranks: size,
+                                  elementsPerCall: job.elementsPerCall, comm: comm, wire: job.wire,
+                                  residual: job.residual)
             } catch {
                 failure = error
             }

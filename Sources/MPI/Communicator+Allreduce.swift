@@ -4,22 +4,37 @@ extension Communicator {
     /// Reduces `buffer` in place across all ranks: afterwards every rank holds the same elementwise sum, average,
     /// max or min. Every rank must pass a buffer of the same count. Large buffers go in `chunkBytes` pieces (OpenMPI's
     /// fast path) and never more than 2^31−1 elements per call; `.average` scales each piece by 1/size as it arrives.
-    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws {
+    /// `wire: .bfloat16` sends half the bytes (sum and average only); `residual`, a buffer of the same count that
+    /// starts at zero, adds error feedback: what bf16 rounding drops from this rank's values is sent next time.
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp, wire: WireFormat = .float32,
+                          residual: UnsafeMutableBufferPointer<Float>? = nil) throws {
         try ensureActive()
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        try checkResidual(residual, count: buffer.count, wire: wire)
         watchdog.begin(.allreduce)
         defer { watchdog.end() }
-        try reduceFloatsInPlace(base, count: buffer.count, op: op, ranks: size,
-                                elementsPerCall: elementsPerCall(elementBytes: 4), comm: world)
+        try reduceInPlace(base, count: buffer.count, op: op, ranks: size,
+                          elementsPerCall: elementsPerCall(elementBytes: wire.bytesPerValue), comm: world,
+                          wire: wire, residual: residual?.baseAddress)
+    }
+
+    private func checkResidual(_ residual: UnsafeMutableBufferPointer<Float>?, count: Int, wire: WireFormat) throws {
+        guard let residual else { return }
+        guard wire == .bfloat16 else { throw CommunicatorError("error feedback needs the bfloat16 wire") }
+        guard residual.count == count, residual.baseAddress != nil else {
+            throw CommunicatorError("the residual has \(residual.count) values for a buffer of \(count)")
+        }
     }
 
     /// Starts reducing `buffer` in place on the communicator's background thread and returns at once; call `wait()`
     /// on the result before reading or writing the buffer again. Reductions run one at a time, in the order they were
     /// started, which must be the same on every rank. They use their own communicator, so the program may run
     /// blocking collectives meanwhile. Needs `ThreadLevel.multiple`.
-    public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>,
-        op: ReductionOp) throws -> AllreduceRequest {
+    public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp,
+                               wire: WireFormat = .float32,
+                               residual: UnsafeMutableBufferPointer<Float>? = nil) throws -> AllreduceRequest {
         try ensureActive()
+        try checkResidual(residual, count: buffer.count, wire: wire)
         guard let backgroundReducer else {
             throw CommunicatorError("non-blocking allreduce needs MPI_THREAD_MULTIPLE; this communicator was "
                                     + "initialised with \(threadLevel)")
@@ -29,8 +44,8 @@ extension Communicator {
             request.complete(error: nil)
             return request
         }
-        backgroundReducer.submit(base: base, count: buffer.count, op: op,
-                                 elementsPerCall: elementsPerCall(elementBytes: 4), request: request)
+        backgroundReducer.submit(base: base, count: buffer.count, op: op, wire: wire, residual: residual?.baseAddress,
+                                 elementsPerCall: elementsPerCall(elementBytes: wire.bytesPerValue), request: request)
         return request
     }
 
@@ -79,6 +94,18 @@ extension Communicator {
             try check(MPI_Allreduce(cmpi_in_place(), bytes.baseAddress, count, type, op.mpiOp, world),
                       "MPI_Allreduce")
         }
+    }
+}
+
+/// The in-place reduction both the blocking and the background path run, on the wire format asked for.
+func reduceInPlace(_ base: UnsafeMutablePointer<Float>, count: Int, op: ReductionOp, ranks: Int, elementsPerCall: Int,
+                   comm: MPI_Comm, wire: WireFormat, residual: UnsafeMutablePointer<Float>?) throws {
+    switch wire {
+    case .float32:
+        try reduceFloatsInPlace(base, count: count, op: op, ranks: ranks, elementsPerCall: elementsPerCall, comm: comm)
+    case .bfloat16:
+        try reduceBFloat16InPlace(base, count: count, op: op, ranks: ranks, elementsPerCall: elementsPerCall,
+                                  comm: comm, residual: residual)
     }
 }
 

@@ -32,6 +32,7 @@ func checkAllreduce(_ communicator: Communicator, options: SelfTestOptions, repo
     try checkUnevenChunks(communicator, buffer: buffer, report: report)
     try checkOverlappingRequests(communicator, buffer: buffer, report: report)
     try checkSameBitsOnEveryRank(communicator, buffer: buffer, report: report)
+    try checkBFloat16(communicator, buffer: buffer, report: report)
 }
 
 /// Every op, blocking and not, for counts 0, 1, 7 and 1_000_003, in default and `--chunk-bytes` chunks.
@@ -104,12 +105,7 @@ private func checkSameBitsOnEveryRank(_ communicator: Communicator, buffer: Unsa
         buffer[i] = Float(Int64(state >> 40) - (1 << 23)) / 1000
     }
     try communicator.allreduce(buffer, op: .average)
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for i in 0..<1_000_003 { hash = (hash ^ UInt64(buffer[i].bitPattern)) &* 0x100_0000_01B3 }
-    let signed = Int64(bitPattern: hash)
-    let lowest = try communicator.allreduce(signed, op: .min), highest = try communicator.allreduce(signed, op: .max)
-    report.expect(lowest == highest, "average of random floats has the same bits on every rank",
-                  "hashes range from \(lowest) to \(highest)")
+    try expectSameBits(communicator, buffer, "average of random floats", report: report)
 }
 
 /// Sets `count` floats to `value` by doubling `memcpy`s: libc speed even in a debug build.
