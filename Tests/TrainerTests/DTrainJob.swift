@@ -1,5 +1,6 @@
 import Foundation
 import Shard
+@testable import Trainer
 import XCTest
 
 /// Runs the `dtrain` executable of the same build (alone, or under `mpirun -n N`) with a hard timeout; output goes
@@ -156,4 +157,28 @@ class TinyDatasetJobCase: XCTestCase {
     }
 
     override func tearDown() { data?.remove() }
+
+    func parameters(_ path: String) throws -> [String: [Float]] {
+        let reader = try SafeTensorsReader(path: path)
+        var out: [String: [Float]] = [:]
+        for name in reader.names where !name.hasPrefix(Checkpoint.momentumPrefix) {
+            out[name] = try reader.floats(name)
+        }
+        return out
+    }
+
+    /// Worst relative difference ‖a − b‖ / ‖a‖ over tensors.
+    func relativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> Double {
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        var worst = 0.0
+        for (name, x) in a {
+            guard let y = b[name], y.count == x.count else { XCTFail("\(name) differs in size"); continue }
+            var diff = 0.0, norm = 0.0
+            for i in x.indices {
+                diff += Double(x[i] - y[i]) * Double(x[i] - y[i]); norm += Double(x[i]) * Double(x[i])
+            }
+            worst = max(worst, (diff / max(norm, 1e-30)).squareRoot())
+        }
+        return worst
+    }
 }

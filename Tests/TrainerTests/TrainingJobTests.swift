@@ -6,30 +6,6 @@ import XCTest
 /// The program users run, end to end: data-parallel equivalence, exact resume, evaluation on any rank count,
 /// fine-tuning, signals and the non-finite policy.
 final class TrainingJobTests: TinyDatasetJobCase {
-    func parameters(_ path: String) throws -> [String: [Float]] {
-        let reader = try SafeTensorsReader(path: path)
-        var out: [String: [Float]] = [:]
-        for name in reader.names where !name.hasPrefix(Checkpoint.momentumPrefix) {
-            out[name] = try reader.floats(name)
-        }
-        return out
-    }
-
-    /// Worst relative difference ‖a − b‖ / ‖a‖ over tensors.
-    func relativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> Double {
-        XCTAssertEqual(Set(a.keys), Set(b.keys))
-        var worst = 0.0
-        for (name, x) in a {
-            guard let y = b[name], y.count == x.count else { XCTFail("\(name) differs in size"); continue }
-            var diff = 0.0, norm = 0.0
-            for i in x.indices {
-                diff += Double(x[i] - y[i]) * Double(x[i] - y[i]); norm += Double(x[i]) * Double(x[i])
-            }
-            worst = max(worst, (diff / max(norm, 1e-30)).squareRoot())
-        }
-        return worst
-    }
-
     /// N ranks with per-rank batch B give the parameters of 1 process with batch N·B on the same samples, and all
     /// ranks hold identical parameters after every step.
     func testRanksTrainLikeOneProcessWithTheWholeBatch() throws {

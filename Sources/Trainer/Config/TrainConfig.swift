@@ -165,6 +165,17 @@ public struct SolverSettings {
     public var maxSteps: Int
     /// 0: one gradient allreduce after backward; > 0: buckets of this many MiB reduced during backward.
     public var gradientBucketMiB: Double
+    /// `sgd` (momentum SGD) or `lars` (the same with a per-layer trust ratio, You et al. 2017, for large batches).
+    public var type: String
+    /// LARS's trust coefficient η: a layer's step is η·‖w‖/(‖g‖ + λ‖w‖) of plain SGD's.
+    public var larsEta: Double
+    /// Micro-batches whose gradients are summed before one update: each rank runs batch_size / (ranks × accumulate)
+    /// images at a time, so a large global batch fits on few nodes.
+    public var accumulate: Int
+    /// How the gradients travel in the allreduce: `float32` or `bfloat16` (half the bytes).
+    public var gradientWire: String
+    /// With the bf16 wire: carry what rounding drops into the next step's gradients.
+    public var errorFeedback: Bool
 
     init(_ c: ConfigObject) throws {
         epochs = try c.int("epochs")
@@ -180,6 +191,11 @@ public struct SolverSettings {
         maxConsecutiveSkips = try c.int("max_consecutive_skips", default: 5)
         maxSteps = try c.int("max_steps", default: 0)
         gradientBucketMiB = try c.double("gradient_bucket_mb", default: 0)
+        type = try c.choice("type", ["sgd", "lars"], default: "sgd")
+        larsEta = try c.double("lars_eta", default: 0.001)
+        accumulate = try c.int("accumulate", default: 1)
+        gradientWire = try c.choice("gradient_wire", ["float32", "bfloat16"], default: "float32")
+        errorFeedback = try c.bool("error_feedback", default: false)
         guard epochs >= 1 else { throw ConfigError("\(c.path): 'epochs' must be at least 1, found \(epochs)") }
         guard batchSize >= 1 else {
             throw ConfigError("\(c.path): 'batch_size' must be at least 1, found \(batchSize)")
@@ -195,6 +211,13 @@ public struct SolverSettings {
         guard gradientBucketMiB >= 0 else { throw ConfigError("\(c.path): 'gradient_bucket_mb' must be non-negative") }
         guard warmupEpochs >= 0, maxSteps >= 0 else {
             throw ConfigError("\(c.path): 'warmup_epochs' and 'max_steps' must be non-negative")
+        }
+        guard larsEta > 0 else { throw ConfigError("\(c.path): 'lars_eta' must be positive, found \(larsEta)") }
+        guard accumulate >= 1 else {
+            throw ConfigError("\(c.path): 'accumulate' must be at least 1, found \(accumulate)")
+        }
+        if errorFeedback && gradientWire == "float32" {
+            throw ConfigError("\(c.path): 'error_feedback' needs 'gradient_wire': \"bfloat16\" (float32 drops nothing)")
         }
         if case .oneCycle = decay, warmupEpochs > 0 {
             throw ConfigError("\(c.path): schedule one_cycle has its own warm-up ('warmup_fraction'): "

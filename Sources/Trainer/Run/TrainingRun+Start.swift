@@ -13,18 +13,25 @@ extension TrainingRun {
         print(config.json.serialized(pretty: true))
         if let blas = options.blasReport { print(blas) }
         let ranks = communicator.size
+        let micro = s.accumulate > 1 ? " (\(s.accumulate) micro-batches of \(microBatch), gradients summed)" : ""
         print("world size \(ranks); global batch \(s.batchSize) = \(ranks) rank\(ranks == 1 ? "" : "s") × "
-            + "\(perRankBatch) per rank")
+            + "\(perRankBatch) per rank\(micro)")
+        if s.type == "lars" || s.gradientWire != "float32" {
+            let wire = s.gradientWire == "float32" ? "" : "gradients as \(s.gradientWire) on the wire"
+                + (s.errorFeedback ? " with error feedback" : "")
+            let lars = s.type == "lars" ? "LARS (trust coefficient \(significant(s.larsEta)))" : ""
+            print("solver: " + [lars, wire].filter { !$0.isEmpty }.joined(separator: "; "))
+        }
         let scaling = s.scaleLR ? " (linear scaling rule: \(significant(s.lr)) × \(s.batchSize)/256)" : ""
         let warmup = s.warmupEpochs > 0 ? ", warm-up \(fixed(s.warmupEpochs, 2)) epochs" : ""
         print("learning rate \(significant(s.effectiveLR()))\(scaling)\(warmup)")
         print("data: \(config.data.synthetic ? "synthetic" : config.data.root), \(classes.count) classes, "
-            + "\(train.sampleCount) train images (\(train.stepsPerEpoch) steps per epoch, \(train.droppedPerEpoch) "
+            + "\(train.sampleCount) train images (\(stepsPerEpoch) steps per epoch, \(droppedPerEpoch) "
             + "dropped per epoch), \(val.sampleCount) val images")
         let frozen = network.frozen.isEmpty ? "" : ", frozen: \(network.frozen.sorted().joined(separator: ", "))"
         print("network: \(network.spec.name), \(group(network.parameters.count)) parameters\(frozen)")
         if let blueprint = try? NetworkBlueprint(spec: config.network, classes: classes.count),
-           let plan = try? MemoryPlan(blueprint, batch: perRankBatch, threads: network.threads, optimizer: true) {
+           let plan = try? MemoryPlan(blueprint, batch: microBatch, threads: network.threads, optimizer: true) {
             print(plan.totals)
         }
         print("output: \(config.output)")

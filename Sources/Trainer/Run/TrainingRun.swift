@@ -31,6 +31,14 @@ public final class TrainingRun {
     public let val: DataFeed
     public let classes: [String]
     public let perRankBatch: Int
+    /// Images per rank per forward pass: perRankBatch / solver.accumulate.
+    public let microBatch: Int
+    /// Updates per epoch (with accumulation, each takes solver.accumulate of the feed's batches).
+    public var stepsPerEpoch: Int { train.stepsPerEpoch / config.solver.accumulate }
+    /// Training images an epoch leaves out: the feed's partial last batch, and micro-batches short of an update.
+    var droppedPerEpoch: Int {
+        train.droppedPerEpoch + train.stepsPerEpoch % config.solver.accumulate * microBatch * communicator.size
+    }
     public let schedule: LearningRateSchedule
     let options: RunOptions
     public internal(set) var position = TrainingPosition(epoch: 0, step: 0, globalStep: 0)
@@ -52,41 +60,43 @@ public final class TrainingRun {
         self.options = options
         let ranks = communicator.size
         let solver = config.solver
-        guard solver.batchSize % ranks == 0 else {
+        let parts = ranks * solver.accumulate
+        guard solver.batchSize % parts == 0 else {
+            let among = solver.accumulate == 1 ? "\(ranks) ranks"
+                : "\(ranks) ranks × \(solver.accumulate) micro-batches (solver.accumulate)"
             throw ConfigError("solver.batch_size \(solver.batchSize) is the global batch and must divide evenly among "
-                + "\(ranks) ranks; use a multiple of \(ranks) (e.g. \(solver.batchSize / ranks * ranks + ranks))")
+                + "\(among); use a multiple of \(parts) (e.g. \(solver.batchSize / parts * parts + parts))")
         }
         perRankBatch = solver.batchSize / ranks
+        microBatch = perRankBatch / solver.accumulate
         let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
-        try budget.checkOnPaper(config.network, batch: perRankBatch, optimizer: true, file: config.file)
+        try budget.checkOnPaper(config.network, batch: microBatch, optimizer: true, file: config.file)
         if communicator.rank == 0 { lock = try TrainingRun.claimOutput(config, options) }
 
         // Rank 0 scans the folders (or reads its cached index in the output directory) and the others receive it.
         let cache = communicator.rank == 0 ? config.output : nil
-        train = try DataFeed(config: config, split: .train, batch: perRankBatch, communicator: communicator,
+        train = try DataFeed(config: config, split: .train, batch: microBatch, communicator: communicator,
                              cacheDirectory: cache)
-        val = try DataFeed(config: config, split: .val, batch: perRankBatch, communicator: communicator,
+        val = try DataFeed(config: config, split: .val, batch: microBatch, communicator: communicator,
                            cacheDirectory: cache, classes: train.classes)
         classes = train.classes
-        guard train.stepsPerEpoch > 0 else {
+        guard train.stepsPerEpoch >= solver.accumulate else {
             throw ConfigError("\(config.data.root)/\(config.data.trainFolder) has \(train.sampleCount) images, fewer "
                 + "than one global batch of \(solver.batchSize): lower solver.batch_size")
         }
 
         do {
-            network = try Network.checked(spec: config.network, classes: classes.count, maxBatch: perRankBatch,
+            network = try Network.checked(spec: config.network, classes: classes.count, maxBatch: microBatch,
                                           optimizer: true, budget: budget)
         } catch let error as ConfigError {
             throw ConfigError("\(config.file): \(error.message)")
         }
         network.initializeParameters(seed: config.seed)
-        let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(solver.momentum),
-                      nesterov: solver.nesterov, weightDecay: Float(solver.weightDecay))
-        replica = Replica(network: network, communicator: communicator, sgd: sgd,
-                          stopOnNonFinite: solver.nonFinite == "stop")
-        replica.bucketFloats = Int(solver.gradientBucketMiB * 1_048_576 / 4)
+        replica = TrainingRun.replica(of: network, communicator: communicator, solver: solver)
+        let sgd = replica.sgd
         schedule = LearningRateSchedule(base: solver.effectiveLR(), decay: solver.decay,
-                                        warmupEpochs: solver.warmupEpochs, stepsPerEpoch: train.stepsPerEpoch,
+                                        warmupEpochs: solver.warmupEpochs,
+                                        stepsPerEpoch: train.stepsPerEpoch / solver.accumulate,
                                         totalEpochs: solver.epochs)
 
         try applyFineTune(sgd: sgd)
@@ -104,6 +114,20 @@ public final class TrainingRun {
         try replica.synchronize()
     }
 
+    /// The network's replica with the solver's optimiser (SGD or LARS), gradient wire, buckets and accumulation.
+    private static func replica(of network: Network, communicator: Communicator, solver: SolverSettings) -> Replica {
+        let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(solver.momentum),
+                      nesterov: solver.nesterov, weightDecay: Float(solver.weightDecay))
+        if solver.type == "lars" { sgd.lars = LARS(eta: Float(solver.larsEta), network: network) }
+        let replica = Replica(network: network, communicator: communicator, sgd: sgd,
+                              stopOnNonFinite: solver.nonFinite == "stop")
+        replica.bucketFloats = Int(solver.gradientBucketMiB * 1_048_576 / 4)
+        replica.wire = WireFormat(rawValue: solver.gradientWire)!
+        if solver.errorFeedback { replica.enableErrorFeedback() }
+        replica.accumulate(solver.accumulate)
+        return replica
+    }
+
     // MARK: Train
 
     /// How the run ended.
@@ -114,6 +138,7 @@ public final class TrainingRun {
         if isRoot { printStart() }
         StopSignal.trainingBegins()
         let outcome = try trainEpochs()
+        recorder?.finishProgress()
         if isRoot && options.checkReplicas {
             print("replicas identical after every step (\(replica.replicaChecks) checks)")
         }
@@ -132,12 +157,12 @@ public final class TrainingRun {
     /// reports at each log point and epoch end (rank 0 records them; every rank reduces them).
     private func trainEpochs() throws -> Outcome {
         while position.epoch < config.solver.epochs {
-            try train.begin(epoch: position.epoch, step: position.step)
+            try train.begin(epoch: position.epoch, step: position.step * config.solver.accumulate)
             meters.startEpoch()
-            while position.step < train.stepsPerEpoch {
+            while position.step < stepsPerEpoch {
                 guard let result = try trainOneStep() else { break }
                 meters.add(result)
-                let atEpochEnd = position.step == train.stepsPerEpoch
+                let atEpochEnd = position.step == stepsPerEpoch
                 if position.step % config.log.everySteps == 0 || atEpochEnd { try reportLogPoint() }
                 if config.checkpoint.everySteps > 0 && position.globalStep % config.checkpoint.everySteps == 0
                     && !atEpochEnd {
@@ -157,21 +182,35 @@ public final class TrainingRun {
     /// One step: the next batch (timed as the data wait), the replica's step on it, the checks after it.
     /// Nil when the epoch has no more batches.
     private func trainOneStep() throws -> StepResult? {
+        var earlier = (sums: Sums(), timing: StepTiming(), bad: false)
+        for micro in 0..<(config.solver.accumulate - 1) {
+            let waitStart = monotonicSeconds()
+            guard let batch = try train.next(into: network) else { return nil }
+            let dataWait = monotonicSeconds() - waitStart
+            let part = replica.accumulateGradients(count: batch.count, labels: batch.labels, step: position.globalStep,
+                                                   micro: micro, seed: config.seed)
+            earlier.sums += part.sums
+            earlier.timing += part.timing
+            earlier.timing.data += dataWait
+            earlier.bad = earlier.bad || part.bad
+        }
         let waitStart = monotonicSeconds()
         guard let batch = try train.next(into: network) else { return nil }
         let dataWait = monotonicSeconds() - waitStart
         let stepName = "epoch \(position.epoch + 1)/\(config.solver.epochs) "
-            + "step \(position.step + 1)/\(train.stepsPerEpoch)"
+            + "step \(position.step + 1)/\(stepsPerEpoch)"
         var result = try replica.trainStep(count: batch.count, labels: batch.labels, lr: Float(currentRate),
                                            step: position.globalStep, stepName: stepName, seed: config.seed,
-                                           stopRequested: StopSignal.requested)
+                                           stopRequested: StopSignal.requested, earlierMicroBatchBad: earlier.bad)
         result.timing.data = dataWait
+        result.sums += earlier.sums
+        result.timing += earlier.timing
         if options.checkReplicas { try replica.verifyIdentical(step: position.globalStep) }
         try countSkips(result.skipped, stepName: stepName)
         position.step += 1
         position.globalStep += 1
         recorder?.stepDone(epoch: position.epoch, epochs: config.solver.epochs, step: position.step,
-                           of: train.stepsPerEpoch, secondsLeft: secondsLeft())
+                           of: stepsPerEpoch, secondsLeft: secondsLeft())
         return result
     }
 
@@ -183,7 +222,7 @@ public final class TrainingRun {
         let interval = meters.interval
         let sums = try interval.sums.reduced(communicator)
         try recorder?.record(StepReport(epoch: position.epoch, epochs: config.solver.epochs, step: position.step,
-                                        stepsPerEpoch: train.stepsPerEpoch, globalStep: position.globalStep,
+                                        stepsPerEpoch: stepsPerEpoch, globalStep: position.globalStep,
                                         lr: schedule.rate(atStep: position.globalStep - 1), train: sums,
                                         seconds: interval.seconds, timing: interval.timing,
                                         secondsLeft: secondsLeft()))
@@ -196,7 +235,7 @@ public final class TrainingRun {
         let run = meters.run
         guard run.steps > 0 else { return .nan }
         let perStep = run.timing.total / Double(run.steps)
-        let total = train.stepsPerEpoch
+        let total = stepsPerEpoch
         var steps = (config.solver.epochs - position.epoch) * total - position.step
         if config.solver.maxSteps > 0 { steps = min(steps, config.solver.maxSteps - position.globalStep) }
         let evaluations = Double((steps + position.step + total - 1) / total)

@@ -16,12 +16,97 @@ public final class Replica {
     /// are reduced on a background thread as soon as backward has finished their layers, overlapping communication
     /// with the rest of backward (not with frozen layers, where it falls back to the single reduction).
     public var bucketFloats = 0
+    /// How gradients travel in the allreduce (`solver.gradient_wire`): float32, or bfloat16 for half the bytes.
+    public var wire = WireFormat.float32
+    /// bf16 error feedback (`solver.error_feedback`): what rounding dropped from this rank's gradients, sent with
+    /// the next step's. Per rank, so not in checkpoints: a resumed run starts it from zero.
+    public private(set) var residual: UnsafeMutableBufferPointer<Float>?
+    /// Micro-batches per update (`solver.accumulate`): the first ones' gradients are summed here by
+    /// `accumulateGradients`, and `trainStep` adds its own and averages.
+    public private(set) var accumulate = 1
+    private var accumulator: UnsafeMutableBufferPointer<Float>?
+    private var accumulated = 0
 
     public init(network: Network, communicator: Communicator, sgd: SGD, stopOnNonFinite: Bool) {
         self.network = network
         self.communicator = communicator
         self.sgd = sgd
         self.stopOnNonFinite = stopOnNonFinite
+    }
+
+    deinit {
+        residual?.deallocate()
+        accumulator?.deallocate()
+    }
+
+    /// Sets the micro-batches per update (a buffer as large as the gradients holds the sum of the first ones).
+    public func accumulate(_ microBatches: Int) {
+        precondition(microBatches >= 1, "accumulate must be at least 1")
+        accumulate = microBatches
+        if microBatches > 1 && accumulator == nil {
+            accumulator = .allocate(capacity: max(1, network.parameters.count))
+        }
+    }
+
+    /// One of an update's first `accumulate − 1` micro-batches: forward, loss and backward, its gradients added to
+    /// the sum. `micro` counts from 0; the update's last micro-batch goes to `trainStep`.
+    public func accumulateGradients(count: Int, labels: UnsafePointer<Int32>, step: Int, micro: Int,
+                                    seed: UInt64) -> (sums: Sums, timing: StepTiming, bad: Bool) {
+        precondition(micro == accumulated && micro < accumulate - 1, "micro-batch \(micro) out of order")
+        var timing = StepTiming()
+        let clock = monotonicSeconds()
+        let dropoutSeed = dropoutSeed(seed, step: step, micro: micro)
+        let (logits, loss) = network.forwardLoss(batch: count, labels: labels, mode: .train, seed: dropoutSeed)
+        var sums = Sums()
+        sums.add(logits: logits, labels: labels, losses: network.loss.sampleLoss)
+        let forwardDone = monotonicSeconds()
+        timing.forward = forwardDone - clock
+        network.backward(batch: count, seed: dropoutSeed)
+        let g = network.parameters.gradients, sum = accumulator!
+        if micro == 0 {
+            sum.baseAddress!.update(from: g.baseAddress!, count: g.count)
+        } else {
+            Replica.add(g, into: sum)
+        }
+        accumulated += 1
+        timing.backward = monotonicSeconds() - forwardDone
+        return (sums, timing, !loss.isFinite)
+    }
+
+    /// The dropout seed of micro-batch `micro` of `step`, different on every rank (with one micro-batch per update,
+    /// the seed of earlier versions, so their runs resume exactly).
+    private func dropoutSeed(_ seed: UInt64, step: Int, micro: Int) -> UInt64 {
+        let stream = UInt64(step &* accumulate &+ micro) &* 0x9E37_79B9 ^ UInt64(communicator.rank) << 40
+        return SeededGenerator.mix(seed ^ SeededGenerator.mix(stream))
+    }
+
+    /// sum[i] += g[i] over the whole buffer.
+    static func add(_ g: UnsafeMutableBufferPointer<Float>, into sum: UnsafeMutableBufferPointer<Float>) {
+        let a = g.baseAddress!, b = sum.baseAddress!
+        for i in 0..<g.count { b[i] += a[i] }
+    }
+
+    /// The gradients become the mean over the update's micro-batches: (earlier sum + these) / accumulate.
+    private func averageMicroBatches() {
+        guard accumulate > 1 else { return }
+        precondition(accumulated == accumulate - 1, "an update needs \(accumulate - 1) accumulated micro-batches")
+        let g = network.parameters.gradients.baseAddress!, sum = accumulator!.baseAddress!
+        let scale = 1 / Float(accumulate)
+        for i in 0..<network.parameters.count { g[i] = (g[i] + sum[i]) * scale }
+        accumulated = 0
+    }
+
+    /// Turns on bf16 error feedback (a residual buffer as large as the gradients, zero at first).
+    public func enableErrorFeedback() {
+        guard residual == nil else { return }
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, network.parameters.count))
+        buffer.initialize(repeating: 0)
+        residual = UnsafeMutableBufferPointer(rebasing: buffer[0..<network.parameters.count])
+    }
+
+    /// The residual's part for `range` of the gradients (nil without error feedback).
+    private func residual(_ range: Range<Int>) -> UnsafeMutableBufferPointer<Float>? {
+        residual.map { UnsafeMutableBufferPointer(rebasing: $0[range]) }
     }
 
     /// Makes every rank start from rank 0's parameters, running statistics and momentum (at start and after a
@@ -60,21 +145,22 @@ public final class Replica {
 
     /// forward → loss → backward → (agree on finiteness and stop requests) → average gradients → update.
     /// `input` must already hold `count` samples; `step` names the step in messages and seeds dropout.
-    /// `stepName` names the step in messages as the progress line does ("epoch 1/4 step 3/11").
+    /// `stepName` names the step in messages as the progress line does ("epoch 1/4 step 3/11"). With `accumulate`
+    /// > 1 this is the update's last micro-batch: its gradients join the earlier ones' sum (`earlierMicroBatchBad`:
+    /// one of those had a non-finite loss) and the mean is reduced.
     public func trainStep(count: Int, labels: UnsafePointer<Int32>, lr: Float, step: Int, stepName: String? = nil,
-                          seed: UInt64, stopRequested: Bool) throws -> StepResult {
+                          seed: UInt64, stopRequested: Bool, earlierMicroBatchBad: Bool = false) throws -> StepResult {
         var timing = StepTiming()
         let clock = monotonicSeconds()
-        let stream = UInt64(step) &* 0x9E37_79B9 ^ UInt64(communicator.rank) << 40
-        let dropoutSeed = SeededGenerator.mix(seed ^ SeededGenerator.mix(stream))
+        let dropoutSeed = dropoutSeed(seed, step: step, micro: accumulate - 1)
         let (logits, loss) = network.forwardLoss(batch: count, labels: labels, mode: .train, seed: dropoutSeed)
         var sums = Sums()
         sums.add(logits: logits, labels: labels, losses: network.loss.sampleLoss)
         let forwardDone = monotonicSeconds()
         timing.forward += forwardDone - clock
 
-        let overlapping = bucketFloats > 0 && network.frozen.isEmpty && communicator.size > 1
-        var localBad = !loss.isFinite
+        let overlapping = bucketFloats > 0 && network.frozen.isEmpty && communicator.size > 1 && accumulate == 1
+        var localBad = !loss.isFinite || earlierMicroBatchBad
         var requests: [AllreduceRequest] = []
         if overlapping {
             let (started, bad) = try backwardStartingAllreduces(count: count, seed: dropoutSeed)
@@ -82,6 +168,7 @@ public final class Replica {
             localBad = localBad || bad
         } else {
             network.backward(batch: count, seed: dropoutSeed)
+            averageMicroBatches()
             localBad = localBad || !Replica.allFinite(network.parameters.gradients, ranges: sgd.trainableRanges)
         }
         let backwardDone = monotonicSeconds()
@@ -110,7 +197,7 @@ public final class Replica {
         if !overlapping {
             for range in sgd.trainableRanges {
                 let part = UnsafeMutableBufferPointer(rebasing: network.parameters.gradients[range])
-                try communicator.allreduce(part, op: .average)
+                try communicator.allreduce(part, op: .average, wire: wire, residual: residual(range))
             }
         }
         let syncDone = monotonicSeconds()
@@ -132,7 +219,12 @@ public final class Replica {
         func flush(down to: Int) {
             let bucket = UnsafeMutableBufferPointer(rebasing: gradients[to..<bucketEnd])
             if !Replica.allFinite(bucket, ranges: [0..<bucket.count]) { bad = true }
-            do { requests.append(try communicator.startAllreduce(bucket, op: .average)) } catch { failure = error }
+            do {
+                requests.append(try communicator.startAllreduce(bucket, op: .average, wire: wire,
+                                                                residual: residual(to..<bucketEnd)))
+            } catch {
+                failure = error
+            }
             bucketEnd = to
         }
         network.backward(batch: count, seed: seed) { layer in

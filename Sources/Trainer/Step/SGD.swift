@@ -14,6 +14,8 @@ public final class SGD {
     public var trainableRanges: [Range<Int>]
     /// Each trainable range's learning-rate factor (fine-tuning's `lr_mult`); empty means 1 everywhere.
     public var rateScales: [Float] = []
+    /// Per-layer trust ratios for large batches (`solver.type: lars`); nil is plain SGD.
+    public var lars: LARS?
 
     public init(parameterCount: Int, momentum: Float, nesterov: Bool, weightDecay: Float) {
         self.momentum = momentum
@@ -28,6 +30,7 @@ public final class SGD {
 
     /// Applies one update with learning rate `lr` to `parameters` from their (already averaged) gradients.
     public func step(_ parameters: ParameterBuffer, lr: Float) {
+        if let lars { return larsStep(parameters, lr: lr, lars) }
         let w = parameters.values.baseAddress!, g = parameters.gradients.baseAddress!, v = velocity.baseAddress!
         let mu = momentum, wd = weightDecay
         for (k, range) in trainableRanges.enumerated() {
@@ -44,6 +47,23 @@ public final class SGD {
                     let vel = mu * v[i] + g[i] + wd * w[i]
                     v[i] = vel
                     w[i] -= lr * vel
+                }
+            }
+        }
+    }
+
+    /// The same update with each weight tensor's gradient scaled by its LARS trust ratio (see `LARS`).
+    private func larsStep(_ parameters: ParameterBuffer, lr: Float, _ lars: LARS) {
+        let w = parameters.values.baseAddress!, g = parameters.gradients.baseAddress!, v = velocity.baseAddress!
+        let mu = momentum, wd = weightDecay
+        for (k, range) in trainableRanges.enumerated() {
+            let lr = rateScales.isEmpty ? lr : lr * rateScales[k]
+            for (piece, trust) in lars.pieces(of: range, values: w, gradients: g, weightDecay: wd) {
+                for i in piece {
+                    let grad = trust * (g[i] + wd * w[i])
+                    let vel = mu * v[i] + grad
+                    v[i] = vel
+                    w[i] -= lr * (nesterov ? grad + mu * vel : vel)
                 }
             }
         }
