@@ -3,11 +3,14 @@
 # Run it on an otherwise idle machine (figures vary ±30% from run to run here): it repeats each measurement and
 # prints every run, so report best and median.
 #
-#   bash launch/benchmarks.sh [all|peer|scaling|sync|yield|allreduce|data]   (default: all)
+#   bash launch/benchmarks.sh [all|peer|scaling|scaling-net|sync|yield|allreduce|data]   (default: all)
 #
 #   peer       dtrain bench vs PyTorch (shared/bench/bench_torch.py), LeNet-5 b64, the quick-start net b128 and
 #              AlexNet b16, 1 and 2 threads; dtrain with the OpenBLAS kernels it chooses itself (nothing set)
 #   scaling    LeNet-5 images/s: 1 rank × 1 thread vs 2 ranks × 1 thread (same per-rank batch 64, synthetic data)
+#   scaling-net  AlexNet-torchvision (32 images per rank) and the quick-start net on 2 namespace hosts over links
+#              shaped to 10, 2, 1 and 0.5 Gbit/s: step time, communication share, scaling efficiency, with float32,
+#              bf16, overlap and both (launch/scaling-net.sh; needs root)
 #   sync       step-time breakdown with 2 ranks: LeNet-5 b64/rank and AlexNet b32/rank, with and without overlap
 #   yield      4 ranks on 2 cores with and without mpi_yield_when_idle
 #   allreduce  the shim's allreduce vs a plain C MPI_Allreduce, 4 KB … 256 MB, 2 ranks
@@ -60,6 +63,11 @@ if section scaling; then
         launch/dtrain-mpirun -n 2 -- configs/lenet5.json "${synthetic[@]}" --batch-size 128 --max-steps 800 \
             --output "$tmp/s2-$r" --overwrite | grep 'step time' | sed 's/^/2 ranks: /'
     done
+fi
+
+if section scaling-net; then
+    echo; echo "== scaling over emulated links (launch/scaling-net.sh)"
+    DTRAIN_BIN=$repo/$bin bash launch/scaling-net.sh
 fi
 
 if section sync; then

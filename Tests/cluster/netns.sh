@@ -21,8 +21,10 @@
 #   netns.sh sweep
 #       removes namespaces left by runs of this script whose process is gone (e.g. after a SIGKILL)
 #   --link-down I@SEC takes host I's (1-based) link down SEC seconds after the command starts.
+#   --rate RATE shapes every host's link to RATE (tc units: 10gbit, 500mbit); see netns_shape.
 #
-# As a library (`source netns.sh`): netns_up N SLOTS, netns_down, netns_link_down INDEX, netns_sweep; the same
+# As a library (`source netns.sh`): netns_up N SLOTS, netns_down, netns_link_down INDEX, netns_shape RATE,
+# netns_sweep; the same
 # NETNS_* variables are set by netns_up. Call netns_down from your own EXIT trap.
 #
 # Not root, or `ip netns add` refused (a container without CAP_SYS_ADMIN): prints `SKIP: <reason>` and
@@ -137,6 +139,36 @@ LINKDOWN
 # netns_link_down INDEX: takes host INDEX's link down now.
 netns_link_down() { "$NETNS_LINK_DOWN" "$1"; }
 
+# netns_shape RATE: every host sends at most RATE (tc's units: 10gbit, 500mbit, ...) through a token bucket on its
+# eth0, so each host's link runs at RATE in each direction, as a switched network does. "none" removes the shaping.
+# (A token bucket shapes the rate only: this kernel has no netem, so no latency is added; a veth adds ~20 µs.)
+# The bucket holds 4 ms of traffic (one timer tick at HZ=250) and at least 64 KiB, so it can reach RATE.
+netns_shape() {
+    local rate=$1 host bits burst
+    for host in $NETNS_HOSTS; do
+        if [[ $rate == none ]]; then
+            ip netns exec "$host" tc qdisc del dev eth0 root 2>/dev/null
+            continue
+        fi
+        bits=$(netns_rate_bits "$rate") || { netns_log "cannot read the rate '$rate' (say e.g. 10gbit, 500mbit)"; return 2; }
+        burst=$(( bits / 8 / 250 ))
+        (( burst < 65536 )) && burst=65536
+        ip netns exec "$host" tc qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 100ms ||
+            { netns_log "tc refused to shape $host to $rate"; return 1; }
+    done
+    NETNS_RATE=$rate
+    export NETNS_RATE
+}
+
+# netns_rate_bits RATE: RATE (e.g. 10gbit, 500mbit, 2.5gbit) in bits per second.
+netns_rate_bits() {
+    awk -v r="$1" 'BEGIN {
+        n = r + 0; u = tolower(substr(r, length(n "") + 1))
+        f = (u == "gbit") ? 1e9 : (u == "mbit") ? 1e6 : (u == "kbit") ? 1e3 : (u == "bit") ? 1 : 0
+        if (n <= 0 || f == 0) exit 1
+        printf "%.0f\n", n * f }'
+}
+
 # netns_down: kills every process left in the namespaces, deletes them and the temporary directory. Idempotent.
 netns_down() {
     local ns
@@ -156,13 +188,14 @@ netns_usage() {
 
 netns_main() {
     set -u
-    local hosts=2 slots=1 timeout_seconds=120 link_down="" action=""
+    local hosts=2 slots=1 timeout_seconds=120 link_down="" rate="" action=""
     while [[ $# -gt 0 ]]; do
         case $1 in
             --hosts) hosts=$2; shift 2 ;;
             --slots) slots=$2; shift 2 ;;
             --timeout) timeout_seconds=$2; shift 2 ;;
             --link-down) link_down=$2; shift 2 ;;
+            --rate) rate=$2; shift 2 ;;
             -h|--help) netns_usage; return 0 ;;
             mpirun|run|sweep) action=$1; shift; break ;;
             *) echo "netns.sh: unknown option '$1' (see --help)" >&2; return 2 ;;
@@ -189,6 +222,10 @@ netns_main() {
     [[ $status -eq 3 ]] && return 0
     [[ $status -ne 0 ]] && { netns_log "bring-up failed"; return 1; }
     netns_log "up: $NETNS_HOSTS on $NETNS_SUBNET in $((SECONDS - started)) s"
+    if [[ -n $rate ]]; then
+        netns_shape "$rate" || return 1
+        netns_log "links shaped to $rate"
+    fi
 
     local link_down_pid=""
     if [[ -n $link_down ]]; then
