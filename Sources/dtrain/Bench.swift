@@ -51,12 +51,9 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// One timed step's parts, in seconds.
-    typealias StepTimes = (forward: Double, loss: Double, backward: Double, update: Double)
-
     func run() throws {
         let (spec, network) = try buildNetwork()
-        let times = timeSteps(network)
+        let times = StepProfile.measure(network, batch: batch, warmup: warmup, steps: steps).steps
         print("dtrain bench \(config): \(spec.name), batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), "
               + "CPU \(Processor.current.description)")
         if let blas = network.kernels.blas { print(blas) }
@@ -65,7 +62,7 @@ struct Bench: ParsableCommand {
         printLayerTable(network)
         let totals = times.map { $0.forward + $0.loss + $0.backward + $0.update }.sorted()
         let median = totals[totals.count / 2], best = totals[0]
-        func med(_ k: KeyPath<StepTimes, Double>) -> Double {
+        func med(_ k: KeyPath<StepProfile.StepTimes, Double>) -> Double {
             times.map { $0[keyPath: k] }.sorted()[times.count / 2]
         }
         let flops = 3 * Double(network.layers.reduce(0) { $0 + $1.cost.flops }) * Double(batch)
@@ -92,45 +89,21 @@ struct Bench: ParsableCommand {
         choices.blas = try kernels.applyKernelChoice()
         choices.winograd = !noWinograd
         if let winogradTile { choices.winogradOutputTile = winogradTile }
-        BLAS.setThreads(threads)
-        let spec: NetworkSpec
-        let network: Network
-        do {
-            spec = try NetworkSpec.load(file: config)
-            network = try Network.checked(spec: spec, classes: spec.classes == nil ? classes : nil, maxBatch: batch,
-                                          optimizer: true, budget: try MemoryBudget.current(), file: config,
-                                          kernels: choices)
-        } catch let error as ConfigError { throw ValidationError(error.message) }
-        return (spec, network)
+        return try Bench.network(config: config, classes: classes, batch: batch, threads: threads, kernels: choices)
     }
 
-    /// Runs `warmup` untimed and `steps` timed training steps on random data (per-layer times go to the network).
-    private func timeSteps(_ network: Network) -> [StepTimes] {
-        network.initializeParameters(seed: 1)
-        var rng = SeededGenerator(seed: 7)
-        let input = network.inputTensor(batch: batch)
-        for i in 0..<input.count { input.data[i] = rng.nextNormal() }
-        let labels = (0..<batch).map { _ in Int32(rng.next() % UInt64(network.classes)) }
-        let sgd = SGD(parameterCount: network.parameters.count, momentum: 0.9, nesterov: false, weightDecay: 0)
-
-        var times: [StepTimes] = []
-        for step in 0..<(warmup + steps) {
-            network.profiling = step >= warmup
-            let lossBefore = network.lossSeconds
-            let t0 = monotonicSeconds()
-            labels.withUnsafeBufferPointer {
-                network.forwardLoss(batch: batch, labels: $0.baseAddress!, mode: .train, seed: UInt64(step))
-            }
-            let t1 = monotonicSeconds()
-            network.backward(batch: batch, seed: UInt64(step))
-            let t2 = monotonicSeconds()
-            sgd.step(network.parameters, lr: 1e-4)
-            let t3 = monotonicSeconds()
-            // The loss head's share of forward-then-loss, as the network timed it.
-            let loss = network.lossSeconds - lossBefore
-            if step >= warmup { times.append((t1 - t0 - loss, loss, t2 - t1, t3 - t2)) }
-        }
-        return times
+    /// The network of `config` for timing at `batch` on `threads` OpenBLAS threads (`classes` where the config's
+    /// last layer takes its size from the data), checked against this node's memory.
+    static func network(config: String, classes: Int, batch: Int, threads: Int,
+                        kernels: KernelChoices) throws -> (NetworkSpec, Network) {
+        BLAS.setThreads(threads)
+        do {
+            let spec = try NetworkSpec.load(file: config)
+            let network = try Network.checked(spec: spec, classes: spec.classes == nil ? classes : nil,
+                                              maxBatch: batch, optimizer: true, budget: try MemoryBudget.current(),
+                                              file: config, kernels: kernels)
+            return (spec, network)
+        } catch let error as ConfigError { throw ValidationError(error.message) }
     }
 
     /// Per layer: milliseconds, GFLOP/s and the sgemm ceiling of its GEMM shape.

@@ -11,7 +11,7 @@ struct DTrain: ParsableCommand {
         Run `dtrain CONFIG.json` to train (under `mpirun -n N` for N ranks, or alone for one process).
         """,
         subcommands: [Train.self, Eval.self, Predict.self, Export.self, Prepare.self, Summary.self, Bench.self,
-                      BenchData.self],
+                      BenchData.self, Plan.self],
         defaultSubcommand: Train.self
     )
 

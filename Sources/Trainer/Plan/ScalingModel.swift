@@ -1,0 +1,116 @@
+import ConvNet
+import Foundation
+
+/// A network link as the α–β model sees it: a latency per message and a bandwidth.
+public struct Link: CustomStringConvertible {
+    /// The line rate, bits per second.
+    public var bitsPerSecond: Double
+    /// Seconds of latency per message (α).
+    public var latency: Double
+    /// Share of the line rate that arrives as payload: TCP/IP over Ethernet carries 1448 bytes in a 1538-byte frame.
+    public var efficiency = 1448.0 / 1538.0
+
+    public init(bitsPerSecond: Double, latency: Double) {
+        self.bitsPerSecond = bitsPerSecond
+        self.latency = latency
+    }
+
+    /// `rate` as tc and `dtrain plan` write it (25gbit, 500mbit, 1.5gbit) and `latency` with its unit (5us, 0.2ms).
+    public init(rate: String, latency: String) throws {
+        guard let bits = Link.number(rate, units: ["gbit": 1e9, "mbit": 1e6, "kbit": 1e3]), bits > 0 else {
+            throw ConfigError("--link '\(rate)' is not a rate: say e.g. 10gbit, 25gbit or 500mbit")
+        }
+        guard let seconds = Link.number(latency, units: ["us": 1e-6, "ms": 1e-3, "s": 1]), seconds >= 0 else {
+            throw ConfigError("--latency '\(latency)' is not a time: say e.g. 5us or 0.2ms")
+        }
+        self.init(bitsPerSecond: bits, latency: seconds)
+    }
+
+    /// Payload bytes per second.
+    public var bytesPerSecond: Double { bitsPerSecond * efficiency / 8 }
+
+    public var description: String {
+        let rate = bitsPerSecond >= 1e9 ? "\(Link.short(bitsPerSecond / 1e9)) Gbit/s"
+            : "\(Link.short(bitsPerSecond / 1e6)) Mbit/s"
+        return "\(rate), \(Link.short(latency * 1e6)) µs latency"
+    }
+
+    private static func number(_ text: String, units: [String: Double]) -> Double? {
+        let lower = text.lowercased()
+        for (unit, factor) in units.sorted(by: { $0.key.count > $1.key.count }) where lower.hasSuffix(unit) {
+            return Double(lower.dropLast(unit.count)).map { $0 * factor }
+        }
+        return nil
+    }
+
+    private static func short(_ x: Double) -> String {
+        x == x.rounded() ? String(Int(x)) : String(format: "%.3g", x)
+    }
+}
+
+/// Step time of data-parallel training at N nodes from one rank's measured step (`StepProfile`) and an α–β model
+/// of the ring allreduce dtrain runs over the gradients:
+///   T(S bytes) = pieces · 2(N−1)·α + 2·(N−1)/N · S / β
+/// (each of the 8 MiB pieces the communicator sends is an allreduce of its own, so each pays the latency). Without
+/// overlap the step is compute + T(all gradients). With overlap, buckets of the gradients close in backward order as
+/// their layers finish and are reduced one after another while backward goes on; only what outlasts backward shows.
+/// Compute is divided by `computeSpeedup`, to project this machine's core onto a faster node.
+public struct ScalingModel {
+    public var nodes: Int
+    public var link: Link
+    /// 4 for float32 on the wire, 2 for bfloat16.
+    public var bytesPerValue = 4
+    /// 0: one allreduce after backward; > 0: buckets of this many floats reduced during backward.
+    public var bucketFloats = 0
+    public var chunkBytes = 8 << 20
+    public var computeSpeedup = 1.0
+
+    public init(nodes: Int, link: Link) {
+        self.nodes = nodes
+        self.link = link
+    }
+
+    /// What the model predicts for one step.
+    public struct Prediction {
+        /// Forward, backward and update of one rank (after the speed-up).
+        public var compute: Double
+        /// The allreduce of every gradient, start to end, as if nothing overlapped it.
+        public var communication: Double
+        /// The part of the step spent waiting for communication.
+        public var exposed: Double
+        public var step: Double { compute + exposed }
+        /// Throughput at N nodes over N × one node's (which communicates nothing).
+        public var efficiency: Double { compute / step }
+    }
+
+    /// Seconds of one allreduce of `floats` values.
+    public func allreduceSeconds(floats: Int) -> Double {
+        guard nodes > 1, floats > 0 else { return 0 }
+        let bytes = Double(floats * bytesPerValue), n = Double(nodes)
+        let pieces = (bytes / Double(chunkBytes)).rounded(.up)
+        return pieces * 2 * (n - 1) * link.latency + 2 * (n - 1) / n * bytes / link.bytesPerSecond
+    }
+
+    public func predict(_ profile: StepProfile) -> Prediction {
+        let speedup = max(computeSpeedup, 1e-9)
+        let compute = profile.compute / speedup
+        let communication = allreduceSeconds(floats: profile.gradientFloats)
+        guard bucketFloats > 0, nodes > 1 else {
+            return Prediction(compute: compute, communication: communication, exposed: communication)
+        }
+        // Backward runs the layers last to first; a bucket closes when a layer finishes with at least `bucketFloats`
+        // floats gathered since the last one (the last bucket at the end), as Replica does.
+        var clock = 0.0, commFree = 0.0, gathered = 0
+        for layer in profile.layers.reversed() {
+            clock += layer.backward / speedup
+            gathered += layer.gradientFloats
+            if gathered >= bucketFloats {
+                commFree = max(commFree, clock) + allreduceSeconds(floats: gathered)
+                gathered = 0
+            }
+        }
+        if gathered > 0 { commFree = max(commFree, clock) + allreduceSeconds(floats: gathered) }
+        let backward = profile.layers.reduce(0) { $0 + $1.backward } / speedup
+        return Prediction(compute: compute, communication: communication, exposed: max(0, commFree - backward))
+    }
+}
