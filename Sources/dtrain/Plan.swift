@@ -10,7 +10,7 @@ struct Plan: ParsableCommand {
         discussion: """
         Times the training step of CONFIG here (as `dtrain bench` does: forward, backward per layer, update, at \
         --batch images per rank on --threads threads), then models the gradient allreduce at each node count with \
-        an α–β model of the ring allreduce dtrain runs (2(N−1) latencies per 8 MiB piece, 2(N−1)/N of the bytes \
+        an α–β model of the ring allreduce dtrain runs (2(N−1) latencies per 64 MiB piece, 2(N−1)/N of the bytes \
         over the link's TCP payload rate), with the options training has: --wire bfloat16 halves the bytes, \
         --overlap MIB reduces buckets during backward. --compute-speedup divides the measured compute, to project \
         onto nodes faster than one core here (docs/scaling.md). The batch per rank is kept, so the global batch \

@@ -22,8 +22,9 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertEqual(model.allreduceSeconds(floats: 1_000_000), eight, accuracy: 1e-12)
         model.bytesPerValue = 2
         XCTAssertEqual(model.allreduceSeconds(floats: 1_000_000), eight / 2, accuracy: 1e-12)
-        // Latency: 2(N−1) per piece; 3M floats of float32 are 12 MB, two 8 MiB pieces.
+        // Latency: 2(N−1) per piece; 3M floats of float32 are 12 MB, two pieces of 8 MiB.
         model.bytesPerValue = 4
+        model.chunkBytes = 8 << 20
         model.link.latency = 10e-6
         let latencies: Double = 2 * 2 * 7 * 10e-6, transfer: Double = 2 * 7 / 8 * 9.6e-3
         XCTAssertEqual(model.allreduceSeconds(floats: 3_000_000), latencies + transfer, accuracy: 1e-12)

@@ -153,8 +153,7 @@ netns_shape() {
         bits=$(netns_rate_bits "$rate") || { netns_log "cannot read the rate '$rate' (say e.g. 10gbit, 500mbit)"; return 2; }
         burst=$(( bits / 8 / 250 ))
         (( burst < 65536 )) && burst=65536
-        [[ -n ${NETNS_SYSCTL:-} ]] && ip netns exec "$host" sysctl -qw $NETNS_SYSCTL
-        ip netns exec "$host" tc qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency "${NETNS_QUEUE:-100ms}" ||
+        ip netns exec "$host" tc qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 100ms ||
             { netns_log "tc refused to shape $host to $rate"; return 1; }
     done
     NETNS_RATE=$rate

@@ -51,7 +51,8 @@ public struct Link: CustomStringConvertible {
 /// Step time of data-parallel training at N nodes from one rank's measured step (`StepProfile`) and an α–β model
 /// of the ring allreduce dtrain runs over the gradients:
 ///   T(S bytes) = pieces · 2(N−1)·α + 2·(N−1)/N · S / β
-/// (each of the 8 MiB pieces the communicator sends is an allreduce of its own, so each pays the latency). Without
+/// (each of the 64 MiB pieces the communicator sends between nodes is an allreduce of its own, so each pays the
+/// latency). Without
 /// overlap the step is compute + T(all gradients). With overlap, buckets of the gradients close in backward order as
 /// their layers finish and are reduced one after another while backward goes on; only what outlasts backward shows.
 /// Compute is divided by `computeSpeedup`, to project this machine's core onto a faster node.
@@ -62,7 +63,7 @@ public struct ScalingModel {
     public var bytesPerValue = 4
     /// 0: one allreduce after backward; > 0: buckets of this many floats reduced during backward.
     public var bucketFloats = 0
-    public var chunkBytes = 8 << 20
+    public var chunkBytes = 64 << 20
     public var computeSpeedup = 1.0
 
     public init(nodes: Int, link: Link) {
