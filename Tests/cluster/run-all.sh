@@ -32,6 +32,7 @@ done
 tests=(
     "launcher||test-launcher.sh"
     "netns-mpi||test-netns-mpi.sh"
+    "shaped-link||test-shaped-link.sh"
 )
 for kind in mock dtrain; do
     [[ $mode != all && $mode != "$kind" ]] && continue
