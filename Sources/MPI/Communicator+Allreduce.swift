@@ -109,14 +109,24 @@ func reduceInPlace(_ base: UnsafeMutablePointer<Float>, count: Int, op: Reductio
     }
 }
 
-/// The in-place float reduction both the blocking and the background path run: one `MPI_Allreduce` per piece of at
-/// most `elementsPerCall` elements, each piece scaled by 1/ranks for an average while it is still in cache.
+/// How long each piece is when `count` elements go in calls of about `elementsPerCall`: ⌊count / elementsPerCall⌋
+/// equal pieces (at least one, and never over 2^31−1 elements), so no short tail goes alone. Over TCP a tail under
+/// 64 MiB falls to OpenMPI's one-way-at-a-time algorithm between 2 ranks (docs/mpi.md).
+func pieceLength(count: Int, elementsPerCall: Int) -> Int {
+    let limit = Int(Int32.max)
+    let pieces = Swift.max(1, count / Swift.max(1, elementsPerCall), (count + limit - 1) / limit)
+    return (count + pieces - 1) / pieces
+}
+
+/// The in-place float reduction both the blocking and the background path run: one `MPI_Allreduce` per piece (see
+/// `pieceLength`), each piece scaled by 1/ranks for an average while it is still in cache.
 func reduceFloatsInPlace(_ base: UnsafeMutablePointer<Float>, count: Int, op: ReductionOp, ranks: Int,
                          elementsPerCall: Int, comm: MPI_Comm) throws {
     let scale = 1 / Float(ranks)
+    let length = pieceLength(count: count, elementsPerCall: elementsPerCall)
     var offset = 0
     while offset < count {
-        let piece = Swift.min(elementsPerCall, count &- offset)
+        let piece = Swift.min(length, count &- offset)
         let start = base + offset
         try check(MPI_Allreduce(cmpi_in_place(), start, Int32(piece), cmpi_float(), op.mpiOp, comm), "MPI_Allreduce")
         if op == .average && ranks > 1 {

@@ -31,7 +31,7 @@ func reduceBFloat16InPlace(_ base: UnsafeMutablePointer<Float>, count: Int, op: 
         throw CommunicatorError("a bfloat16 allreduce sums or averages; \(op) needs the float32 wire")
     }
     let sum = try bfloat16Sum.get()
-    let pieceCount = Swift.min(elementsPerCall, count)
+    let pieceCount = pieceLength(count: count, elementsPerCall: elementsPerCall)
     let scratch = UnsafeMutablePointer<UInt16>.allocate(capacity: pieceCount)
     defer { scratch.deallocate() }
     let scale: Float = op == .average ? 1 / Float(ranks) : 1

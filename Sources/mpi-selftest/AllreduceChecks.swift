@@ -64,7 +64,7 @@ private func checkEveryOpAndCount(_ communicator: Communicator, options: SelfTes
     }
 }
 
-/// Pieces that do not divide the count: 7 floats in 3-float chunks go as 3 + 3 + 1.
+/// Pieces that do not divide the count: 7 floats in 3-float chunks go as 4 + 3.
 private func checkUnevenChunks(_ communicator: Communicator, buffer: UnsafeMutableBufferPointer<Float>,
                                report: SelfTestReport) throws {
     let ranks = communicator.size, rank = communicator.rank

@@ -59,6 +59,18 @@ trap run_exit_actions EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
+# namespace_hosts_up N: N namespace hosts of one slot each (netns.sh, sourced by the test), removed when the test
+# ends however it ends; the test is skipped where namespaces cannot be made, and fails when they do not come up.
+namespace_hosts_up() {
+    netns_up "$1" 1
+    case $? in
+        0) ;;
+        3) skip "no network namespaces here (reason above)" ;;
+        *) netns_down; fail "the namespace hosts did not come up" ;;
+    esac
+    on_exit netns_down
+}
+
 # compile_fixture NAME: builds Tests/cluster/fixtures/NAME.c with mpicc; prints the binary's path.
 compile_fixture() {
     local out="$TEST_TMP/$1"

@@ -23,13 +23,7 @@ CHECKPOINT_EVERY=$STEPS
 args=("$DTRAIN_TEST_CONFIG" $(dtrain_common_args) $(dtrain_checkpoint_args) --max-steps "$STEPS")
 
 t0=$(date +%s.%N)
-netns_up 2 1
-case $? in
-    0) ;;
-    3) skip "no network namespaces here (reason above)" ;;
-    *) netns_down; fail "the namespace hosts did not come up" ;;
-esac
-on_exit netns_down
+namespace_hosts_up 2
 log "2 hosts up on $NETNS_SUBNET in $(seconds_since "$t0") s"
 
 t0=$(date +%s.%N)

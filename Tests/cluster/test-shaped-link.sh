@@ -12,13 +12,7 @@ set -u
 selftest=${MPI_SELFTEST_BIN:-$REPO/.build/release/mpi-selftest}
 [[ -x $selftest ]] || fail "no $selftest: build it first (swift build -c release)"
 command -v tc >/dev/null || skip "no tc (package iproute2)"
-netns_up 2 1
-case $? in
-    0) ;;
-    3) skip "no network namespaces here (reason above)" ;;
-    *) netns_down; fail "the namespace hosts did not come up" ;;
-esac
-on_exit netns_down
+namespace_hosts_up 2
 created=$NETNS_HOSTS
 
 netns_shape 2mbps 2>/dev/null && fail "netns_shape accepted the rate '2mbps'"
