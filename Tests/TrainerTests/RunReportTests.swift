@@ -76,6 +76,20 @@ final class RunReportTests: XCTestCase {
         XCTAssertEqual(LineChart.roundUp(0.0213), 0.025, accuracy: 1e-15)
         XCTAssertEqual(LineChart.roundUp(7), 10)
         XCTAssertEqual(LineChart.roundUp(0), 1)
+    }
+
+    /// Step axes tick at whole steps (a 30-step run once read 7.5 and 22.5), each value once on a short range.
+    func testStepTicksAreWholeNumbers() {
+        func chart(to last: Double) -> LineChart {
+            LineChart(title: "loss", xLabel: "step", yLabel: "loss",
+                      series: [ChartSeries(label: "train", color: "#1f77b4", points: [(0, 1), (last, 0.5)])])
+        }
+        XCTAssertEqual(chart(to: 30).xTicks, [0, 8, 15, 23, 30])
+        XCTAssertFalse(chart(to: 30).svg.contains(">7.5<"))
+        XCTAssertEqual(chart(to: 2).xTicks, [0, 1, 2])
+        var fractional = chart(to: 30)
+        fractional.wholeNumberX = false
+        XCTAssertEqual(fractional.xTicks, [0, 7.5, 15, 22.5, 30])
         XCTAssertEqual([0, 0.0125, 1200, 2.5e-5].map(LineChart.number), ["0", "0.0125", "1200", "2.5e-05"])
     }
 

@@ -10,6 +10,8 @@ struct LineChart {
     var series: [ChartSeries]
     var width = 560
     var height = 300
+    /// x counts something whole (steps): its ticks sit at whole numbers, never at 7.5.
+    var wholeNumberX = true
 
     static let left = 64.0, right = 16.0, top = 28.0, bottom = 44.0
     private var plotLeft: Double { Self.left }
@@ -78,16 +80,19 @@ struct LineChart {
     /// The frame, grid lines with their numbers, and the axis names.
     private func axes() -> [String] {
         var parts: [String] = []
-        let (x0, x1) = xRange, (y0, y1) = yRange
+        let (y0, y1) = yRange
         for i in 0...4 {
             let fraction = Double(i) / 4
-            let y = plotBottom - fraction * (plotBottom - plotTop), x = plotLeft + fraction * (plotRight - plotLeft)
+            let y = plotBottom - fraction * (plotBottom - plotTop)
             parts.append("<line class=\"grid\" x1=\"\(Self.pixel(plotLeft))\" y1=\"\(Self.pixel(y))\" "
                 + "x2=\"\(Self.pixel(plotRight))\" y2=\"\(Self.pixel(y))\"/>")
             parts.append("<text class=\"tick\" x=\"\(Self.pixel(plotLeft - 6))\" y=\"\(Self.pixel(y + 4))\" "
                 + "text-anchor=\"end\">\(Self.number(y0 + fraction * (y1 - y0)))</text>")
+        }
+        for value in xTicks {
+            let x = position((value, y0)).x
             parts.append("<text class=\"tick\" x=\"\(Self.pixel(x))\" y=\"\(Self.pixel(plotBottom + 16))\" "
-                + "text-anchor=\"middle\">\(Self.number(x0 + fraction * (x1 - x0)))</text>")
+                + "text-anchor=\"middle\">\(Self.number(value))</text>")
         }
         parts.append("<rect class=\"frame\" x=\"\(Self.pixel(plotLeft))\" y=\"\(Self.pixel(plotTop))\" "
             + "width=\"\(Self.pixel(plotRight - plotLeft))\" height=\"\(Self.pixel(plotBottom - plotTop))\"/>")
@@ -97,6 +102,19 @@ struct LineChart {
             + "text-anchor=\"middle\" transform=\"rotate(-90 14 \(Self.pixel((plotTop + plotBottom) / 2)))\">"
             + "\(HTMLText.escape(yLabel))</text>")
         return parts
+    }
+
+    /// The x axis's tick values: five, a quarter of the range apart; with `wholeNumberX` rounded to whole numbers
+    /// (a short range then has fewer, each once).
+    var xTicks: [Double] {
+        let (x0, x1) = xRange
+        var ticks: [Double] = []
+        for i in 0...4 {
+            var value = x0 + Double(i) / 4 * (x1 - x0)
+            if wholeNumberX { value = value.rounded() }
+            if ticks.last != value { ticks.append(value) }
+        }
+        return ticks
     }
 
     private func legend() -> [String] {
