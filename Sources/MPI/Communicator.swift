@@ -29,9 +29,9 @@ public final class Communicator: @unchecked Sendable {
     /// call on its fast path; above, it mallocs a message-sized temporary every call and runs at half the bandwidth.
     public static let defaultChunkBytes = 8 << 20
 
-    /// Bytes per MPI call when the ranks span several nodes. Over TCP, OpenMPI 4.1 reduces 8 MiB between 2 ranks
-    /// with an algorithm that uses one direction of the link at a time (half the rate, docs/mpi.md); from 32 MiB it
-    /// switches to one that sends both ways at once, and no temporary is faulted in on that path.
+    /// Bytes per MPI call when the ranks span several nodes. Over TCP, OpenMPI 4.1 reduces pieces under 64 MiB
+    /// between 2 ranks with an algorithm that uses one direction of the link at a time (half the rate, docs/mpi.md);
+    /// from 64 MiB it switches to one that sends both ways at once.
     public static let networkChunkBytes = 64 << 20
 
     /// Bytes per MPI call for large buffers: `defaultChunkBytes` when every rank is on this node, `networkChunkBytes`

@@ -2,7 +2,10 @@ import ArgumentParser
 import Basics
 import ConvNet
 import Foundation
+import MPI
 import Trainer
+
+extension WireFormat: ExpressibleByArgument {}
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,7 +39,7 @@ struct Plan: ParsableCommand {
     var threads = 1
 
     @Option(help: "Gradients on the wire: float32 or bfloat16.")
-    var wire = "float32"
+    var wire = WireFormat.float32
 
     @Option(help: ArgumentHelp("Buckets of this many MiB reduced during backward (0: one allreduce after backward).",
                                valueName: "MiB"))
@@ -61,9 +64,6 @@ struct Plan: ParsableCommand {
     func validate() throws {
         guard batch > 0, threads > 0, steps > 0, classes > 0, images > 0 else {
             throw ValidationError("--batch, --threads, --steps, --classes and --images must be positive")
-        }
-        guard ["float32", "bfloat16"].contains(wire) else {
-            throw ValidationError("--wire must be float32 or bfloat16, not \(wire)")
         }
         guard overlap >= 0, computeSpeedup > 0 else {
             throw ValidationError("--overlap must be non-negative and --compute-speedup positive")
@@ -102,7 +102,7 @@ struct Plan: ParsableCommand {
         var rows = [["nodes", "global batch", "step", "allreduce", "exposed", "efficiency", "images/s", "epoch"]]
         for n in try nodeCounts() {
             var model = ScalingModel(nodes: n, link: linkModel)
-            model.bytesPerValue = wire == "bfloat16" ? 2 : 4
+            model.wire = wire
             model.bucketFloats = Int(overlap * 1_048_576 / 4)
             model.computeSpeedup = computeSpeedup
             let p = model.predict(profile)

@@ -20,10 +20,10 @@ final class ScalingModelTests: XCTestCase {
         model.nodes = 8
         let eight: Double = 2 * 7 / 8 * 3.2e-3
         XCTAssertEqual(model.allreduceSeconds(floats: 1_000_000), eight, accuracy: 1e-12)
-        model.bytesPerValue = 2
+        model.wire = .bfloat16
         XCTAssertEqual(model.allreduceSeconds(floats: 1_000_000), eight / 2, accuracy: 1e-12)
         // Latency: 2(N−1) per piece; 3M floats of float32 are 12 MB, two pieces of 8 MiB.
-        model.bytesPerValue = 4
+        model.wire = .float32
         model.chunkBytes = 8 << 20
         model.link.latency = 10e-6
         let latencies: Double = 2 * 2 * 7 * 10e-6, transfer: Double = 2 * 7 / 8 * 9.6e-3
@@ -33,7 +33,7 @@ final class ScalingModelTests: XCTestCase {
 
     /// Layers a (1M gradient floats, 10 ms backward), b (none, 5 ms), c (1M, 10 ms); backward runs c, b, a.
     var profile: StepProfile {
-        StepProfile(batch: 32, forward: 0.02, backward: 0.025, update: 0.005, layers: [
+        StepProfile(forward: 0.02, backward: 0.025, update: 0.005, layers: [
             .init(name: "a", forward: 0.01, backward: 0.010, gradientFloats: 1_000_000),
             .init(name: "b", forward: 0.005, backward: 0.005, gradientFloats: 0),
             .init(name: "c", forward: 0.005, backward: 0.010, gradientFloats: 1_000_000),

@@ -1,5 +1,6 @@
 import ConvNet
 import Foundation
+import MPI
 
 /// Everything one training run needs, read strictly from one JSON file (plus command-line overrides):
 /// `network` (see NetworkSpec), `data`, `solver`, `seed`, `output`, `checkpoint`, `log` and `finetune`.
@@ -173,7 +174,7 @@ public struct SolverSettings {
     /// images at a time, so a large global batch fits on few nodes.
     public var accumulate: Int
     /// How the gradients travel in the allreduce: `float32` or `bfloat16` (half the bytes).
-    public var gradientWire: String
+    public var gradientWire: WireFormat
     /// With the bf16 wire: carry what rounding drops into the next step's gradients.
     public var errorFeedback: Bool
 
@@ -194,7 +195,8 @@ public struct SolverSettings {
         type = try c.choice("type", ["sgd", "lars"], default: "sgd")
         larsEta = try c.double("lars_eta", default: 0.001)
         accumulate = try c.int("accumulate", default: 1)
-        gradientWire = try c.choice("gradient_wire", ["float32", "bfloat16"], default: "float32")
+        gradientWire = WireFormat(rawValue: try c.choice("gradient_wire", WireFormat.allCases.map(\.rawValue),
+                                                         default: WireFormat.float32.rawValue))!
         errorFeedback = try c.bool("error_feedback", default: false)
         guard epochs >= 1 else { throw ConfigError("\(c.path): 'epochs' must be at least 1, found \(epochs)") }
         guard batchSize >= 1 else {
@@ -216,7 +218,7 @@ public struct SolverSettings {
         guard accumulate >= 1 else {
             throw ConfigError("\(c.path): 'accumulate' must be at least 1, found \(accumulate)")
         }
-        if errorFeedback && gradientWire == "float32" {
+        if errorFeedback && gradientWire == .float32 {
             throw ConfigError("\(c.path): 'error_feedback' needs 'gradient_wire': \"bfloat16\" (float32 drops nothing)")
         }
         if case .oneCycle = decay, warmupEpochs > 0 {

@@ -1,5 +1,6 @@
 import ConvNet
 import Foundation
+import MPI
 
 /// A network link as the α–β model sees it: a latency per message and a bandwidth.
 public struct Link: CustomStringConvertible {
@@ -52,18 +53,18 @@ public struct Link: CustomStringConvertible {
 /// of the ring allreduce dtrain runs over the gradients:
 ///   T(S bytes) = pieces · 2(N−1)·α + 2·(N−1)/N · S / β
 /// (each of the 64 MiB pieces the communicator sends between nodes is an allreduce of its own, so each pays the
-/// latency). Without
-/// overlap the step is compute + T(all gradients). With overlap, buckets of the gradients close in backward order as
-/// their layers finish and are reduced one after another while backward goes on; only what outlasts backward shows.
+/// latency). Without overlap the step is compute + T(all gradients). With overlap, buckets of the gradients close in
+/// backward order as their layers finish and are reduced one after another while backward goes on; only what
+/// outlasts backward shows.
 /// Compute is divided by `computeSpeedup`, to project this machine's core onto a faster node.
 public struct ScalingModel {
     public var nodes: Int
     public var link: Link
-    /// 4 for float32 on the wire, 2 for bfloat16.
-    public var bytesPerValue = 4
+    /// How the gradients travel: bfloat16 halves the bytes.
+    public var wire = WireFormat.float32
     /// 0: one allreduce after backward; > 0: buckets of this many floats reduced during backward.
     public var bucketFloats = 0
-    public var chunkBytes = 64 << 20
+    public var chunkBytes = Communicator.networkChunkBytes
     public var computeSpeedup = 1.0
 
     public init(nodes: Int, link: Link) {
@@ -87,7 +88,7 @@ public struct ScalingModel {
     /// Seconds of one allreduce of `floats` values.
     public func allreduceSeconds(floats: Int) -> Double {
         guard nodes > 1, floats > 0 else { return 0 }
-        let bytes = Double(floats * bytesPerValue), n = Double(nodes)
+        let bytes = Double(floats * wire.bytesPerValue), n = Double(nodes)
         let pieces = (bytes / Double(chunkBytes)).rounded(.up)
         return pieces * 2 * (n - 1) * link.latency + 2 * (n - 1) / n * bytes / link.bytesPerSecond
     }

@@ -16,7 +16,6 @@ public struct StepProfile {
     /// One timed step's parts, in seconds.
     public typealias StepTimes = (forward: Double, loss: Double, backward: Double, update: Double)
 
-    public var batch: Int
     /// Median seconds of each phase over the timed steps (forward without the loss head).
     public var forward: Double, loss: Double, backward: Double, update: Double
     /// Mean seconds per layer over the timed steps, in network order.
@@ -28,8 +27,7 @@ public struct StepProfile {
     public var gradientFloats: Int { layers.reduce(0) { $0 + $1.gradientFloats } }
 
     /// A profile from given figures (the scaling model's tests, or timings measured elsewhere).
-    public init(batch: Int, forward: Double, loss: Double = 0, backward: Double, update: Double, layers: [Layer]) {
-        self.batch = batch
+    public init(forward: Double, loss: Double = 0, backward: Double, update: Double, layers: [Layer]) {
         self.forward = forward
         self.loss = loss
         self.backward = backward
@@ -76,7 +74,7 @@ public struct StepProfile {
         func median(_ k: KeyPath<StepTimes, Double>) -> Double {
             times.isEmpty ? 0 : times.map { $0[keyPath: k] }.sorted()[times.count / 2]
         }
-        var profile = StepProfile(batch: batch, forward: median(\.forward), loss: median(\.loss),
+        var profile = StepProfile(forward: median(\.forward), loss: median(\.loss),
                                   backward: median(\.backward), update: median(\.update), layers: layers)
         profile.steps = times
         return profile

@@ -16,8 +16,8 @@ extension TrainingRun {
         let micro = s.accumulate > 1 ? " (\(s.accumulate) micro-batches of \(microBatch), gradients summed)" : ""
         print("world size \(ranks); global batch \(s.batchSize) = \(ranks) rank\(ranks == 1 ? "" : "s") × "
             + "\(perRankBatch) per rank\(micro)")
-        if s.type == "lars" || s.gradientWire != "float32" {
-            let wire = s.gradientWire == "float32" ? "" : "gradients as \(s.gradientWire) on the wire"
+        if s.type == "lars" || s.gradientWire != .float32 {
+            let wire = s.gradientWire == .float32 ? "" : "gradients as \(s.gradientWire) on the wire"
                 + (s.errorFeedback ? " with error feedback" : "")
             let lars = s.type == "lars" ? "LARS (trust coefficient \(significant(s.larsEta)))" : ""
             print("solver: " + [lars, wire].filter { !$0.isEmpty }.joined(separator: "; "))

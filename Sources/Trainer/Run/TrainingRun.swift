@@ -122,7 +122,7 @@ public final class TrainingRun {
         let replica = Replica(network: network, communicator: communicator, sgd: sgd,
                               stopOnNonFinite: solver.nonFinite == "stop")
         replica.bucketFloats = Int(solver.gradientBucketMiB * 1_048_576 / 4)
-        replica.wire = WireFormat(rawValue: solver.gradientWire)!
+        replica.wire = solver.gradientWire
         if solver.errorFeedback { replica.enableErrorFeedback() }
         replica.accumulate(solver.accumulate)
         return replica
@@ -184,9 +184,7 @@ public final class TrainingRun {
     private func trainOneStep() throws -> StepResult? {
         var earlier = (sums: Sums(), timing: StepTiming(), bad: false)
         for micro in 0..<(config.solver.accumulate - 1) {
-            let waitStart = monotonicSeconds()
-            guard let batch = try train.next(into: network) else { return nil }
-            let dataWait = monotonicSeconds() - waitStart
+            guard let (batch, dataWait) = try nextBatch() else { return nil }
             let part = replica.accumulateGradients(count: batch.count, labels: batch.labels, step: position.globalStep,
                                                    micro: micro, seed: config.seed)
             earlier.sums += part.sums
@@ -194,9 +192,7 @@ public final class TrainingRun {
             earlier.timing.data += dataWait
             earlier.bad = earlier.bad || part.bad
         }
-        let waitStart = monotonicSeconds()
-        guard let batch = try train.next(into: network) else { return nil }
-        let dataWait = monotonicSeconds() - waitStart
+        guard let (batch, dataWait) = try nextBatch() else { return nil }
         let stepName = "epoch \(position.epoch + 1)/\(config.solver.epochs) "
             + "step \(position.step + 1)/\(stepsPerEpoch)"
         var result = try replica.trainStep(count: batch.count, labels: batch.labels, lr: Float(currentRate),
@@ -212,6 +208,13 @@ public final class TrainingRun {
         recorder?.stepDone(epoch: position.epoch, epochs: config.solver.epochs, step: position.step,
                            of: stepsPerEpoch, secondsLeft: secondsLeft())
         return result
+    }
+
+    /// The feed's next batch, written into the network's input, and the seconds spent waiting for it.
+    private func nextBatch() throws -> (Batch, Double)? {
+        let waitStart = monotonicSeconds()
+        guard let batch = try train.next(into: network) else { return nil }
+        return (batch, monotonicSeconds() - waitStart)
     }
 
     /// The learning rate of the next step.
