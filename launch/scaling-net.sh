@@ -10,7 +10,8 @@
 #
 # Links: "none" is the unshaped veth (what two ranks on one machine's cores reach at best: they share its memory
 # bandwidth, so even it is below 100%). Options: float32 (one allreduce after backward), bfloat16 (half the bytes), overlap (4 MiB buckets reduced
-# during backward), bfloat16+overlap. Printed per row: the step time, the share of it spent in communication
+# during backward), bfloat16+overlap, sharded (the sharded optimizer: reduce-scatter, update 1/2, allgather),
+# bfloat16+sharded. Printed per row: the step time, the share of it spent in communication
 # (gradient sync + waiting for the other rank), and the scaling efficiency, 2-host throughput ÷ (2 × 1-host).
 # A core here is about 1/20 of a real node, so a link here behaves like one about 20× faster beside real nodes
 # (docs/scaling.md): 1 Gbit/s here is roughly 20 Gbit/s there. Needs root (namespaces); else prints SKIP.
@@ -37,6 +38,8 @@ option_args() {
         bfloat16) echo "--set solver.gradient_wire=bfloat16" ;;
         overlap) echo "--set solver.gradient_bucket_mb=4" ;;
         bfloat16+overlap) echo "--set solver.gradient_wire=bfloat16 --set solver.gradient_bucket_mb=4" ;;
+        sharded) echo "--set solver.shard_optimizer=true" ;;
+        bfloat16+sharded) echo "--set solver.gradient_wire=bfloat16 --set solver.shard_optimizer=true" ;;
         *) echo "scaling-net.sh: unknown option '$1'" >&2; exit 2 ;;
     esac
 }

@@ -10,6 +10,10 @@ enum Collective: UInt64 {
     case broadcast
     case barrier
     case finalize
+    case reduceScatter
+    case allgather
+    case gather
+    case scatter
 
     init?(word: UInt64) { self.init(rawValue: word) }
 
@@ -21,6 +25,10 @@ enum Collective: UInt64 {
         case .broadcast: return "broadcast"
         case .barrier: return "barrier"
         case .finalize: return "finalize"
+        case .reduceScatter: return "reduce-scatter"
+        case .allgather: return "allgather"
+        case .gather: return "gather"
+        case .scatter: return "scatter"
         }
     }
 }

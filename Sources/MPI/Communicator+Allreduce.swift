@@ -18,7 +18,7 @@ extension Communicator {
                           wire: wire, residual: residual?.baseAddress)
     }
 
-    private func checkResidual(_ residual: UnsafeMutableBufferPointer<Float>?, count: Int, wire: WireFormat) throws {
+    func checkResidual(_ residual: UnsafeMutableBufferPointer<Float>?, count: Int, wire: WireFormat) throws {
         guard let residual else { return }
         guard wire == .bfloat16 else { throw CommunicatorError("error feedback needs the bfloat16 wire") }
         guard residual.count == count, residual.baseAddress != nil else {

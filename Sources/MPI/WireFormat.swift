@@ -23,6 +23,9 @@ nonisolated(unsafe) private let bfloat16Sum: Result<MPI_Op, Error> = {
     return .success(op)
 }()
 
+/// The bf16 sum operation (created on first use).
+func bfloat16SumOp() throws -> MPI_Op { try bfloat16Sum.get() }
+
 /// The bf16 counterpart of `reduceFloatsInPlace`: each piece is packed into `scratch` (with error feedback into
 /// `residual` when given), reduced with the bf16 sum, and unpacked in place (times 1/ranks for an average).
 func reduceBFloat16InPlace(_ base: UnsafeMutablePointer<Float>, count: Int, op: ReductionOp, ranks: Int,
@@ -30,7 +33,7 @@ func reduceBFloat16InPlace(_ base: UnsafeMutablePointer<Float>, count: Int, op: 
     guard op == .sum || op == .average else {
         throw CommunicatorError("a bfloat16 allreduce sums or averages; \(op) needs the float32 wire")
     }
-    let sum = try bfloat16Sum.get()
+    let sum = try bfloat16SumOp()
     let pieceCount = pieceLength(count: count, elementsPerCall: elementsPerCall)
     let scratch = UnsafeMutablePointer<UInt16>.allocate(capacity: pieceCount)
     defer { scratch.deallocate() }

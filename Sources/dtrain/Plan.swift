@@ -15,7 +15,8 @@ struct Plan: ParsableCommand {
         --batch images per rank on --threads threads), then models the gradient allreduce at each node count with \
         an α–β model of the ring allreduce dtrain runs (2(N−1) latencies per 64 MiB piece, 2(N−1)/N of the bytes \
         over the link's TCP payload rate), with the options training has: --wire bfloat16 halves the bytes, \
-        --overlap MIB reduces buckets during backward. --compute-speedup divides the measured compute, to project \
+        --overlap MIB reduces buckets during backward, --shard models the sharded optimizer (a reduce-scatter and an \
+        allgather, 1/N of the update). --compute-speedup divides the measured compute, to project \
         onto nodes faster than one core here (docs/scaling.md). The batch per rank is kept, so the global batch \
         grows with the nodes (printed: above ~8K, use solver.type lars).
         """)
@@ -45,6 +46,9 @@ struct Plan: ParsableCommand {
                                valueName: "MiB"))
     var overlap = 0.0
 
+    @Flag(help: "Model the sharded optimizer (solver.shard_optimizer): reduce-scatter, 1/N update, allgather.")
+    var shard = false
+
     @Option(help: ArgumentHelp("Divide the measured compute by this (a real node is many times one core here).",
                                valueName: "factor"))
     var computeSpeedup = 1.0
@@ -67,6 +71,9 @@ struct Plan: ParsableCommand {
         }
         guard overlap >= 0, computeSpeedup > 0 else {
             throw ValidationError("--overlap must be non-negative and --compute-speedup positive")
+        }
+        guard !(shard && overlap > 0) else {
+            throw ValidationError("--shard and --overlap: the sharded optimizer reduces after backward, not in buckets")
         }
         _ = try nodeCounts()
     }
@@ -97,7 +104,8 @@ struct Plan: ParsableCommand {
             + "update \(milliseconds(profile.update)) per step"
             + (computeSpeedup == 1 ? "" : "; compute divided by \(significant(computeSpeedup)) for the projection"))
         print("link \(linkModel) (payload \(fixed(linkModel.bytesPerSecond * 8 / 1e9, 2)) Gbit/s); gradients as "
-            + "\(wire); " + (overlap > 0 ? "buckets of \(significant(overlap)) MiB reduced during backward"
+            + "\(wire); " + (shard ? "sharded optimizer (reduce-scatter, 1/N update, allgather)"
+                : overlap > 0 ? "buckets of \(significant(overlap)) MiB reduced during backward"
                 : "one allreduce after backward"))
         var rows = [["nodes", "global batch", "step", "allreduce", "exposed", "efficiency", "images/s", "epoch"]]
         for n in try nodeCounts() {
@@ -105,6 +113,7 @@ struct Plan: ParsableCommand {
             model.wire = wire
             model.bucketFloats = Int(overlap * 1_048_576 / 4)
             model.computeSpeedup = computeSpeedup
+            model.shardOptimizer = shard
             let p = model.predict(profile)
             let rate = Double(n * batch) / p.step
             rows.append([String(n), group(n * batch), milliseconds(p.step), milliseconds(p.communication),

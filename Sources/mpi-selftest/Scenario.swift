@@ -14,6 +14,8 @@ enum Scenario: String, CaseIterable {
     case broadcast
     /// Allreduce of a few doubles and 64-bit integers.
     case scalars
+    /// Reduce-scatter, allgather, gather and scatter over segments (the sharded optimizer's collectives).
+    case segments
     /// An MPI error becomes a thrown MPIError; collectives after finalize() throw; thread-level limits are reported.
     case errors
     /// The last rank throws while the others wait in an allreduce.
@@ -42,6 +44,7 @@ enum Scenario: String, CaseIterable {
         case .large: try checkLargeAllreduce(communicator, options: options, report: report)
         case .broadcast: try checkBroadcast(communicator, options: options, report: report)
         case .scalars: try checkScalars(communicator, report: report)
+        case .segments: try checkSegments(communicator, report: report)
         case .errors: try checkErrors(communicator, report: report)
         case .throw, .exit, .stall, .stallInBackground: try failMidCollective(communicator, how: self)
         case .bench: try runAllreduceBenchmark(communicator, options: options, report: report)

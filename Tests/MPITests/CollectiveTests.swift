@@ -28,6 +28,13 @@ final class CollectiveTests: XCTestCase {
         SelfTestJob.assertPassed(try SelfTestJob.run(ranks: 4, "scalars"), ranks: 4)
     }
 
+    func testSegmentCollectivesOnTwoAndThreeRanks() throws {
+        // Reduce-scatter (float32 and bf16), allgather, gather and scatter of 0 to 100,003 floats.
+        for ranks in [2, 3] {
+            SelfTestJob.assertPassed(try SelfTestJob.run(ranks: ranks, "segments"), ranks: ranks)
+        }
+    }
+
     func testNodeLocalRanks() throws {
         let result = try SelfTestJob.run(ranks: 2, "info")
         SelfTestJob.assertPassed(result, ranks: 2)

@@ -64,6 +64,24 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertEqual(fast.exposed, 0.064, accuracy: 1e-12)
     }
 
+    /// Sharded: reduce-scatter and allgather move (N−1)/N of the bytes each, as the ring allreduce's two halves;
+    /// bf16 halves only the reduce-scatter (parameters go back as float32); the update is 1/N.
+    func testShardedOptimizerExchangesTheAllreduceBytesAndSplitsTheUpdate() {
+        var model = ScalingModel(nodes: 2, link: ideal)
+        model.shardOptimizer = true
+        let p = model.predict(profile)
+        XCTAssertEqual(p.exposed, 6.4e-3, accuracy: 1e-12, "2M floats: 2 × ½ × 8 MB / 1.25 GB/s")
+        XCTAssertEqual(p.compute, 0.05 - 0.0025, accuracy: 1e-12, "half of the 5 ms update")
+        model.wire = .bfloat16
+        XCTAssertEqual(model.predict(profile).exposed, 3.2e-3 * 1.5, accuracy: 1e-12)
+        model.wire = .float32
+        model.nodes = 8
+        model.link.latency = 10e-6
+        let latencies: Double = 2 * 7 * 10e-6, transfer: Double = 2 * 7 / 8 * 6.4e-3, update: Double = 0.005 * 7 / 8
+        XCTAssertEqual(model.predict(profile).exposed, latencies + transfer, accuracy: 1e-12)
+        XCTAssertEqual(model.predict(profile).compute, 0.05 - update, accuracy: 1e-12)
+    }
+
     func testLinkParsing() throws {
         let link = try Link(rate: "25gbit", latency: "5us")
         XCTAssertEqual(link.bitsPerSecond, 25e9)

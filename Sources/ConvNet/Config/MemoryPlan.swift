@@ -39,8 +39,10 @@ public struct MemoryPlan {
     /// The largest per-rank batch the plan accepts: keeps batch × tensor size far from integer overflow.
     public static let maximumBatch = 1 << 20
 
-    /// `optimizer`: a trainer's SGD allocates a momentum buffer as large as the parameters.
-    public init(_ blueprint: NetworkBlueprint, batch: Int, threads: Int, optimizer: Bool) throws {
+    /// `optimizer`: a trainer's SGD allocates a momentum buffer as large as the parameters, or, sharded over
+    /// `optimizerShards` ranks (ZeRO stage 1), that share of it.
+    public init(_ blueprint: NetworkBlueprint, batch: Int, threads: Int, optimizer: Bool,
+                optimizerShards: Int = 1) throws {
         guard batch > 0, batch <= MemoryPlan.maximumBatch else {
             throw ConfigError("the batch per rank must be in 1...\(group(MemoryPlan.maximumBatch)), "
                 + "found \(group(batch))")
@@ -54,7 +56,7 @@ public struct MemoryPlan {
             let trained = layer.parameterSpecs.reduce(0) { $0 + $1.count }
             row.parameters = 4 * (trained + layer.stateSpecs.reduce(0) { $0 + $1.count })
             row.gradients = 4 * trained
-            row.optimizer = optimizer ? 4 * trained : 0
+            row.optimizer = optimizer ? 4 * ((trained + optimizerShards - 1) / max(1, optimizerShards)) : 0
             row.activations = 4 * batch * blueprint.shapes[i + 1].count
             row.activationGradients = row.activations
             row.reserved = layer.reservedBytes(batch: batch)

@@ -167,7 +167,7 @@ public struct SolverSettings {
     /// 0: one gradient allreduce after backward; > 0: buckets of this many MiB reduced during backward.
     public var gradientBucketMiB: Double
     /// `sgd` (momentum SGD) or `lars` (the same with a per-layer trust ratio, You et al. 2017, for large batches).
-    public var type: String
+    public var type: SolverType
     /// LARS's trust coefficient η: a layer's step is η·‖w‖/(‖g‖ + λ‖w‖) of plain SGD's.
     public var larsEta: Double
     /// Micro-batches whose gradients are summed before one update: each rank runs batch_size / (ranks × accumulate)
@@ -177,6 +177,9 @@ public struct SolverSettings {
     public var gradientWire: WireFormat
     /// With the bf16 wire: carry what rounding drops into the next step's gradients.
     public var errorFeedback: Bool
+    /// ZeRO stage 1: each rank keeps momentum for, and updates, 1/ranks of the parameters (reduce-scatter the
+    /// gradients, allgather the parameters: the traffic of one allreduce).
+    public var shardOptimizer: Bool
 
     init(_ c: ConfigObject) throws {
         epochs = try c.int("epochs")
@@ -192,12 +195,14 @@ public struct SolverSettings {
         maxConsecutiveSkips = try c.int("max_consecutive_skips", default: 5)
         maxSteps = try c.int("max_steps", default: 0)
         gradientBucketMiB = try c.double("gradient_bucket_mb", default: 0)
-        type = try c.choice("type", ["sgd", "lars"], default: "sgd")
+        type = SolverType(rawValue: try c.choice("type", SolverType.allCases.map(\.rawValue),
+                                                  default: SolverType.sgd.rawValue))!
         larsEta = try c.double("lars_eta", default: 0.001)
         accumulate = try c.int("accumulate", default: 1)
         gradientWire = WireFormat(rawValue: try c.choice("gradient_wire", WireFormat.allCases.map(\.rawValue),
                                                          default: WireFormat.float32.rawValue))!
         errorFeedback = try c.bool("error_feedback", default: false)
+        shardOptimizer = try c.bool("shard_optimizer", default: false)
         guard epochs >= 1 else { throw ConfigError("\(c.path): 'epochs' must be at least 1, found \(epochs)") }
         guard batchSize >= 1 else {
             throw ConfigError("\(c.path): 'batch_size' must be at least 1, found \(batchSize)")
@@ -221,6 +226,10 @@ public struct SolverSettings {
         if errorFeedback && gradientWire == .float32 {
             throw ConfigError("\(c.path): 'error_feedback' needs 'gradient_wire': \"bfloat16\" (float32 drops nothing)")
         }
+        if shardOptimizer && gradientBucketMiB > 0 {
+            throw ConfigError("\(c.path): 'shard_optimizer' reduces the gradients in one reduce-scatter after "
+                + "backward, not in buckets during it: set 'gradient_bucket_mb' to 0, or 'shard_optimizer' to false")
+        }
         if case .oneCycle = decay, warmupEpochs > 0 {
             throw ConfigError("\(c.path): schedule one_cycle has its own warm-up ('warmup_fraction'): "
                 + "remove 'warmup_epochs' or set it to 0")
@@ -229,6 +238,14 @@ public struct SolverSettings {
     }
 
     public func effectiveLR() -> Double { scaleLR ? lr * Double(batchSize) / 256 : lr }
+}
+
+/// The optimizer `solver.type` names.
+public enum SolverType: String, CaseIterable, Sendable {
+    /// Momentum SGD.
+    case sgd
+    /// SGD with LARS's per-layer trust ratio (You et al. 2017), for large batches.
+    case lars
 }
 
 /// The `checkpoint` section.

@@ -46,8 +46,10 @@ public enum Checkpoint {
     }
 
     /// Writes atomically (temporary file, fsync, rename): a crash or `kill -9` mid-write leaves the old file.
-    /// Without `sgd` the file holds weights only (it evaluates and fine-tunes, but cannot resume).
-    public static func write(to path: String, network: Network, sgd: SGD?, info: Info) throws {
+    /// `momentum` is the optimizer's, in the parameters' layout; without it the file holds weights only (it
+    /// evaluates and fine-tunes, but cannot resume).
+    public static func write(to path: String, network: Network, momentum: UnsafeBufferPointer<Float>?,
+                             info: Info) throws {
         var writer = SafeTensorsWriter(metadata: [
             "format": "pt",
             markerKey: marker,
@@ -65,10 +67,11 @@ public enum Checkpoint {
         for slot in network.parameters.slots + network.state.slots {
             try writer.add(slot.name, shape: slot.dims, UnsafeBufferPointer(start: slot.value, count: slot.count))
         }
-        if let sgd {
+        if let momentum {
+            precondition(momentum.count == network.parameters.count, "momentum in the parameters' layout")
             for slot in network.parameters.slots {
                 try writer.add(momentumPrefix + slot.name, shape: slot.dims,
-                               UnsafeBufferPointer(start: sgd.velocity.baseAddress! + slot.offset, count: slot.count))
+                               UnsafeBufferPointer(rebasing: momentum[slot.offset..<(slot.offset + slot.count)]))
             }
         }
         try writer.write(to: path)
@@ -113,12 +116,13 @@ public enum Checkpoint {
                     classNames: WeightsMetadata.classNames(of: reader), config: config)
     }
 
-    /// Copies the checkpoint's tensors into `network` (and momentum into `sgd`), after checking that every name
-    /// exists with the right shape. Layers in `skipping` (re-initialised for fine-tuning) are left alone.
-    public static func load(_ reader: SafeTensorsReader, into network: Network, sgd: SGD?,
-        skipping: Set<String> = []) throws {
+    /// Copies the checkpoint's tensors into `network` (and its momentum into `momentum`, laid out like the
+    /// parameters), after checking that every name exists with the right shape. Layers in `skipping`
+    /// (re-initialised for fine-tuning) are left alone.
+    public static func load(_ reader: SafeTensorsReader, into network: Network,
+                            momentum: UnsafeMutableBufferPointer<Float>?, skipping: Set<String> = []) throws {
         let hasMomentum = reader.names.contains { $0.hasPrefix(momentumPrefix) }
-        if sgd != nil, !network.parameters.slots.isEmpty, !hasMomentum {
+        if momentum != nil, !network.parameters.slots.isEmpty, !hasMomentum {
             throw SafeTensorsError("\(reader.source) holds weights only, no optimizer state (best.safetensors and "
                 + "exports do): resume from last.safetensors, or start a new run from it with finetune.from")
         }
@@ -129,7 +133,7 @@ public enum Checkpoint {
             if info.shape != slot.dims {
                 problems.append("\(slot.name) has shape \(info.shape), the network needs \(slot.dims)")
             }
-            if sgd != nil, reader.info(momentumPrefix + slot.name) == nil,
+            if momentum != nil, reader.info(momentumPrefix + slot.name) == nil,
                 network.parameters.slot(named: slot.name) != nil {
                 problems.append("\(momentumPrefix + slot.name) is missing")
             }
@@ -148,11 +152,12 @@ public enum Checkpoint {
                     + "the model had diverged when it was written; resume from an earlier checkpoint")
             }
         }
-        if let sgd {
+        if let momentum {
+            precondition(momentum.count == network.parameters.count, "momentum in the parameters' layout")
             for slot in network.parameters.slots where !skipping.contains(layerName(slot.name)) {
                 try reader.copyFloats(momentumPrefix + slot.name,
-                                      into: UnsafeMutableBufferPointer(start: sgd.velocity.baseAddress! + slot.offset,
-                                      count: slot.count))
+                                      into: UnsafeMutableBufferPointer(rebasing:
+                                          momentum[slot.offset..<(slot.offset + slot.count)]))
             }
         }
     }

@@ -56,7 +56,9 @@ public struct Link: CustomStringConvertible {
 /// latency). Without overlap the step is compute + T(all gradients). With overlap, buckets of the gradients close in
 /// backward order as their layers finish and are reduced one after another while backward goes on; only what
 /// outlasts backward shows.
-/// Compute is divided by `computeSpeedup`, to project this machine's core onto a faster node.
+/// Compute is divided by `computeSpeedup`, to project this machine's core onto a faster node. With the sharded
+/// optimizer (ZeRO stage 1) the allreduce becomes a reduce-scatter of the gradients on the wire's format and an
+/// allgather of the float32 parameters, (N−1)·α + (N−1)/N · S/β each (one call each), and the update shrinks to 1/N.
 public struct ScalingModel {
     public var nodes: Int
     public var link: Link
@@ -66,6 +68,8 @@ public struct ScalingModel {
     public var bucketFloats = 0
     public var chunkBytes = Communicator.networkChunkBytes
     public var computeSpeedup = 1.0
+    /// The sharded optimizer (`solver.shard_optimizer`); it does not overlap with backward.
+    public var shardOptimizer = false
 
     public init(nodes: Int, link: Link) {
         self.nodes = nodes
@@ -93,8 +97,23 @@ public struct ScalingModel {
         return pieces * 2 * (n - 1) * link.latency + 2 * (n - 1) / n * bytes / link.bytesPerSecond
     }
 
+    /// Seconds of the sharded optimizer's reduce-scatter (on the wire's format) and allgather (float32) of
+    /// `floats` values.
+    public func shardedExchangeSeconds(floats: Int) -> Double {
+        guard nodes > 1, floats > 0 else { return 0 }
+        let n = Double(nodes), share = (n - 1) / n
+        let reduceScatter = (n - 1) * link.latency + share * Double(floats * wire.bytesPerValue) / link.bytesPerSecond
+        let allgather = (n - 1) * link.latency + share * Double(floats * 4) / link.bytesPerSecond
+        return reduceScatter + allgather
+    }
+
     public func predict(_ profile: StepProfile) -> Prediction {
         let speedup = max(computeSpeedup, 1e-9)
+        if shardOptimizer && nodes > 1 {
+            let compute = (profile.compute - profile.update * (1 - 1 / Double(nodes))) / speedup
+            let exchange = shardedExchangeSeconds(floats: profile.gradientFloats)
+            return Prediction(compute: compute, communication: exchange, exposed: exchange)
+        }
         let compute = profile.compute / speedup
         let communication = allreduceSeconds(floats: profile.gradientFloats)
         guard bucketFloats > 0, nodes > 1 else {

@@ -122,10 +122,12 @@ extension MemoryBudget {
     /// The check before the dataset is scanned (its class count still unknown: `"outputs": "classes"` counts one),
     /// so a network far too large is refused before any image is read; the build repeats it with the real count.
     /// `file`: the config, named in the message.
-    public func checkOnPaper(_ spec: NetworkSpec, batch: Int, optimizer: Bool, file: String) throws {
+    public func checkOnPaper(_ spec: NetworkSpec, batch: Int, optimizer: Bool, optimizerShards: Int = 1,
+                             file: String) throws {
         do {
             let blueprint = try NetworkBlueprint(spec: spec, provisional: true)
-            let plan = try MemoryPlan(blueprint, batch: batch, threads: BLAS.threads, optimizer: optimizer)
+            let plan = try MemoryPlan(blueprint, batch: batch, threads: BLAS.threads, optimizer: optimizer,
+                                      optimizerShards: optimizerShards)
             try check(plan, network: spec.name)
         } catch let error as ConfigError {
             throw ConfigError("\(file): \(error.message)")
@@ -135,15 +137,17 @@ extension MemoryBudget {
 
 extension Network {
     /// How every command builds a network: on paper first, priced, checked against this rank's share of the
-    /// node's memory, and only then allocated. `optimizer`: a trainer adds SGD's momentum buffer. `file`: the
+    /// node's memory, and only then allocated. `optimizer`: a trainer adds SGD's momentum buffer (its share of it,
+    /// sharded over `optimizerShards` ranks). `file`: the
     /// config (or the checkpoint holding it), named in a refusal. `kernels`: how its layers compute.
     public static func checked(spec: NetworkSpec, classes: Int?, maxBatch: Int, optimizer: Bool,
-                               budget: MemoryBudget, file: String? = nil,
+                               optimizerShards: Int = 1, budget: MemoryBudget, file: String? = nil,
                                kernels: KernelChoices = .standard) throws -> Network {
         let blueprint: NetworkBlueprint
         do {
             blueprint = try NetworkBlueprint(spec: spec, classes: classes, kernels: kernels)
-            let plan = try MemoryPlan(blueprint, batch: maxBatch, threads: BLAS.threads, optimizer: optimizer)
+            let plan = try MemoryPlan(blueprint, batch: maxBatch, threads: BLAS.threads, optimizer: optimizer,
+                                      optimizerShards: optimizerShards)
             try budget.check(plan, network: spec.name)
         } catch let error as ConfigError where file != nil {
             throw ConfigError("\(file!): \(error.message)")

@@ -47,9 +47,10 @@ final class OutputDirectory {
     /// Writes `last` atomically with what resume needs (weights and momentum), and `best` with the weights only
     /// (what evaluation, prediction, export and fine-tuning read; half the size of `last`). Numbered epoch
     /// checkpoints are hard links to `last`; `keep` > 0 keeps that many.
-    func writeCheckpoint(network: Network, sgd: SGD, info: Checkpoint.Info, best: Bool, keep: Int) throws {
-        try Checkpoint.write(to: lastCheckpoint, network: network, sgd: sgd, info: info)
-        if best { try Checkpoint.write(to: bestCheckpoint, network: network, sgd: nil, info: info) }
+    func writeCheckpoint(network: Network, momentum: UnsafeBufferPointer<Float>, info: Checkpoint.Info, best: Bool,
+                         keep: Int) throws {
+        try Checkpoint.write(to: lastCheckpoint, network: network, momentum: momentum, info: info)
+        if best { try Checkpoint.write(to: bestCheckpoint, network: network, momentum: nil, info: info) }
         if keep > 0 && info.position.step == 0 {
             let epochFile = path + String(format: "/epoch-%04d.safetensors", info.position.epoch)
             try linkAtomically(lastCheckpoint, to: epochFile)

@@ -51,11 +51,12 @@ extension TrainingRun {
                 : "epoch \(position.epoch + 1) step \(position.step)"
             throw TrainingError.nonFiniteModel(step: place, tensor: slot.name)
         }
-        if let output = recorder?.output {
+        try replica.withWholeMomentum { momentum in
+            guard let output = recorder?.output, let momentum else { return }
             let info = Checkpoint.Info(position: position, seed: config.seed, worldSize: communicator.size,
                                        globalBatch: config.solver.batchSize, bestTop1Error: bestTop1Error,
                                        classes: classes, classNames: train.classNames, config: config.json)
-            try output.writeCheckpoint(network: network, sgd: replica.sgd, info: info, best: kind == .lastAndBest,
+            try output.writeCheckpoint(network: network, momentum: momentum, info: info, best: kind == .lastAndBest,
                                        keep: config.checkpoint.keepLast)
         }
         communicator.collectiveLabel = "checkpoint barrier"

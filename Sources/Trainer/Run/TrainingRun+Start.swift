@@ -16,11 +16,14 @@ extension TrainingRun {
         let micro = s.accumulate > 1 ? " (\(s.accumulate) micro-batches of \(microBatch), gradients summed)" : ""
         print("world size \(ranks); global batch \(s.batchSize) = \(ranks) rank\(ranks == 1 ? "" : "s") × "
             + "\(perRankBatch) per rank\(micro)")
-        if s.type == "lars" || s.gradientWire != .float32 {
+        if s.type == .lars || s.gradientWire != .float32 || replica.segments != nil {
             let wire = s.gradientWire == .float32 ? "" : "gradients as \(s.gradientWire) on the wire"
                 + (s.errorFeedback ? " with error feedback" : "")
-            let lars = s.type == "lars" ? "LARS (trust coefficient \(significant(s.larsEta)))" : ""
-            print("solver: " + [lars, wire].filter { !$0.isEmpty }.joined(separator: "; "))
+            let lars = s.type == .lars ? "LARS (trust coefficient \(significant(s.larsEta)))" : ""
+            let shards = replica.segments == nil ? "" : "optimizer state sharded over \(ranks) ranks (momentum "
+                + "\(MemoryPlan.format(4 * replica.sgd.shard.count)) on this rank, "
+                + "\(MemoryPlan.format(4 * network.parameters.count)) in all)"
+            print("solver: " + [lars, wire, shards].filter { !$0.isEmpty }.joined(separator: "; "))
         }
         let scaling = s.scaleLR ? " (linear scaling rule: \(significant(s.lr)) × \(s.batchSize)/256)" : ""
         let warmup = s.warmupEpochs > 0 ? ", warm-up \(fixed(s.warmupEpochs, 2)) epochs" : ""
@@ -31,7 +34,8 @@ extension TrainingRun {
         let frozen = network.frozen.isEmpty ? "" : ", frozen: \(network.frozen.sorted().joined(separator: ", "))"
         print("network: \(network.spec.name), \(group(network.parameters.count)) parameters\(frozen)")
         if let blueprint = try? NetworkBlueprint(spec: config.network, classes: classes.count),
-           let plan = try? MemoryPlan(blueprint, batch: microBatch, threads: network.threads, optimizer: true) {
+           let plan = try? MemoryPlan(blueprint, batch: microBatch, threads: network.threads, optimizer: true,
+                                      optimizerShards: replica.segments == nil ? 1 : ranks) {
             print(plan.totals)
         }
         print("output: \(config.output)")
@@ -80,7 +84,8 @@ extension TrainingRun {
     /// `synchronize`). A different rank count keeps the global batch, so the data order continues unchanged.
     func restore(from path: String) throws {
         var numbers = [Double](repeating: 0, count: 4)
-        if isRoot {
+        try replica.restoringMomentum { momentum in
+            guard isRoot, let momentum else { return }
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ConfigError("\(path): no checkpoint to resume from (run without --resume to start, or name "
                     + "one with --resume-from FILE)")
@@ -96,7 +101,7 @@ extension TrainingRun {
                 throw ConfigError("\(path) was trained on classes \(info.classes.prefix(5))…, the dataset has "
                     + "\(classes.prefix(5))…: the class folders must match")
             }
-            try Checkpoint.load(reader, into: network, sgd: replica.sgd)
+            try Checkpoint.load(reader, into: network, momentum: momentum)
             let at = info.position
             numbers = [Double(at.epoch), Double(at.step), Double(at.globalStep), info.bestTop1Error]
             if info.worldSize != communicator.size {

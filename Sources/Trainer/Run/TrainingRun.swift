@@ -60,17 +60,11 @@ public final class TrainingRun {
         self.options = options
         let ranks = communicator.size
         let solver = config.solver
-        let parts = ranks * solver.accumulate
-        guard solver.batchSize % parts == 0 else {
-            let among = solver.accumulate == 1 ? "\(ranks) ranks"
-                : "\(ranks) ranks × \(solver.accumulate) micro-batches (solver.accumulate)"
-            throw ConfigError("solver.batch_size \(solver.batchSize) is the global batch and must divide evenly among "
-                + "\(among); use a multiple of \(parts) (e.g. \(solver.batchSize / parts * parts + parts))")
-        }
-        perRankBatch = solver.batchSize / ranks
-        microBatch = perRankBatch / solver.accumulate
+        (perRankBatch, microBatch) = try TrainingRun.batches(solver, ranks: ranks)
         let budget = try MemoryBudget.current(ranksOnNode: communicator.localSize)
-        try budget.checkOnPaper(config.network, batch: microBatch, optimizer: true, file: config.file)
+        let shards = solver.shardOptimizer ? ranks : 1
+        try budget.checkOnPaper(config.network, batch: microBatch, optimizer: true, optimizerShards: shards,
+                                file: config.file)
         if communicator.rank == 0 { lock = try TrainingRun.claimOutput(config, options) }
 
         // Rank 0 scans the folders (or reads its cached index in the output directory) and the others receive it.
@@ -87,7 +81,7 @@ public final class TrainingRun {
 
         do {
             network = try Network.checked(spec: config.network, classes: classes.count, maxBatch: microBatch,
-                                          optimizer: true, budget: budget)
+                                          optimizer: true, optimizerShards: shards, budget: budget)
         } catch let error as ConfigError {
             throw ConfigError("\(config.file): \(error.message)")
         }
@@ -114,12 +108,29 @@ public final class TrainingRun {
         try replica.synchronize()
     }
 
+    /// Each rank's share of the global batch, and its micro-batch with accumulation: both must divide evenly.
+    private static func batches(_ solver: SolverSettings, ranks: Int) throws -> (perRank: Int, micro: Int) {
+        let parts = ranks * solver.accumulate
+        guard solver.batchSize % parts == 0 else {
+            let among = solver.accumulate == 1 ? "\(ranks) ranks"
+                : "\(ranks) ranks × \(solver.accumulate) micro-batches (solver.accumulate)"
+            throw ConfigError("solver.batch_size \(solver.batchSize) is the global batch and must divide evenly among "
+                + "\(among); use a multiple of \(parts) (e.g. \(solver.batchSize / parts * parts + parts))")
+        }
+        return (solver.batchSize / ranks, solver.batchSize / parts)
+    }
+
     /// The network's replica with the solver's optimiser (SGD or LARS), gradient wire, buckets and accumulation.
     private static func replica(of network: Network, communicator: Communicator, solver: SolverSettings) -> Replica {
-        let sgd = SGD(parameterCount: network.parameters.count, momentum: Float(solver.momentum),
-                      nesterov: solver.nesterov, weightDecay: Float(solver.weightDecay))
-        if solver.type == "lars" { sgd.lars = LARS(eta: Float(solver.larsEta), network: network) }
-        let replica = Replica(network: network, communicator: communicator, sgd: sgd,
+        let count = network.parameters.count
+        // One rank's sharded optimizer is the whole one: no collectives to add.
+        let segments = solver.shardOptimizer && communicator.size > 1
+            ? Segments(count: count, ranks: communicator.size) : nil
+        let sgd = SGD(parameterCount: count, shard: segments?.ranges[communicator.rank],
+                      momentum: Float(solver.momentum), nesterov: solver.nesterov,
+                      weightDecay: Float(solver.weightDecay))
+        if solver.type == .lars { sgd.lars = LARS(eta: Float(solver.larsEta), network: network) }
+        let replica = Replica(network: network, communicator: communicator, sgd: sgd, segments: segments,
                               stopOnNonFinite: solver.nonFinite == "stop")
         replica.bucketFloats = Int(solver.gradientBucketMiB * 1_048_576 / 4)
         replica.wire = solver.gradientWire

@@ -27,32 +27,42 @@ public struct LARS {
         self.init(eta: eta, weightRanges: weights.map { $0.offset..<($0.offset + $0.count) })
     }
 
-    /// The trust ratio of one weight tensor from its values and (averaged) gradients.
-    public func trustRatio(values: UnsafePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>,
-                           weightDecay: Float) -> Float {
-        let w = LARS.norm(values, range), g = LARS.norm(gradients, range)
-        guard w > 0, g > 0 else { return 1 }
-        return Float(Double(eta) * w / (g + Double(weightDecay) * w))
+    /// The trust ratio of each weight tensor, in order, from its values and (averaged) gradients. A sharded
+    /// optimizer sees only the part of each tensor inside its `shard`: it sums squares there, and `sumOverShards`
+    /// adds up all shards' sums (pairs Σw², Σg² per tensor) before the norms are taken.
+    public func trustRatios(values: UnsafePointer<Float>, gradients: UnsafePointer<Float>, within shard: Range<Int>,
+                            weightDecay: Float, sumOverShards: ([Double]) throws -> [Double]) rethrows -> [Float] {
+        var squares: [Double] = []
+        squares.reserveCapacity(2 * weightRanges.count)
+        for weights in weightRanges {
+            let inside = weights.clamped(to: shard)
+            squares.append(LARS.sumOfSquares(values, inside))
+            squares.append(LARS.sumOfSquares(gradients, inside))
+        }
+        let sums = try sumOverShards(squares)
+        return weightRanges.indices.map { k in
+            let w = sums[2 * k].squareRoot(), g = sums[2 * k + 1].squareRoot()
+            guard w > 0, g > 0 else { return 1 }
+            return Float(Double(eta) * w / (g + Double(weightDecay) * w))
+        }
     }
 
     /// `range` cut where weight tensors begin and end, each piece with its trust ratio (1 outside the weights).
-    func pieces(of range: Range<Int>, values: UnsafePointer<Float>, gradients: UnsafePointer<Float>,
-                weightDecay: Float) -> [(range: Range<Int>, trust: Float)] {
+    func pieces(of range: Range<Int>, trustRatios: [Float]) -> [(range: Range<Int>, trust: Float)] {
         var pieces: [(range: Range<Int>, trust: Float)] = []
         var start = range.lowerBound
-        for weights in weightRanges where weights.overlaps(range) {
+        for (k, weights) in weightRanges.enumerated() where weights.overlaps(range) {
             let inside = weights.clamped(to: range)
             if start < inside.lowerBound { pieces.append((start..<inside.lowerBound, 1)) }
-            pieces.append((inside, trustRatio(values: values, gradients: gradients, range: weights,
-                                              weightDecay: weightDecay)))
+            pieces.append((inside, trustRatios[k]))
             start = inside.upperBound
         }
         if start < range.upperBound { pieces.append((start..<range.upperBound, 1)) }
         return pieces
     }
 
-    /// √Σx² over `range`, summed in double (a 37-million-float layer loses nothing).
-    static func norm(_ x: UnsafePointer<Float>, _ range: Range<Int>) -> Double {
+    /// Σx² over `range`, summed in double (a 37-million-float layer loses nothing).
+    static func sumOfSquares(_ x: UnsafePointer<Float>, _ range: Range<Int>) -> Double {
         var a = SIMD8<Double>(), i = range.lowerBound
         let raw = UnsafeRawPointer(x)
         while i &+ 8 <= range.upperBound {
@@ -62,6 +72,6 @@ public struct LARS {
         }
         var sum = a.sum()
         while i < range.upperBound { sum += Double(x[i]) * Double(x[i]); i &+= 1 }
-        return sum.squareRoot()
+        return sum
     }
 }

@@ -9,6 +9,9 @@ public final class Replica {
     public let network: Network
     public let communicator: Communicator
     public let sgd: SGD
+    /// The sharded optimizer's layout (ZeRO stage 1, `solver.shard_optimizer`): rank r keeps momentum for, and
+    /// updates, segment r of the flat buffer only; nil when every rank holds the whole optimizer.
+    public let segments: Segments?
     /// What to do when a loss or gradient is not finite: every rank takes the same decision.
     public let stopOnNonFinite: Bool
 
@@ -27,10 +30,14 @@ public final class Replica {
     private var accumulator: UnsafeMutableBufferPointer<Float>?
     private var accumulated = 0
 
-    public init(network: Network, communicator: Communicator, sgd: SGD, stopOnNonFinite: Bool) {
+    public init(network: Network, communicator: Communicator, sgd: SGD, segments: Segments? = nil,
+                stopOnNonFinite: Bool) {
+        precondition(segments.map { $0.count == network.parameters.count && $0.ranges[communicator.rank] == sgd.shard }
+                     ?? (sgd.shard == 0..<network.parameters.count), "the optimizer's shard is this rank's segment")
         self.network = network
         self.communicator = communicator
         self.sgd = sgd
+        self.segments = segments
         self.stopOnNonFinite = stopOnNonFinite
     }
 
@@ -110,12 +117,39 @@ public final class Replica {
     }
 
     /// Makes every rank start from rank 0's parameters, running statistics and momentum (at start and after a
-    /// restore), so no rank can drift from a different initialisation or a different file.
+    /// restore), so no rank can drift from a different initialisation or a different file. (A sharded optimizer's
+    /// momentum was scattered by `restoringMomentum`: each rank keeps its own segment.)
     public func synchronize() throws {
         communicator.collectiveLabel = "initial broadcast"
         try communicator.broadcast(network.parameters.values, root: 0)
         try communicator.broadcast(network.state.values, root: 0)
-        try communicator.broadcast(sgd.velocity, root: 0)
+        if segments == nil { try communicator.broadcast(sgd.velocity, root: 0) }
+    }
+
+    /// Runs `write` on rank 0 with the whole momentum in the parameters' layout (other ranks get nil), for a
+    /// checkpoint. A sharded optimizer's segments are gathered into a temporary buffer first (collective).
+    public func withWholeMomentum(_ write: (UnsafeBufferPointer<Float>?) throws -> Void) throws {
+        let isRoot = communicator.rank == 0
+        guard let segments else { return try write(isRoot ? UnsafeBufferPointer(sgd.velocity) : nil) }
+        let whole = isRoot ? UnsafeMutableBufferPointer<Float>.allocate(capacity: segments.count) : nil
+        defer { whole?.deallocate() }
+        communicator.collectiveLabel = "momentum gather for a checkpoint"
+        try communicator.gather(UnsafeBufferPointer(sgd.velocity), segments: segments, into: whole, root: 0)
+        try write(whole.map(UnsafeBufferPointer.init))
+    }
+
+    /// Runs `read` on rank 0 with a buffer for the whole momentum in the parameters' layout (other ranks get nil),
+    /// then gives each rank its part: `synchronize` broadcasts it, or a sharded optimizer scatters its segments
+    /// (collective). So a checkpoint resumes on any rank count, sharded or not.
+    public func restoringMomentum(_ read: (UnsafeMutableBufferPointer<Float>?) throws -> Void) throws {
+        let isRoot = communicator.rank == 0
+        guard let segments else { return try read(isRoot ? sgd.velocity : nil) }
+        let whole = isRoot ? UnsafeMutableBufferPointer<Float>.allocate(capacity: segments.count) : nil
+        defer { whole?.deallocate() }
+        whole?.initialize(repeating: 0)
+        try read(whole)
+        communicator.collectiveLabel = "momentum scatter after resume"
+        try communicator.scatter(whole.map(UnsafeBufferPointer.init), segments: segments, into: sgd.velocity, root: 0)
     }
 
     /// Averages running statistics (batch norm) across ranks, so evaluation and checkpoints see one model.
@@ -160,6 +194,7 @@ public final class Replica {
         timing.forward += forwardDone - clock
 
         let overlapping = bucketFloats > 0 && network.frozen.isEmpty && communicator.size > 1 && accumulate == 1
+            && segments == nil
         var localBad = !loss.isFinite || earlierMicroBatchBad
         var requests: [AllreduceRequest] = []
         if overlapping {
@@ -194,17 +229,37 @@ public final class Replica {
             timing.sync += monotonicSeconds() - agreed
             return StepResult(sums: sums, timing: timing, skipped: true, stopRequested: stop)
         }
-        if !overlapping {
-            for range in sgd.trainableRanges {
-                let part = UnsafeMutableBufferPointer(rebasing: network.parameters.gradients[range])
-                try communicator.allreduce(part, op: .average, wire: wire, residual: residual(range))
-            }
-        }
+        if !overlapping { try averageGradients() }
         let syncDone = monotonicSeconds()
         timing.sync += syncDone - agreed
-        sgd.step(network.parameters, lr: lr)
-        timing.update += monotonicSeconds() - syncDone
+        try update(lr: lr)
+        let updateDone = monotonicSeconds()
+        timing.update += updateDone - syncDone
+        if let segments {
+            // Every rank gets every segment's new parameters back (float32: the replicas stay bitwise identical).
+            try communicator.allgather(network.parameters.values, segments: segments)
+            timing.sync += monotonicSeconds() - updateDone
+        }
         return StepResult(sums: sums, timing: timing, skipped: false, stopRequested: stop)
+    }
+
+    /// The gradients' average after backward: of the trainable ranges on every rank, or, sharded, of each rank's
+    /// own segment only (the one it updates).
+    private func averageGradients() throws {
+        if let segments {
+            return try communicator.reduceScatter(network.parameters.gradients, segments: segments, op: .average,
+                                                  wire: wire, residual: residual)
+        }
+        for range in sgd.trainableRanges {
+            let part = UnsafeMutableBufferPointer(rebasing: network.parameters.gradients[range])
+            try communicator.allreduce(part, op: .average, wire: wire, residual: residual(range))
+        }
+    }
+
+    /// The optimizer's step on this rank's part; a sharded LARS adds up its tensors' sums of squares across ranks.
+    private func update(lr: Float) throws {
+        guard segments != nil else { return sgd.step(network.parameters, lr: lr) }
+        try sgd.step(network.parameters, lr: lr) { try self.communicator.allreduce($0, op: .sum) }
     }
 
     /// Backward with the gradient allreduce overlapped: gradients become final from the end of the flat buffer

@@ -3,12 +3,15 @@ import ConvNet
 /// Stochastic gradient descent with momentum, optional Nesterov, and L2 weight decay, with PyTorch's semantics
 /// so recipes carry over:
 ///   g ← g + λ·w;   v ← μ·v + g;   w ← w − lr·v        (Nesterov: w ← w − lr·(g + μ·v))
-/// One loop over the flat buffers; frozen ranges (fine-tuning) are skipped entirely.
+/// One loop over the flat buffers; frozen ranges (fine-tuning) are skipped entirely. A sharded optimizer (ZeRO
+/// stage 1) updates and keeps momentum for its `shard` of the buffer only.
 public final class SGD {
     public var momentum: Float
     public var nesterov: Bool
     public var weightDecay: Float
-    /// The momentum buffer, the same layout as the parameters (saved in checkpoints).
+    /// The part of the flat buffer this optimizer updates and keeps momentum for: all of it, or one rank's segment.
+    public let shard: Range<Int>
+    /// The momentum of `shard`: element k belongs to parameter shard.lowerBound + k (saved in checkpoints).
     public let velocity: UnsafeMutableBufferPointer<Float>
     /// Ranges of the flat buffer that are updated (all of it unless layers are frozen).
     public var trainableRanges: [Range<Int>]
@@ -17,25 +20,51 @@ public final class SGD {
     /// Per-layer trust ratios for large batches (`solver.type: lars`); nil is plain SGD.
     public var lars: LARS?
 
-    public init(parameterCount: Int, momentum: Float, nesterov: Bool, weightDecay: Float) {
+    public init(parameterCount: Int, shard: Range<Int>? = nil, momentum: Float, nesterov: Bool, weightDecay: Float) {
+        let shard = shard ?? 0..<parameterCount
+        precondition(shard.lowerBound >= 0 && shard.upperBound <= parameterCount, "shard \(shard) outside the buffer")
+        self.shard = shard
         self.momentum = momentum
         self.nesterov = nesterov
         self.weightDecay = weightDecay
-        velocity = .allocate(capacity: max(1, parameterCount))
-        velocity.initialize(repeating: 0)
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, shard.count))
+        buffer.initialize(repeating: 0)
+        velocity = UnsafeMutableBufferPointer(rebasing: buffer[0..<shard.count])
         trainableRanges = [0..<parameterCount]
     }
 
-    deinit { velocity.deallocate() }
+    deinit { UnsafeMutableBufferPointer(start: velocity.baseAddress, count: max(1, shard.count)).deallocate() }
 
-    /// Applies one update with learning rate `lr` to `parameters` from their (already averaged) gradients.
+    /// Applies one update with learning rate `lr` to `parameters` from their (already averaged) gradients, when
+    /// this optimizer holds the whole buffer.
     public func step(_ parameters: ParameterBuffer, lr: Float) {
-        if let lars { return larsStep(parameters, lr: lr, lars) }
-        let w = parameters.values.baseAddress!, g = parameters.gradients.baseAddress!, v = velocity.baseAddress!
+        step(parameters, lr: lr, sumOverShards: { $0 })
+    }
+
+    /// Applies one update with learning rate `lr` to the `shard` of `parameters` from their (already averaged)
+    /// gradients. With LARS, `sumOverShards` adds up the per-tensor sums of squares of all shards (an allreduce when
+    /// the optimizer is sharded; nothing to add when it holds the whole buffer).
+    public func step(_ parameters: ParameterBuffer, lr: Float,
+                     sumOverShards: ([Double]) throws -> [Double]) rethrows {
+        let w = parameters.values.baseAddress!, g = parameters.gradients.baseAddress!
+        let v = velocity.baseAddress! - shard.lowerBound  // indexed like the parameters, within the shard
         let mu = momentum, wd = weightDecay
-        for (k, range) in trainableRanges.enumerated() {
+        let trust = try lars.map { try $0.trustRatios(values: w, gradients: g, within: shard, weightDecay: wd,
+                                                      sumOverShards: sumOverShards) }
+        for (k, whole) in trainableRanges.enumerated() {
+            let range = whole.clamped(to: shard)
+            guard !range.isEmpty else { continue }
             let lr = rateScales.isEmpty ? lr : lr * rateScales[k]
-            if nesterov {
+            if let lars, let trust {
+                for (piece, ratio) in lars.pieces(of: range, trustRatios: trust) {
+                    for i in piece {
+                        let grad = ratio * (g[i] + wd * w[i])
+                        let vel = mu * v[i] + grad
+                        v[i] = vel
+                        w[i] -= lr * (nesterov ? grad + mu * vel : vel)
+                    }
+                }
+            } else if nesterov {
                 for i in range {
                     let grad = g[i] + wd * w[i]
                     let vel = mu * v[i] + grad
@@ -47,23 +76,6 @@ public final class SGD {
                     let vel = mu * v[i] + g[i] + wd * w[i]
                     v[i] = vel
                     w[i] -= lr * vel
-                }
-            }
-        }
-    }
-
-    /// The same update with each weight tensor's gradient scaled by its LARS trust ratio (see `LARS`).
-    private func larsStep(_ parameters: ParameterBuffer, lr: Float, _ lars: LARS) {
-        let w = parameters.values.baseAddress!, g = parameters.gradients.baseAddress!, v = velocity.baseAddress!
-        let mu = momentum, wd = weightDecay
-        for (k, range) in trainableRanges.enumerated() {
-            let lr = rateScales.isEmpty ? lr : lr * rateScales[k]
-            for (piece, trust) in lars.pieces(of: range, values: w, gradients: g, weightDecay: wd) {
-                for i in piece {
-                    let grad = trust * (g[i] + wd * w[i])
-                    let vel = mu * v[i] + grad
-                    v[i] = vel
-                    w[i] -= lr * (nesterov ? grad + mu * vel : vel)
                 }
             }
         }
