@@ -14,7 +14,8 @@ struct Plan: ParsableCommand {
         Times the training step of CONFIG here (as `dtrain bench` does: forward, backward per layer, update, at \
         --batch images per rank on --threads threads), then models the gradient allreduce at each node count with \
         an α–β model of the ring allreduce dtrain runs (2(N−1) latencies per 64 MiB piece, 2(N−1)/N of the bytes \
-        over the link's TCP payload rate), with the options training has: --wire bfloat16 halves the bytes, \
+        over the link's TCP payload rate times --achieved, the share a training step reaches), with the options \
+        training has: --wire bfloat16 halves the bytes, \
         --overlap MIB reduces buckets during backward, --shard models the sharded optimizer (a reduce-scatter and an \
         allgather, 1/N of the update). --compute-speedup divides the measured compute, to project \
         onto nodes faster than one core here (docs/scaling.md). The batch per rank is kept, so the global batch \
@@ -32,6 +33,10 @@ struct Plan: ParsableCommand {
 
     @Option(help: ArgumentHelp("Latency per message: 5us, 0.2ms.", valueName: "time"))
     var latency = "20us"
+
+    @Option(help: ArgumentHelp("Share of the link's TCP payload rate the gradient exchange reaches in a step (0.70 "
+                               + "fitted over TCP here: docs/scaling.md).", valueName: "share"))
+    var achieved = Link.measuredAchievedShare
 
     @Option(help: "Images per rank per step.")
     var batch = 32
@@ -69,6 +74,9 @@ struct Plan: ParsableCommand {
         guard batch > 0, threads > 0, steps > 0, classes > 0, images > 0 else {
             throw ValidationError("--batch, --threads, --steps, --classes and --images must be positive")
         }
+        guard achieved > 0, achieved <= 1 else {
+            throw ValidationError("--achieved must be a share of the payload rate in (0, 1], found \(achieved)")
+        }
         guard overlap >= 0, computeSpeedup > 0 else {
             throw ValidationError("--overlap must be non-negative and --compute-speedup positive")
         }
@@ -87,10 +95,11 @@ struct Plan: ParsableCommand {
     }
 
     func run() throws {
-        let linkModel: Link
+        var linkModel: Link
         do { linkModel = try Link(rate: link, latency: latency) } catch let error as ConfigError {
             throw ValidationError(error.message)
         }
+        linkModel.achieved = achieved
         var choices = KernelChoices.standard
         choices.blas = try kernels.applyKernelChoice()
         let (spec, network) = try Bench.network(config: config, classes: classes, batch: batch, threads: threads,
@@ -103,7 +112,8 @@ struct Plan: ParsableCommand {
             + "forward \(milliseconds(profile.forward + profile.loss)), backward \(milliseconds(profile.backward)), "
             + "update \(milliseconds(profile.update)) per step"
             + (computeSpeedup == 1 ? "" : "; compute divided by \(significant(computeSpeedup)) for the projection"))
-        print("link \(linkModel) (payload \(fixed(linkModel.bytesPerSecond * 8 / 1e9, 2)) Gbit/s); gradients as "
+        print("link \(linkModel) (collectives reach \(fixed(linkModel.bytesPerSecond * 8 / 1e9, 2)) Gbit/s: "
+            + "\(percent(achieved)) of the TCP payload rate); gradients as "
             + "\(wire); " + (shard ? "sharded optimizer (reduce-scatter, 1/N update, allgather)"
                 : overlap > 0 ? "buckets of \(significant(overlap)) MiB reduced during backward"
                 : "one allreduce after backward"))

@@ -10,6 +10,7 @@ final class ScalingModelTests: XCTestCase {
     var ideal: Link {
         var link = Link(bitsPerSecond: 10e9, latency: 0)
         link.efficiency = 1
+        link.achieved = 1
         return link
     }
 

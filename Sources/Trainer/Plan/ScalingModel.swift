@@ -10,6 +10,11 @@ public struct Link: CustomStringConvertible {
     public var latency: Double
     /// Share of the line rate that arrives as payload: TCP/IP over Ethernet carries 1448 bytes in a 1538-byte frame.
     public var efficiency = 1448.0 / 1538.0
+    /// Share of the payload rate the gradient exchange reaches inside a training step. Two hosts here over TCP
+    /// (OpenMPI 4.1) reached 0.70 for AlexNet's allreduce at 2 Gbit/s, and about that at 1 Gbit/s and for the
+    /// sharded optimizer's collectives (docs/scaling.md); fit a cluster's own from one two-node run.
+    public var achieved = Link.measuredAchievedShare
+    public static let measuredAchievedShare = 0.70
 
     public init(bitsPerSecond: Double, latency: Double) {
         self.bitsPerSecond = bitsPerSecond
@@ -27,8 +32,8 @@ public struct Link: CustomStringConvertible {
         self.init(bitsPerSecond: bits, latency: seconds)
     }
 
-    /// Payload bytes per second.
-    public var bytesPerSecond: Double { bitsPerSecond * efficiency / 8 }
+    /// Payload bytes per second a collective moves.
+    public var bytesPerSecond: Double { bitsPerSecond * efficiency * achieved / 8 }
 
     public var description: String {
         let rate = bitsPerSecond >= 1e9 ? "\(Link.short(bitsPerSecond / 1e9)) Gbit/s"
@@ -58,7 +63,7 @@ public struct Link: CustomStringConvertible {
 /// outlasts backward shows.
 /// Compute is divided by `computeSpeedup`, to project this machine's core onto a faster node. With the sharded
 /// optimizer (ZeRO stage 1) the allreduce becomes a reduce-scatter of the gradients on the wire's format and an
-/// allgather of the float32 parameters, (N−1)·α + (N−1)/N · S/β each (one call each), and the update shrinks to 1/N.
+/// allgather of the float32 parameters, (N−1)·α per piece + (N−1)/N · S/β each, and the update shrinks to 1/N.
 public struct ScalingModel {
     public var nodes: Int
     public var link: Link
@@ -102,9 +107,10 @@ public struct ScalingModel {
     public func shardedExchangeSeconds(floats: Int) -> Double {
         guard nodes > 1, floats > 0 else { return 0 }
         let n = Double(nodes), share = (n - 1) / n
-        let reduceScatter = (n - 1) * link.latency + share * Double(floats * wire.bytesPerValue) / link.bytesPerSecond
-        let allgather = (n - 1) * link.latency + share * Double(floats * 4) / link.bytesPerSecond
-        return reduceScatter + allgather
+        let pieces = (Double(floats * 4) / Double(chunkBytes)).rounded(.up)
+        let reduceScatter = share * Double(floats * wire.bytesPerValue) / link.bytesPerSecond
+        let allgather = share * Double(floats * 4) / link.bytesPerSecond
+        return 2 * pieces * (n - 1) * link.latency + reduceScatter + allgather
     }
 
     public func predict(_ profile: StepProfile) -> Prediction {

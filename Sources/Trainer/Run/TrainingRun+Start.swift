@@ -21,7 +21,7 @@ extension TrainingRun {
                 + (s.errorFeedback ? " with error feedback" : "")
             let lars = s.type == .lars ? "LARS (trust coefficient \(significant(s.larsEta)))" : ""
             let shards = replica.segments == nil ? "" : "optimizer state sharded over \(ranks) ranks (momentum "
-                + "\(MemoryPlan.format(4 * replica.sgd.shard.count)) on this rank, "
+                + "\(MemoryPlan.format(4 * replica.sgd.velocity.count)) on this rank, "
                 + "\(MemoryPlan.format(4 * network.parameters.count)) in all)"
             print("solver: " + [lars, wire, shards].filter { !$0.isEmpty }.joined(separator: "; "))
         }

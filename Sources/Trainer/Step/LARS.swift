@@ -28,16 +28,21 @@ public struct LARS {
     }
 
     /// The trust ratio of each weight tensor, in order, from its values and (averaged) gradients. A sharded
-    /// optimizer sees only the part of each tensor inside its `shard`: it sums squares there, and `sumOverShards`
+    /// optimizer sees only the parts of each tensor inside its `shard`: it sums squares there, and `sumOverShards`
     /// adds up all shards' sums (pairs Σw², Σg² per tensor) before the norms are taken.
-    public func trustRatios(values: UnsafePointer<Float>, gradients: UnsafePointer<Float>, within shard: Range<Int>,
-                            weightDecay: Float, sumOverShards: ([Double]) throws -> [Double]) rethrows -> [Float] {
+    public func trustRatios(values: UnsafePointer<Float>, gradients: UnsafePointer<Float>,
+                            within shard: [Range<Int>], weightDecay: Float,
+                            sumOverShards: ([Double]) throws -> [Double]) rethrows -> [Float] {
         var squares: [Double] = []
         squares.reserveCapacity(2 * weightRanges.count)
         for weights in weightRanges {
-            let inside = weights.clamped(to: shard)
-            squares.append(LARS.sumOfSquares(values, inside))
-            squares.append(LARS.sumOfSquares(gradients, inside))
+            var w = 0.0, g = 0.0
+            for owned in shard where owned.overlaps(weights) {
+                let inside = weights.clamped(to: owned)
+                w += LARS.sumOfSquares(values, inside)
+                g += LARS.sumOfSquares(gradients, inside)
+            }
+            squares += [w, g]
         }
         let sums = try sumOverShards(squares)
         return weightRanges.indices.map { k in

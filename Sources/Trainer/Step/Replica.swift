@@ -10,7 +10,7 @@ public final class Replica {
     public let communicator: Communicator
     public let sgd: SGD
     /// The sharded optimizer's layout (ZeRO stage 1, `solver.shard_optimizer`): rank r keeps momentum for, and
-    /// updates, segment r of the flat buffer only; nil when every rank holds the whole optimizer.
+    /// updates, its part of each piece of the flat buffer only; nil when every rank holds the whole optimizer.
     public let segments: Segments?
     /// What to do when a loss or gradient is not finite: every rank takes the same decision.
     public let stopOnNonFinite: Bool
@@ -32,8 +32,9 @@ public final class Replica {
 
     public init(network: Network, communicator: Communicator, sgd: SGD, segments: Segments? = nil,
                 stopOnNonFinite: Bool) {
-        precondition(segments.map { $0.count == network.parameters.count && $0.ranges[communicator.rank] == sgd.shard }
-                     ?? (sgd.shard == 0..<network.parameters.count), "the optimizer's shard is this rank's segment")
+        let count = network.parameters.count
+        precondition(segments.map { $0.count == count && $0.segment(of: communicator.rank) == sgd.shard }
+                     ?? (sgd.shard == [0..<count]), "the optimizer's shard is this rank's segment")
         self.network = network
         self.communicator = communicator
         self.sgd = sgd
