@@ -104,6 +104,26 @@ final class RunReportTests: XCTestCase {
         XCTAssertEqual(occurrences("fill=\"rgb(255,255,255)\"", in: map.svg), 6)
     }
 
+    /// The caption and the slanted column names fit inside the picture however few the classes (with 3, the caption
+    /// used to run past the right edge).
+    func testHeatMapCaptionFitsForFewClasses() throws {
+        XCTAssertGreaterThanOrEqual(ConfusionHeatMap.captionWidth, ConfusionHeatMap.caption.count * 6)
+        for classes in [2, 3, 10, 40] {
+            let svg = ConfusionHeatMap(matrix: matrix(classes: classes)).svg
+            func number(after key: String, in text: Substring) -> Int? {
+                guard let start = text.range(of: key + "=\"") else { return nil }
+                return Int(text[start.upperBound...].prefix { $0.isNumber })
+            }
+            let width = try XCTUnwrap(number(after: "width", in: svg[...]))
+            let captionTag = try XCTUnwrap(svg.range(of: "<text class=\"axis\""))
+            let x = try XCTUnwrap(number(after: "x", in: svg[captionTag.lowerBound...]))
+            XCTAssertGreaterThanOrEqual(x - ConfusionHeatMap.captionWidth / 2, 0, "\(classes) classes: cut on the left")
+            XCTAssertLessThanOrEqual(x + ConfusionHeatMap.captionWidth / 2, width, "\(classes) classes: cut on the right")
+            let lastColumn = 130 + (classes - 1) * (classes <= 12 ? 36 : max(8, 432 / classes)) + 18
+            XCTAssertLessThanOrEqual(lastColumn + 60, width, "\(classes) classes: the last column's name is cut")
+        }
+    }
+
     /// Beyond `largestDrawn` classes the map is a picture of one pixel per cell, not thousands of SVG elements.
     func testLargeMatrixIsAPicture() throws {
         let classes = ConfusionHeatMap.largestDrawn + 1

@@ -26,10 +26,17 @@ struct ConfusionHeatMap {
             + "\(matrix.classes) classes (rows: actual, columns: predicted)\" src=\"\(source)\">"
     }
 
+    /// The caption's width at the page's 11 px: its 45 characters at about 6 px each, and a margin.
+    static let captionWidth = 290
+    static let caption = "rows: actual class, columns: predicted class"
+
     var svg: String {
         let n = matrix.classes, cell = n <= 12 ? 36 : max(8, 432 / max(n, 1))
-        let labelWidth = 130, top = 90, side = n * cell
-        let width = labelWidth + side + 10, height = top + side + 28
+        let labelWidth = 130, top = 100, side = n * cell
+        // Room right of the grid for the last column's slanted name (18 characters at −60°: about 60 px), and for
+        // the caption centred under the grid, which is wider than a grid of a few classes.
+        let captionX = labelWidth + side / 2
+        let width = max(labelWidth + side + 70, captionX + Self.captionWidth / 2), height = top + side + 28
         var parts = ["<svg class=\"heatmap\" width=\"\(width)\" height=\"\(height)\" "
             + "viewBox=\"0 0 \(width) \(height)\" role=\"img\" aria-label=\"confusion matrix\">"]
         let names = matrix.classNames.map { HTMLText.escape(String($0.prefix(18))) }
@@ -53,8 +60,8 @@ struct ConfusionHeatMap {
                 }
             }
         }
-        parts.append("<text class=\"axis\" x=\"\(labelWidth + side / 2)\" y=\"\(height - 8)\" text-anchor=\"middle\">"
-            + "rows: actual class, columns: predicted class</text>")
+        parts.append("<text class=\"axis\" x=\"\(captionX)\" y=\"\(height - 8)\" text-anchor=\"middle\">"
+            + "\(Self.caption)</text>")
         parts.append("</svg>")
         return parts.joined(separator: "\n")
     }
