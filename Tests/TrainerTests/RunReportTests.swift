@@ -118,7 +118,8 @@ final class RunReportTests: XCTestCase {
             let captionTag = try XCTUnwrap(svg.range(of: "<text class=\"axis\""))
             let x = try XCTUnwrap(number(after: "x", in: svg[captionTag.lowerBound...]))
             XCTAssertGreaterThanOrEqual(x - ConfusionHeatMap.captionWidth / 2, 0, "\(classes) classes: cut on the left")
-            XCTAssertLessThanOrEqual(x + ConfusionHeatMap.captionWidth / 2, width, "\(classes) classes: cut on the right")
+            XCTAssertLessThanOrEqual(x + ConfusionHeatMap.captionWidth / 2, width,
+                                     "\(classes) classes: cut on the right")
             let lastColumn = 130 + (classes - 1) * (classes <= 12 ? 36 : max(8, 432 / classes)) + 18
             XCTAssertLessThanOrEqual(lastColumn + 60, width, "\(classes) classes: the last column's name is cut")
         }
