@@ -4,7 +4,9 @@
 # Two runs of the same config, seed and steps with 2 ranks each: one with a rank on each of two network-namespace
 # hosts (OpenMPI's TCP transport between them, launched through launch/dtrain-mpirun with a hostfile), one with both
 # ranks on this machine. The final checkpoints must match tensor by tensor: with 2 ranks every sum is a+b whatever
-# the transport, so bitwise (MULTIHOST_TOLERANCE, relative, default 0). Namespaces are removed when it ends.
+# the transport, so bitwise (MULTIHOST_TOLERANCE, relative, default 0). With the real dtrain a third run shards the
+# optimizer across the two hosts (reduce-scatter over TCP, allgather, momentum gathered into the checkpoint): with
+# 2 ranks it too must match bitwise. Namespaces are removed when it ends.
 # DTRAIN_TEST_MOCK=1 runs it against the mock dtrain (see lib.sh).
 TEST_NAME=${TEST_NAME:-multihost}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -41,11 +43,31 @@ status=$?
 [[ $status -eq 0 ]] || { tail -n 30 "$TEST_TMP/one-host.log"; fail "the one-host run exited with $status"; }
 log "one host, 2 ranks over shared memory: $STEPS steps in $(seconds_since "$t0") s"
 
-for run in two-hosts one-host; do
+runs=(two-hosts one-host)
+if [[ ${DTRAIN_TEST_MOCK:-0} != 1 ]]; then
+    t0=$(date +%s.%N)
+    mkdir -p "$TEST_TMP/two-hosts-sharded"
+    MPIRUN=$NETNS_MPIRUN timeout -k 5 "$RUN_LIMIT" "$REPO/launch/dtrain-mpirun" -n 2 --hostfile "$NETNS_HOSTFILE" \
+        -- "${args[@]}" --set solver.shard_optimizer=true --output "$TEST_TMP/two-hosts-sharded" \
+        >"$TEST_TMP/two-hosts-sharded.log" 2>&1
+    status=$?
+    [[ $status -eq 0 ]] ||
+        { tail -n 30 "$TEST_TMP/two-hosts-sharded.log"; fail "the sharded two-host run exited with $status"; }
+    grep -q "optimizer state sharded over 2 ranks" "$TEST_TMP/two-hosts-sharded.log" ||
+        fail "the sharded run did not say it shards the optimizer"
+    log "two hosts, sharded optimizer: $STEPS steps in $(seconds_since "$t0") s"
+    runs+=(two-hosts-sharded)
+fi
+for run in "${runs[@]}"; do
     [[ -f $TEST_TMP/$run/last.safetensors ]] || fail "the $run run left no last.safetensors"
 done
 step=$(checkpoint_step "$TEST_TMP/two-hosts/last.safetensors")
 [[ -z $step || $step == "$STEPS" ]] || fail "the two-host checkpoint is at step $step, not $STEPS"
 verdict=$(compare_checkpoints "$TEST_TMP/two-hosts/last.safetensors" "$TEST_TMP/one-host/last.safetensors" \
     "$TOLERANCE") || fail "two hosts and one host differ: $verdict"
+if [[ ${#runs[@]} -eq 3 ]]; then
+    sharded=$(compare_checkpoints "$TEST_TMP/two-hosts-sharded/last.safetensors" "$TEST_TMP/one-host/last.safetensors" \
+        "$TOLERANCE") || fail "the sharded two-host run and one host differ: $sharded"
+    verdict="$verdict; sharded across the hosts: $sharded"
+fi
 pass "$verdict (2 ranks on 2 namespace hosts vs 1 host, $STEPS steps)"
