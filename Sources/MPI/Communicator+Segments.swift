@@ -23,19 +23,19 @@ extension Communicator {
         let scale: Float = op == .average ? 1 / Float(size) : 1
         let packed = wire == .bfloat16 ? UnsafeMutablePointer<UInt16>.allocate(capacity: segments.pieces[0].count) : nil
         defer { packed?.deallocate() }
-        for (p, piece) in segments.pieces.enumerated() {
-            let start = base + piece.lowerBound, mine = segments.parts[p][rank]
-            let counts = segments.table(piece: p).counts
+        for call in segments.calls(for: rank) {
+            let start = base + call.piece.lowerBound, mine = call.part
             // In place, MPI takes the input from the whole piece and leaves this rank's result at its start.
             if let packed {
-                cmpi_pack_bf16(start, packed, piece.count, residual.map { $0.baseAddress! + piece.lowerBound })
-                try check(MPI_Reduce_scatter(cmpi_in_place(), packed, counts, cmpi_uint16(), try bfloat16SumOp(),
+                let feedback = residual.map { $0.baseAddress! + call.piece.lowerBound }
+                cmpi_pack_bf16(start, packed, call.piece.count, feedback)
+                try check(MPI_Reduce_scatter(cmpi_in_place(), packed, call.counts, cmpi_uint16(), try bfloat16SumOp(),
                                              world), "MPI_Reduce_scatter")
                 cmpi_unpack_bf16(packed, base + mine.lowerBound, mine.count, scale)
             } else {
-                try check(MPI_Reduce_scatter(cmpi_in_place(), start, counts, cmpi_float(), cmpi_op_sum(), world),
+                try check(MPI_Reduce_scatter(cmpi_in_place(), start, call.counts, cmpi_float(), cmpi_op_sum(), world),
                           "MPI_Reduce_scatter")
-                if mine.lowerBound > piece.lowerBound {
+                if mine.lowerBound > call.piece.lowerBound {
                     (base + mine.lowerBound).update(from: start, count: mine.count)
                 }
                 if scale != 1 { cmpi_scale_floats(base + mine.lowerBound, mine.count, scale) }
@@ -51,10 +51,9 @@ extension Communicator {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
         watchdog.begin(.allgather)
         defer { watchdog.end() }
-        for (p, piece) in segments.pieces.enumerated() {
-            let (counts, displacements) = segments.table(piece: p)
-            try check(MPI_Allgatherv(cmpi_in_place(), 0, cmpi_float(), base + piece.lowerBound, counts,
-                                     displacements, cmpi_float(), world), "MPI_Allgatherv")
+        for call in segments.calls(for: rank) {
+            try check(MPI_Allgatherv(cmpi_in_place(), 0, cmpi_float(), base + call.piece.lowerBound, call.counts,
+                                     call.displacements, cmpi_float(), world), "MPI_Allgatherv")
         }
     }
 
@@ -67,14 +66,10 @@ extension Communicator {
         guard segments.count > 0 else { return }
         watchdog.begin(.gather)
         defer { watchdog.end() }
-        var sent = 0
-        for (p, piece) in segments.pieces.enumerated() {
-            let (counts, displacements) = segments.table(piece: p)
-            let mine = segments.parts[p][rank].count
-            try check(MPI_Gatherv(segment.baseAddress.map { $0 + sent }, Int32(mine), cmpi_float(),
-                                  whole?.baseAddress.map { $0 + piece.lowerBound }, counts, displacements,
-                                  cmpi_float(), Int32(root), world), "MPI_Gatherv")
-            sent += mine
+        for call in segments.calls(for: rank) {
+            try check(MPI_Gatherv(segment.baseAddress.map { $0 + call.offsetInSegment }, Int32(call.part.count),
+                                  cmpi_float(), whole?.baseAddress.map { $0 + call.piece.lowerBound }, call.counts,
+                                  call.displacements, cmpi_float(), Int32(root), world), "MPI_Gatherv")
         }
     }
 
@@ -87,14 +82,11 @@ extension Communicator {
         guard segments.count > 0 else { return }
         watchdog.begin(.scatter)
         defer { watchdog.end() }
-        var received = 0
-        for (p, piece) in segments.pieces.enumerated() {
-            let (counts, displacements) = segments.table(piece: p)
-            let mine = segments.parts[p][rank].count
-            try check(MPI_Scatterv(whole?.baseAddress.map { $0 + piece.lowerBound }, counts, displacements,
-                                   cmpi_float(), segment.baseAddress.map { $0 + received }, Int32(mine),
-                                   cmpi_float(), Int32(root), world), "MPI_Scatterv")
-            received += mine
+        for call in segments.calls(for: rank) {
+            let into = segment.baseAddress.map { $0 + call.offsetInSegment }
+            try check(MPI_Scatterv(whole?.baseAddress.map { $0 + call.piece.lowerBound }, call.counts,
+                                   call.displacements, cmpi_float(), into, Int32(call.part.count), cmpi_float(),
+                                   Int32(root), world), "MPI_Scatterv")
         }
     }
 

@@ -34,9 +34,23 @@ public struct Segments: Sendable, Equatable {
     /// The elements rank `rank` owns.
     public func segmentCount(of rank: Int) -> Int { parts.reduce(0) { $0 + $1[rank].count } }
 
-    /// Piece `p`'s counts and displacements (from the piece's start) as MPI's v-collectives take them.
-    func table(piece p: Int) -> (counts: [Int32], displacements: [Int32]) {
-        let start = pieces[p].lowerBound
-        return (parts[p].map { Int32($0.count) }, parts[p].map { Int32($0.lowerBound - start) })
+    /// One v-collective call per piece: the piece, its parts' counts and displacements (from the piece's start) as
+    /// MPI takes them, and `rank`'s part there: where it sits in the buffer, and where in the rank's segment (its parts
+    /// one after another).
+    struct Call {
+        let piece: Range<Int>
+        let counts: [Int32], displacements: [Int32]
+        let part: Range<Int>
+        let offsetInSegment: Int
+    }
+
+    func calls(for rank: Int) -> [Call] {
+        var offset = 0
+        return zip(pieces, parts).map { piece, parts in
+            defer { offset += parts[rank].count }
+            return Call(piece: piece, counts: parts.map { Int32($0.count) },
+                        displacements: parts.map { Int32($0.lowerBound - piece.lowerBound) }, part: parts[rank],
+                        offsetInSegment: offset)
+        }
     }
 }
