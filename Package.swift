@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Hot loops must vectorise with AVX2/FMA (Zen 3 and Zen 5 both have them); nothing newer is assumed,
-// so the same binary runs on every node. AVX-512 is reached at run time through OpenBLAS only.
+// so the same binary runs on every node. AVX-512 is reached at run time: through OpenBLAS, and through CKernels, whose
+// functions carry target attributes and are called only where cpuid says the processor has it.
 // -fno-math-errno lets sqrt compile to a vector instruction instead of a call kept for errno (LRN, batch norm).
 let vectorISA: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", "haswell"]),
@@ -34,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng"),
         // cpuid: the processor's vendor and SIMD features, for run-time kernel choices.
         .target(name: "CCPUID"),
+        // dtrain's own AVX-512 kernels (the small-batch fully connected products), chosen at run time.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // glibc's fopencookie, for OUTPUT/log.txt (a stream that writes to the terminal and the file at once), and
         // C's stdout for Swift 6 code.
         .target(name: "CStream"),
@@ -49,7 +52,7 @@ let package = Package(
         .target(name: "Basics", swiftSettings: vectorISASwift6),
 
         // The conv-net core: shapes, the flat parameter buffer, one file per layer, the network and its summary.
-        .target(name: "ConvNet", dependencies: ["Basics", "CBLAS", "CCPUID", "JSONText"], swiftSettings: vectorISA),
+        .target(name: "ConvNet", dependencies: ["Basics", "CBLAS", "CCPUID", "CKernels", "JSONText"], swiftSettings: vectorISA),
         // The only code that calls MPI.
         .target(name: "MPI", dependencies: ["Basics", "CMPI"], swiftSettings: swift6),
         // Datasets: scan, decode, augment, split across ranks, prefetch.

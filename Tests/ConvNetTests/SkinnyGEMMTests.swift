@@ -1,38 +1,44 @@
 import XCTest
 @testable import ConvNet
 
-/// The small-batch forward kernel against the definition, on shapes that leave remainders everywhere: rows not a
-/// multiple of 3, samples not a multiple of 4, lengths not a multiple of 8 and longer than one chunk.
+/// The small-batch kernels against the definition, on shapes that leave remainders everywhere: rows not a
+/// multiple of 3 (or of the AVX-512 kernel's 8), samples not a multiple of 4, lengths not a multiple of 8 or 16 and
+/// longer than one chunk. Both paths: the AVX2 kernels in Swift everywhere, the AVX-512 ones where the processor
+/// has it.
 final class SkinnyGEMMTests: XCTestCase {
+    static let paths = [false] + (Processor.current.avx512 ? [true] : [])
+
     func testForwardMatchesTheDefinition() {
         var random = SeededGenerator(seed: 11)
-        for (n, m, k) in [(1, 1, 1), (2, 2, 7), (3, 3, 8), (4, 4, 9), (5, 5, 17), (7, 7, 2049), (16, 10, 300),
-            (9, 3, 4100)] {
-            let x = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &random) }
-            let w = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &random) }
-            var y = [Float](repeating: 99, count: n * m)
-            // Only rows 1..<m (all of them if m is 1): the others must stay as they were.
-            let rows = m > 1 ? 1..<m : 0..<m
-            x.withUnsafeBufferPointer { x in
-                w.withUnsafeBufferPointer { w in
-                    y.withUnsafeMutableBufferPointer { y in
-                        SkinnyGEMM.forward(x: x.baseAddress!, w: w.baseAddress!, y: y.baseAddress!, n: n, k: k, m: m,
-                            rows: rows)
+        for avx512 in Self.paths {
+            for (n, m, k) in [(1, 1, 1), (2, 2, 7), (3, 3, 8), (4, 4, 9), (5, 5, 17), (7, 7, 2049), (16, 10, 300),
+                (9, 3, 4100), (16, 19, 64)] {
+                let x = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &random) }
+                let w = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &random) }
+                var y = [Float](repeating: 99, count: n * m)
+                // Only rows 1..<m (all of them if m is 1): the others must stay as they were.
+                let rows = m > 1 ? 1..<m : 0..<m
+                x.withUnsafeBufferPointer { x in
+                    w.withUnsafeBufferPointer { w in
+                        y.withUnsafeMutableBufferPointer { y in
+                            SkinnyGEMM.forward(x: x.baseAddress!, w: w.baseAddress!, y: y.baseAddress!, n: n, k: k,
+                                               m: m, rows: rows, avx512: avx512)
+                        }
                     }
                 }
-            }
-            for s in 0..<n {
-                for o in 0..<m {
-                    guard rows.contains(o) else {
-                        XCTAssertEqual(y[s * m + o], 99, "row \(o) outside the range"); continue
+                for s in 0..<n {
+                    for o in 0..<m {
+                        guard rows.contains(o) else {
+                            XCTAssertEqual(y[s * m + o], 99, "row \(o) outside the range"); continue
+                        }
+                        var sum = 0.0, magnitude = 0.0
+                        for i in 0..<k {
+                            sum += Double(x[s * k + i]) * Double(w[o * k + i])
+                            magnitude += abs(Double(x[s * k + i]) * Double(w[o * k + i]))
+                        }
+                        XCTAssertEqual(Double(y[s * m + o]), sum, accuracy: gamma(k) * magnitude,
+                                       "avx512 \(avx512), n \(n) m \(m) k \(k): y[\(s), \(o)]")
                     }
-                    var sum = 0.0, magnitude = 0.0
-                    for i in 0..<k {
-                        sum += Double(x[s * k + i]) * Double(w[o * k + i])
-                        magnitude += abs(Double(x[s * k + i]) * Double(w[o * k + i]))
-                    }
-                    XCTAssertEqual(Double(y[s * m + o]), sum, accuracy: gamma(k) * magnitude,
-                                   "n \(n) m \(m) k \(k): y[\(s), \(o)]")
                 }
             }
         }
@@ -40,57 +46,74 @@ final class SkinnyGEMMTests: XCTestCase {
 
     /// The backward kernels against the definition: dW = dyᵀ x (overwritten, or added to) on a range of rows, and
     /// dx += dy W on a range of columns, with remainders everywhere (rows not a multiple of 4 nor of the 32-row blocks,
-    /// samples not a multiple of 8, columns not a multiple of 8 or 16).
+    /// samples not a multiple of 8, columns not a multiple of 8, 16, 48 or 64). dW is 64-byte aligned, so the shapes
+    /// with whole lines (k a multiple of 16) take the AVX-512 kernel's cache-bypassing stores, across row blocks of 64.
     func testBackwardMatchesTheDefinition() {
         var random = SeededGenerator(seed: 12)
-        for (n, m, k) in [(1, 1, 1), (3, 5, 17), (8, 33, 16), (9, 70, 41), (16, 4, 300), (13, 37, 1030)] {
-            func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1, using: &random) } }
-            let x = values(n * k), w = values(m * k), dy = values(n * m), start = values(m * k), dxStart = values(n * k)
-            let rows = m > 2 ? 1..<(m - 1) : 0..<m
-            let columns = k > 9 ? 8..<(k - 1) : 0..<k
-            for accumulate in [false, true] {
-                var dw = start, dx = dxStart
-                dy.withUnsafeBufferPointer { dy in
-                    x.withUnsafeBufferPointer { x in
-                        dw.withUnsafeMutableBufferPointer { dw in
-                            SkinnyGEMM.weightGradient(dy: dy.baseAddress!, x: x.baseAddress!, dw: dw.baseAddress!, n: n,
-                                                      k: k, m: m, rows: rows, accumulate: accumulate)
-                        }
-                    }
-                    w.withUnsafeBufferPointer { w in
-                        dx.withUnsafeMutableBufferPointer { dx in
-                            SkinnyGEMM.inputGradient(dy: dy.baseAddress!, w: w.baseAddress!, dx: dx.baseAddress!, n: n,
-                                                     k: k, m: m, columns: columns)
-                        }
+        for avx512 in Self.paths {
+            for (n, m, k) in [(1, 1, 1), (3, 5, 17), (8, 33, 16), (9, 70, 41), (16, 4, 300), (13, 37, 1030),
+                              (16, 133, 128), (16, 67, 200)] {
+                assertBackwardMatchesTheDefinition(n: n, m: m, k: k, avx512: avx512, random: &random)
+            }
+        }
+    }
+
+    private func assertBackwardMatchesTheDefinition(n: Int, m: Int, k: Int, avx512: Bool,
+                                                    random: inout SeededGenerator) {
+        func values(_ count: Int) -> [Float] {
+            (0..<count).map { _ in Float.random(in: -1...1, using: &random) }
+        }
+        let x = values(n * k), w = values(m * k), dy = values(n * m), start = values(m * k)
+        let dxStart = values(n * k)
+        let rows = m > 2 ? 1..<(m - 1) : 0..<m
+        let columns = k > 9 ? 8..<(k - 1) : 0..<k
+        for accumulate in [false, true] {
+            var dx = dxStart
+            let alignedDW = UnsafeMutableRawPointer.allocate(byteCount: m * k * 4, alignment: 64)
+                .bindMemory(to: Float.self, capacity: m * k)
+            defer { alignedDW.deallocate() }
+            alignedDW.initialize(from: start, count: m * k)
+            dy.withUnsafeBufferPointer { dy in
+                x.withUnsafeBufferPointer { x in
+                    SkinnyGEMM.weightGradient(dy: dy.baseAddress!, x: x.baseAddress!, dw: alignedDW, n: n,
+                                              k: k, m: m, rows: rows, accumulate: accumulate, avx512: avx512)
+                }
+                w.withUnsafeBufferPointer { w in
+                    dx.withUnsafeMutableBufferPointer { dx in
+                        SkinnyGEMM.inputGradient(dy: dy.baseAddress!, w: w.baseAddress!, dx: dx.baseAddress!,
+                                                 n: n, k: k, m: m, columns: columns, avx512: avx512)
                     }
                 }
-                for o in 0..<m {
-                    for j in 0..<k {
-                        let e = o * k + j
-                        guard rows.contains(o) else { XCTAssertEqual(dw[e], start[e], "row \(o) outside"); continue }
-                        var sum = accumulate ? Double(start[e]) : 0, magnitude = abs(sum)
-                        for t in 0..<n {
-                            sum += Double(dy[t * m + o]) * Double(x[t * k + j])
-                            magnitude += abs(Double(dy[t * m + o]) * Double(x[t * k + j]))
-                        }
-                        XCTAssertEqual(Double(dw[e]), sum, accuracy: gamma(n + 1) * magnitude,
-                                       "n \(n) m \(m) k \(k): dW[\(o), \(j)]")
+            }
+            let dw = Array(UnsafeBufferPointer(start: alignedDW, count: m * k))
+            for o in 0..<m {
+                for j in 0..<k {
+                    let e = o * k + j
+                    guard rows.contains(o) else {
+                        XCTAssertEqual(dw[e], start[e], "row \(o) outside"); continue
                     }
+                    var sum = accumulate ? Double(start[e]) : 0, magnitude = abs(sum)
+                    for t in 0..<n {
+                        sum += Double(dy[t * m + o]) * Double(x[t * k + j])
+                        magnitude += abs(Double(dy[t * m + o]) * Double(x[t * k + j]))
+                    }
+                    XCTAssertEqual(Double(dw[e]), sum, accuracy: gamma(n + 1) * magnitude,
+                                   "avx512 \(avx512), n \(n) m \(m) k \(k): dW[\(o), \(j)]")
                 }
-                for t in 0..<n {
-                    for j in 0..<k {
-                        let e = t * k + j
-                        guard columns.contains(j) else {
-                            XCTAssertEqual(dx[e], dxStart[e], "column \(j) outside"); continue
-                        }
-                        var sum = Double(dxStart[e]), magnitude = abs(sum)
-                        for o in 0..<m {
-                            sum += Double(dy[t * m + o]) * Double(w[o * k + j])
-                            magnitude += abs(Double(dy[t * m + o]) * Double(w[o * k + j]))
-                        }
-                        XCTAssertEqual(Double(dx[e]), sum, accuracy: gamma(m + 1) * magnitude,
-                                       "n \(n) m \(m) k \(k): dx[\(t), \(j)]")
+            }
+            for t in 0..<n {
+                for j in 0..<k {
+                    let e = t * k + j
+                    guard columns.contains(j) else {
+                        XCTAssertEqual(dx[e], dxStart[e], "column \(j) outside"); continue
                     }
+                    var sum = Double(dxStart[e]), magnitude = abs(sum)
+                    for o in 0..<m {
+                        sum += Double(dy[t * m + o]) * Double(w[o * k + j])
+                        magnitude += abs(Double(dy[t * m + o]) * Double(w[o * k + j]))
+                    }
+                    XCTAssertEqual(Double(dx[e]), sum, accuracy: gamma(m + 1) * magnitude,
+                                   "avx512 \(avx512), n \(n) m \(m) k \(k): dx[\(t), \(j)]")
                 }
             }
         }

@@ -22,6 +22,9 @@ public struct KernelChoices: Sendable, Equatable {
     /// Small batches through large fully connected weights use `SkinnyGEMM` instead of sgemm where it suits
     /// (`SkinnyGEMM.suits`); false: always sgemm, to compare the two.
     public var skinnyFullyConnected = true
+    /// Those small-batch products run on dtrain's own AVX-512 kernels (`CKernels`) where the processor has AVX-512;
+    /// false: on the AVX2 ones in Swift, to compare the two (and for the tests, which check both).
+    public var avx512FullyConnected = Processor.current.avx512
     /// Multiply-adds below which a slice of a layer's work is not worth its own thread: waking a parked worker and
     /// joining it costs about what one core does with 2M multiply-adds (docs/performance.md). Elementwise layers
     /// count each element as four.
@@ -39,6 +42,7 @@ public struct KernelChoices: Sendable, Equatable {
     /// One line for a benchmark's header, e.g. `kernels: Winograd F(2×2) for 3×3, small-batch fc on`.
     public var summary: String {
         let convolution = winograd ? "Winograd F(\(winogradOutputTile)×\(winogradOutputTile)) for 3×3" : "im2col only"
-        return "kernels: \(convolution), small-batch fc \(skinnyFullyConnected ? "on" : "off")"
+        let fc = skinnyFullyConnected ? (avx512FullyConnected ? "on (AVX-512)" : "on (AVX2)") : "off"
+        return "kernels: \(convolution), small-batch fc \(fc)"
     }
 }

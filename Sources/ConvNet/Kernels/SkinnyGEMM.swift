@@ -1,8 +1,11 @@
+import CKernels
+
 /// The forward product of a fully connected layer when the batch is small: one side of the GEMM is only `n` ≤ 16
 /// rows, where OpenBLAS runs far below its large-GEMM speed. This kernel keeps a register tile of 3 weight rows ×
 /// 4 samples in twelve 8-lane FMA accumulators, reads each weight from memory once and reuses it from L1 for every
 /// group of four samples (figures: docs/performance.md, "Measured kernel choices"). The backward products have
-/// kernels of their own (`SkinnyGEMMBackward.swift`).
+/// kernels of their own (`SkinnyGEMMBackward.swift`). Where the processor has AVX-512, all three products run on
+/// dtrain's C kernels instead (`CKernels`, chosen by `KernelChoices.avx512FullyConnected`).
 ///
 /// All matrices are row-major: x `[n, k]`, W `[m, k]`, y `[n, m]` (m outputs, k inputs).
 enum SkinnyGEMM {
@@ -27,7 +30,11 @@ enum SkinnyGEMM {
     /// Weight rows are taken three at a time and cut into chunks that stay in L1 while every group of four samples
     /// uses them; x (n × k) stays in L2.
     static func forward(x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                        n: Int, k: Int, m: Int, rows: Range<Int>) {
+                        n: Int, k: Int, m: Int, rows: Range<Int>, avx512: Bool) {
+        precondition(n <= 16, "the small-batch kernels take at most 16 samples")
+        if avx512 {
+            return dtrain_fc_forward_avx512(x, w, y, n, k, m, rows.lowerBound, rows.upperBound)
+        }
         for s in 0..<n { (y + (s &* m &+ rows.lowerBound)).update(repeating: 0, count: rows.count) }
         let chunk = 2048
         var o = rows.lowerBound

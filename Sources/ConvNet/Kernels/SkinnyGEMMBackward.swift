@@ -1,3 +1,5 @@
+import CKernels
+
 /// The backward products of a fully connected layer when the batch is small (n ≤ 16, see `SkinnyGEMM.suits`):
 ///
 ///     dW = dyᵀ x   (m × k: written once, row after row)      dx += dy W   (n × k: W read twice, in 8-sample halves)
@@ -13,7 +15,11 @@ extension SkinnyGEMM {
     /// dW[o, :] = Σ_s dy[s, o] · x[s, :] for the rows `rows` (added to what dW holds when `accumulate`).
     /// A register tile of 4 rows × 16 columns: eight accumulators, two loads of x and four broadcasts of dy a sample.
     static func weightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
-                               n: Int, k: Int, m: Int, rows: Range<Int>, accumulate: Bool) {
+                               n: Int, k: Int, m: Int, rows: Range<Int>, accumulate: Bool, avx512: Bool) {
+        precondition(n <= 16, "the small-batch kernels take at most 16 samples")
+        if avx512 {
+            return dtrain_fc_weight_gradient_avx512(dy, x, dw, n, k, m, rows.lowerBound, rows.upperBound, accumulate)
+        }
         var o = rows.lowerBound
         while o < rows.upperBound {
             let r = min(4, rows.upperBound &- o)
@@ -60,7 +66,11 @@ extension SkinnyGEMM {
     /// with one accumulator of eight columns. W is taken in blocks of `rowBlock` rows: a block (1.2 MB for fc1) stays
     /// in L2 for the second group of eight samples, and its rows' pages in the TLB while the columns go by.
     static func inputGradient(dy: UnsafePointer<Float>, w: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-                              n: Int, k: Int, m: Int, columns: Range<Int>) {
+                              n: Int, k: Int, m: Int, columns: Range<Int>, avx512: Bool) {
+        precondition(n <= 16, "the small-batch kernels take at most 16 samples")
+        if avx512 {
+            return dtrain_fc_input_gradient_avx512(dy, w, dx, n, k, m, columns.lowerBound, columns.upperBound)
+        }
         let rowBlock = 32
         var top = 0
         while top < m {

@@ -44,10 +44,10 @@ public final class FullyConnected: Layer {
 
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let n = output.batch, y = output.data, x = inputs[0].data, k = self.inputs
-        let w = weight.value, b = bias?.value, yT = context.scratch
+        let w = weight.value, b = bias?.value, yT = context.scratch, avx512 = context.kernels.avx512FullyConnected
         if context.kernels.skinnyFullyConnected && SkinnyGEMM.suits(batch: n, outputs: outputs, inputs: k) {
             Parallel.slices(outputs, parts: parts(n, items: outputs, context)) { _, r in
-                SkinnyGEMM.forward(x: x, w: w, y: y, n: n, k: k, m: outputs, rows: r)
+                SkinnyGEMM.forward(x: x, w: w, y: y, n: n, k: k, m: outputs, rows: r, avx512: avx512)
                 if let b { for s in 0..<n { addRow(y + (s &* outputs &+ r.lowerBound), b + r.lowerBound, r.count) } }
             }
             return
@@ -68,7 +68,7 @@ public final class FullyConnected: Layer {
                          _ context: LayerContext) {
         let n = output.batch, dy = outputGradient.data, x = inputs[0].data, k = self.inputs
         let dW = context.computeParameterGradients ? weight.gradient : nil, db = dW != nil ? bias?.gradient : nil
-        let dx = inputGradients[0]?.data, w = weight.value
+        let dx = inputGradients[0]?.data, w = weight.value, avx512 = context.kernels.avx512FullyConnected
         let beta: Float = context.overwriteParameterGradients ? 0 : 1
         // One parallel region for both products: slice p of the outputs for the weight gradient, then slice p of the
         // inputs for the input gradient.
@@ -79,7 +79,7 @@ public final class FullyConnected: Layer {
                 let rows = (outputs * part / parts)..<(outputs * (part + 1) / parts)
                 if let dW {
                     SkinnyGEMM.weightGradient(dy: dy, x: x, dw: dW, n: n, k: k, m: outputs, rows: rows,
-                                              accumulate: beta != 0)
+                                              accumulate: beta != 0, avx512: avx512)
                     if let db {
                         if beta == 0 { (db + rows.lowerBound).update(repeating: 0, count: rows.count) }
                         for s in 0..<n {
@@ -91,7 +91,8 @@ public final class FullyConnected: Layer {
                     // Slices of the columns on multiples of 8, so each thread's vectors stay whole.
                     let blocks = (k + 7) / 8
                     let columns = min(k, blocks * part / parts * 8)..<min(k, blocks * (part + 1) / parts * 8)
-                    SkinnyGEMM.inputGradient(dy: dy, w: w, dx: dx, n: n, k: k, m: outputs, columns: columns)
+                    SkinnyGEMM.inputGradient(dy: dy, w: w, dx: dx, n: n, k: k, m: outputs, columns: columns,
+                                             avx512: avx512)
                 }
                 return
             }
