@@ -37,6 +37,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Run stride-1 3×3 and 5×5 convolutions on im2col + sgemm instead of Winograd, to compare the two.")
     var noWinograd = false
 
+    @Flag(help: "Run the small-batch fully connected products on the AVX2 kernels even on an AVX-512 processor.")
+    var noAvx512 = false
+
     @Option(help: "Winograd output tile of 3×3 convolutions, 2 or 4 (default: 2).")
     var winogradTile: Int?
 
@@ -88,6 +91,7 @@ struct Bench: ParsableCommand {
         var choices = KernelChoices.standard
         choices.blas = try kernels.applyKernelChoice()
         choices.winograd = !noWinograd
+        if noAvx512 { choices.avx512FullyConnected = false }
         if let winogradTile { choices.winogradOutputTile = winogradTile }
         return try Bench.network(config: config, classes: classes, batch: batch, threads: threads, kernels: choices)
     }
