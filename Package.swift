@@ -35,7 +35,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng"),
         // cpuid: the processor's vendor and SIMD features, for run-time kernel choices.
         .target(name: "CCPUID"),
-        // dtrain's own AVX-512 kernels (the small-batch fully connected products), chosen at run time.
+        // dtrain's own AVX-512 kernels (the small-batch fully connected products), chosen at run time; -O2 in debug
+        // builds too, so the tests and job tests (which run debug binaries) do not crawl through them at -O0.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // glibc's fopencookie, for OUTPUT/log.txt (a stream that writes to the terminal and the file at once), and
         // C's stdout for Swift 6 code.

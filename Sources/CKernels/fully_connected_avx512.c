@@ -1,4 +1,4 @@
-// The small-batch fully connected products in AVX-512 (figures: docs/performance.md, "Measured kernel choices").
+// The small-batch fully connected products in AVX-512 (figures: docs/performance.md, item 14).
 // AlexNet's fc1 at batch 16 streams 151 MB of weights, or writes a 151 MB gradient, for 1.2 GFLOP: these kernels
 // keep their operands in L1 and read or write each byte of W and dW once. Two facts shape them: a row of W or x is a
 // multiple of 4 KiB long in AlexNet (9,216 and 4,096 floats), so many rows at once share L1 sets and evict each
@@ -6,6 +6,7 @@
 #include "fully_connected_avx512.h"
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
@@ -20,7 +21,11 @@ static float *scratch(size_t floats) {
         free(buffer);
         capacity = (floats + 4095) / 4096 * 4096;
         buffer = aligned_alloc(64, capacity * sizeof(float));
-        if (!buffer) abort();
+        if (!buffer) {
+            fprintf(stderr, "dtrain: out of memory for a %zu-byte scratch buffer of the fully connected kernels\n",
+                    capacity * sizeof(float));
+            abort();
+        }
     }
     return buffer;
 }

@@ -31,8 +31,8 @@ enum SkinnyGEMM {
     /// uses them; x (n × k) stays in L2.
     static func forward(x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                         n: Int, k: Int, m: Int, rows: Range<Int>, avx512: Bool) {
-        precondition(n <= 16, "the small-batch kernels take at most 16 samples")
         if avx512 {
+            precondition(n <= 16, "the AVX-512 kernels hold the samples in one 16-lane vector")
             return dtrain_fc_forward_avx512(x, w, y, n, k, m, rows.lowerBound, rows.upperBound)
         }
         for s in 0..<n { (y + (s &* m &+ rows.lowerBound)).update(repeating: 0, count: rows.count) }

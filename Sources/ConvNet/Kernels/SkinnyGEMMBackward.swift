@@ -16,8 +16,8 @@ extension SkinnyGEMM {
     /// A register tile of 4 rows × 16 columns: eight accumulators, two loads of x and four broadcasts of dy a sample.
     static func weightGradient(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
                                n: Int, k: Int, m: Int, rows: Range<Int>, accumulate: Bool, avx512: Bool) {
-        precondition(n <= 16, "the small-batch kernels take at most 16 samples")
         if avx512 {
+            precondition(n <= 16, "the AVX-512 kernels hold the samples in one 16-lane vector")
             return dtrain_fc_weight_gradient_avx512(dy, x, dw, n, k, m, rows.lowerBound, rows.upperBound, accumulate)
         }
         var o = rows.lowerBound
@@ -67,8 +67,8 @@ extension SkinnyGEMM {
     /// in L2 for the second group of eight samples, and its rows' pages in the TLB while the columns go by.
     static func inputGradient(dy: UnsafePointer<Float>, w: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
                               n: Int, k: Int, m: Int, columns: Range<Int>, avx512: Bool) {
-        precondition(n <= 16, "the small-batch kernels take at most 16 samples")
         if avx512 {
+            precondition(n <= 16, "the AVX-512 kernels hold the samples in one 16-lane vector")
             return dtrain_fc_input_gradient_avx512(dy, w, dx, n, k, m, columns.lowerBound, columns.upperBound)
         }
         let rowBlock = 32
