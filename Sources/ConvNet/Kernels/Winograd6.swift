@@ -17,23 +17,23 @@ import CBLAS
 
 typealias Lanes = SIMD8<Float>
 
-@inline(__always) private func load(_ p: UnsafePointer<Float>) -> Lanes {
+@inline(__always) func load(_ p: UnsafePointer<Float>) -> Lanes {
     UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
 }
 
-@inline(__always) private func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
+@inline(__always) func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
 }
 
 /// `count` ≤ 8 lanes from p (the rest zero).
-@inline(__always) private func load(_ p: UnsafePointer<Float>, _ count: Int) -> Lanes {
+@inline(__always) func load(_ p: UnsafePointer<Float>, _ count: Int) -> Lanes {
     if count == 8 { return load(p) }
     var v = Lanes()
     for l in 0..<count { v[l] = p[l] }
     return v
 }
 
-@inline(__always) private func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+@inline(__always) func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
     if count == 8 { store(v, p); return }
     for l in 0..<count { p[l] = v[l] }
 }
@@ -302,89 +302,6 @@ extension WinogradConvolution {
                             store(outputAdjoint(row), out + (i &* 6 &* xiStride &+ o), xiStride)
                         }
                         o &+= 8
-                    }
-                }
-            }
-        }
-    }
-
-    // MARK: Filters
-
-    /// U[g][ξ][o][c] = (G k Gᵀ)_ξ, eight channels c at a time, where k is the r×r kernel of output o and channel c of
-    /// this geometry: `w[o·oStride + c·cStride + tap]`, or the kernel rotated by 180° (`rotated`: the input gradient's
-    /// filters, read from the forward layer's weights with the two channel axes swapped by the strides).
-    func transformFilters6(_ w: UnsafePointer<Float>, oStride: Int, cStride: Int, groupStride: Int, rotated: Bool,
-                           into u: UnsafeMutablePointer<Float>) {
-        let og = outputsPerGroup, cg = channelsPerGroup, xiStride = og &* cg, r = kernelSize, taps = r &* r
-        let g = matrices.gFloat
-        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: taps &+ 6 &* r) { buffer in
-            let k = buffer.baseAddress!, gk = k + taps
-            for group in 0..<groups {
-                let source = w + group &* groupStride, base = u + group &* 36 &* xiStride
-                for o in 0..<og {
-                    var c = 0
-                    while c < cg {
-                        let count = min(8, cg &- c)
-                        k.update(repeating: Lanes(), count: taps)
-                        for l in 0..<count {
-                            let kernel = source + (o &* oStride &+ (c &+ l) &* cStride)
-                            for tap in 0..<taps { k[tap][l] = kernel[rotated ? taps &- 1 &- tap : tap] }
-                        }
-                        // G k (6 × r), then each row times Gᵀ.
-                        for i in 0..<6 {
-                            for b in 0..<r {
-                                var sum = Lanes()
-                                for a in 0..<r { sum += g[i &* r &+ a] * k[a &* r &+ b] }
-                                gk[i &* r &+ b] = sum
-                            }
-                        }
-                        for i in 0..<6 {
-                            for j in 0..<6 {
-                                var sum = Lanes()
-                                for b in 0..<r { sum += gk[i &* r &+ b] * g[j &* r &+ b] }
-                                store(sum, base + ((i &* 6 &+ j) &* xiStride &+ o &* cg &+ c), count)
-                            }
-                        }
-                        c &+= 8
-                    }
-                }
-            }
-        }
-    }
-
-    /// dW[o][c] += Gᵀ dU G for every filter and channel (weights `[outputs, channels/groups, r, r]`): the adjoint of
-    /// the forward filter transform.
-    func finishWeightGradient6(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
-        let og = outputsPerGroup, cg = channelsPerGroup, xiStride = og &* cg, r = kernelSize, taps = r &* r
-        let g = matrices.gFloat
-        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 6 &* r) { buffer in
-            let h = buffer.baseAddress!
-            for group in 0..<groups {
-                let base = du + group &* 36 &* xiStride
-                for o in 0..<og {
-                    var c = 0
-                    while c < cg {
-                        let count = min(8, cg &- c)
-                        // dU G (6 × r), then Gᵀ times it.
-                        for i in 0..<6 {
-                            for b in 0..<r {
-                                var sum = Lanes()
-                                for j in 0..<6 {
-                                    let offset = (i &* 6 &+ j) &* xiStride &+ o &* cg &+ c
-                                    sum += load(base + offset, count) * g[j &* r &+ b]
-                                }
-                                h[i &* r &+ b] = sum
-                            }
-                        }
-                        for a in 0..<r {
-                            for b in 0..<r {
-                                var sum = Lanes()
-                                for i in 0..<6 { sum += g[i &* r &+ a] * h[i &* r &+ b] }
-                                let first = (group &* og &+ o) &* cg &+ c
-                                for l in 0..<count { dw[(first &+ l) &* taps &+ a &* r &+ b] += sum[l] }
-                            }
-                        }
-                        c &+= 8
                     }
                 }
             }
