@@ -78,7 +78,7 @@ final class WinogradTests: XCTestCase {
                     let bound = winogradMagnitude(h, c, algorithm)
                     assertWithinRounding(Array(h.runForward().buffer), exact: reference.output,
                                          magnitude: bound.magnitude, terms: bound.terms,
-                                         factor: transformConstant(algorithm),
+                                         factor: Self.transformConstant(algorithm),
                                              "\(algorithm.name) \(c), \(threads) threads")
                 }
             }
@@ -102,7 +102,7 @@ final class WinogradTests: XCTestCase {
                     let h = try harness(c, threads: threads)
                     let bound = winogradGradientMagnitude(h, c, algorithm, outputGradientSeed: 77)
                     assertWithinRounding(results[1], exact: results[0].map(Double.init), magnitude: bound.magnitude,
-                                         terms: bound.terms, factor: transformConstant(algorithm) + 1,
+                                         terms: bound.terms, factor: Self.transformConstant(algorithm) + 1,
                                          "\(algorithm.name) \(c), \(threads) threads")
                 }
             }
@@ -177,10 +177,17 @@ final class WinogradTests: XCTestCase {
                                      inputs: [Shape(channels: channels, height: 9, width: 9)], batch: 1)
             return (h.layer as? Convolution)?.winogradAlgorithm
         }
-        XCTAssertEqual(try algorithm(#""filters": 16, "kernel": 3"#), "F(2×2,3×3)")
+        XCTAssertEqual(try algorithm(#""filters": 16, "kernel": 3"#), "F(4×4,3×3)")
         XCTAssertEqual(try algorithm(#""filters": 16, "kernel": 5, "padding": 2"#), "F(2×2,5×5)")
         XCTAssertNil(try algorithm(#""filters": 16, "kernel": 5, "padding": 3"#))
-        XCTAssertNil(try algorithm(#""filters": 16, "kernel": 5, "stride": 2"#))
+        // Strided layers whose space-to-depth form is a 3×3 stride-1 one (⌈k/s⌉ = 3) run on it (SpaceToDepthTests).
+        XCTAssertEqual(try algorithm(#""filters": 16, "kernel": 5, "stride": 2"#), "s2d F(4×4,3×3)")
+        XCTAssertEqual(try algorithm(#""filters": 16, "kernel": 11, "stride": 4, "padding": 2"#, channels: 3),
+                       "s2d F(4×4,3×3)")
+        XCTAssertNil(try algorithm(#""filters": 16, "kernel": 7, "stride": 2"#))   // ⌈7/2⌉ = 4
+        XCTAssertNil(try algorithm(#""filters": 16, "kernel": 5, "stride": 2, "groups": 2"#))
+        XCTAssertNil(try algorithm(#""filters": 16, "kernel": 5, "stride": 2"#, channels: 3))   // 12 channels
+        XCTAssertNil(try algorithm(#""filters": 16, "kernel": 5, "stride": [2, 1]"#))
         XCTAssertNil(try algorithm(#""filters": 16, "kernel": 7"#))
         XCTAssertNil(try algorithm(#""filters": 16, "kernel": [3, 5], "padding": 1"#))
         XCTAssertNil(try algorithm(#""filters": 16, "kernel": 5"#, channels: 8))   // too few channels for the GEMMs
@@ -196,7 +203,7 @@ final class WinogradTests: XCTestCase {
     // γ of the smaller direct sum (the + 1 of the gradient comparison).
 
     /// K₁² from the algorithm's matrices.
-    func transformConstant(_ algorithm: Algorithm) -> Double {
+    static func transformConstant(_ algorithm: Algorithm) -> Double {
         let w = algorithm.matrices, alpha = w.alpha
         let b = (0..<alpha).map { i in (0..<alpha).reduce(0.0) { $0 + abs(w.bt[i * alpha + $1]) } }
         var k1 = 0.0

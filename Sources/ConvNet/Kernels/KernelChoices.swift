@@ -7,10 +7,10 @@ public struct KernelChoices: Sendable, Equatable {
     /// Stride-1 3×3 (padding ≤ 1) and 5×5 (padding ≤ 2) convolutions of at least 16 channels and filters per group
     /// run on Winograd's algorithms (`WinogradConvolution`); false: im2col + sgemm, to compare the two.
     public var winograd = true
-    /// The Winograd output tile of 3×3 layers, 2 or 4 (5×5 layers always take 2). F(4×4, 3×3) needs fewer
-    /// multiplies than F(2×2, 3×3), but its 6×6 transforms cost as much as that saves (AlexNet and GoogLeNet ran no
-    /// faster): it is taken on request only (`dtrain bench --winograd-tile 4`).
-    public var winogradOutputTile = 2
+    /// The Winograd output tile of 3×3 layers, 2 or 4 (5×5 layers always take 2). F(4×4, 3×3) needs 0.55–0.75× the
+    /// multiplies of F(2×2, 3×3); with its transforms vectorised it is the faster one (AlexNet at batch 16, one
+    /// thread: 2–5% a step; GoogLeNet 4%; on two threads even), so it is the default (docs/performance.md, item 15).
+    public var winogradOutputTile = 4
     /// Tiles the Winograd path transforms together: enough for GEMMs of a good width, few enough for the transforms
     /// to stay in L2/L3.
     public var winogradTargetTiles = 256
@@ -39,7 +39,7 @@ public struct KernelChoices: Sendable, Equatable {
     /// What training runs with.
     public static let standard = KernelChoices()
 
-    /// One line for a benchmark's header, e.g. `kernels: Winograd F(2×2) for 3×3, small-batch fc on`.
+    /// One line for a benchmark's header, e.g. `kernels: Winograd F(4×4) for 3×3, small-batch fc on (AVX2)`.
     public var summary: String {
         let convolution = winograd ? "Winograd F(\(winogradOutputTile)×\(winogradOutputTile)) for 3×3" : "im2col only"
         let fc = skinnyFullyConnected ? (avx512FullyConnected ? "on (AVX-512)" : "on (AVX2)") : "off"

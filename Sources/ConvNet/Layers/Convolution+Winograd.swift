@@ -16,12 +16,14 @@ extension Convolution {
     func runWinograd(_ geometry: WinogradConvolution, rotated: Bool, x: Tensor, y: Tensor,
                      bias: UnsafePointer<Float>?, accumulate: Bool, _ context: LayerContext) {
         if transformedFilters == nil { reserve(batch: reservedBatch) }
+        // The filters of the convolution computed: the layer's own, or their rearranged form (`SpaceToDepth`).
+        let w = UnsafePointer(spaceToDepth == nil ? weight.value : depthFilters!)
         var u = transformedFilters!, rotated = rotated
         if !rotated {
-            geometry.transformFilters(weight.value, into: u)
+            geometry.transformFilters(w, into: u)
         } else if !geometry.gradientReusesForwardFilters {
             u = transformedGradientFilters!
-            geometry.transformGradientFilters(weight.value, into: u)
+            geometry.transformGradientFilters(w, into: u)
             rotated = false
         }
         let chunk = geometry.chunk(batch: reservedBatch), perThread = winogradRegion(batch: reservedBatch)
@@ -31,9 +33,10 @@ extension Convolution {
         }
     }
 
-    /// dW and db on the Winograd path: each thread sums its images' products in the transformed domain, then the
-    /// sums are added and mapped back to 3×3 kernels once.
-    func winogradWeightGradient(_ x: Tensor, _ dy: Tensor, _ context: LayerContext) {
+    /// dW (+= into `dw`, the layer's weight gradient unless given) and db on the Winograd path: each thread sums its
+    /// images' products in the transformed domain, then the sums are added and mapped back to r×r kernels once.
+    func winogradWeightGradient(_ x: Tensor, _ dy: Tensor, _ context: LayerContext,
+                                into dw: UnsafeMutablePointer<Float>? = nil) {
         let geometry = winograd!, chunk = geometry.chunk(batch: reservedBatch)
         let region = winogradRegion(batch: reservedBatch)
         let transformOffset = region - geometry.filterFloats, parts = parts(x.batch, context)
@@ -47,7 +50,7 @@ extension Convolution {
         for part in 1..<max(1, parts) {
             addRow(du, context.scratch + part * region + transformOffset, geometry.filterFloats)
         }
-        geometry.finishWeightGradient(du, into: weight.gradient)
+        geometry.finishWeightGradient(du, into: dw ?? weight.gradient)
         if let bias {
             let plane = outputShape.plane
             for n in 0..<x.batch {

@@ -51,6 +51,14 @@ public final class Convolution: Layer {
     private(set) var transformedFilters: UnsafeMutablePointer<Float>?
     /// The input gradient's own transformed filters (6×6 tiles).
     private(set) var transformedGradientFilters: UnsafeMutablePointer<Float>?
+    /// A strided layer rewritten as a stride-1 3×3 one on its rearranged input (see `SpaceToDepth`): `winograd` and
+    /// `winogradGradient` are then the rewritten layer's.
+    let spaceToDepth: SpaceToDepth?
+    /// The rearranged batch (kept from forward for the weight gradient; backward then reuses it for dx'), the
+    /// rearranged filters and their gradient.
+    private(set) var depthInput: UnsafeMutablePointer<Float>?
+    private(set) var depthFilters: UnsafeMutablePointer<Float>?
+    private var depthInputBatch = 0
 
     public init(_ context: LayerBuildContext) throws {
         try context.requireInputs(1)
@@ -85,16 +93,31 @@ public final class Convolution: Layer {
             winogradGradient = WinogradConvolution(channels: f, height: oh, width: ow, outputs: input.channels,
                                                    groups: g, padding: k.0 - 1 - p.0, outputTile: m,
                                                    kernelSize: k.0, targetTiles: tiles)
+            spaceToDepth = nil
+        } else if kernels.winograd, let rewrite = SpaceToDepth(
+            channels: input.channels, height: input.height, width: input.width, filters: filters, groups: groups,
+            kernel: k, stride: s, padding: p, outputHeight: oh, outputWidth: ow) {
+            // A strided layer whose rearranged form is a 3×3 stride-1 convolution (AlexNet's conv1).
+            let (c, m, tiles) = (rewrite.depthChannels, kernels.winogradOutputTile, kernels.winogradTargetTiles)
+            spaceToDepth = rewrite
+            winograd = WinogradConvolution(channels: c, height: rewrite.depthHeight, width: rewrite.depthWidth,
+                                           outputs: filters, groups: 1, padding: 0, outputTile: m, kernelSize: 3,
+                                           targetTiles: tiles)
+            winogradGradient = WinogradConvolution(channels: filters, height: oh, width: ow, outputs: c, groups: 1,
+                                                   padding: 2, outputTile: m, kernelSize: 3, targetTiles: tiles)
         } else {
             winograd = nil
             winogradGradient = nil
+            spaceToDepth = nil
         }
     }
 
-    /// The Winograd algorithm of this layer, e.g. "F(4×4,3×3)", or nil on im2col.
+    /// The Winograd algorithm of this layer, e.g. "F(4×4,3×3)", or "s2d F(4×4,3×3)" after a space-to-depth
+    /// rewrite, or nil on im2col.
     public var winogradAlgorithm: String? {
         guard let w = winograd else { return nil }
-        return "F(\(w.outputTile)×\(w.outputTile),\(w.kernelSize)×\(w.kernelSize))"
+        let algorithm = "F(\(w.outputTile)×\(w.outputTile),\(w.kernelSize)×\(w.kernelSize))"
+        return spaceToDepth == nil ? algorithm : "s2d " + algorithm
     }
 
     /// True if this layer's forward and gradients run on Winograd.
@@ -152,16 +175,28 @@ public final class Convolution: Layer {
         if let winogradGradient, !winogradGradient.gradientReusesForwardFilters, transformedGradientFilters == nil {
             transformedGradientFilters = .allocate(capacity: winogradGradient.filterFloats)
         }
+        if let spaceToDepth {
+            let filterFloats = spaceToDepth.filterFloats(filters: filters)
+            if depthFilters == nil { depthFilters = .allocate(capacity: 2 * filterFloats) }
+            if batch > depthInputBatch {
+                depthInput?.deallocate()
+                depthInput = .allocate(capacity: batch * spaceToDepth.imageFloats)
+                depthInputBatch = batch
+            }
+        }
     }
 
     public func reservedBytes(batch: Int) -> Int {
         let gradient = winogradGradient.map { $0.gradientReusesForwardFilters ? 0 : $0.filterFloats } ?? 0
-        return ((winograd?.filterFloats ?? 0) + gradient) * 4
+        let rearranged = spaceToDepth.map { batch * $0.imageFloats + 2 * $0.filterFloats(filters: filters) } ?? 0
+        return ((winograd?.filterFloats ?? 0) + gradient + rearranged) * 4
     }
 
     deinit {
         transformedFilters?.deallocate()
         transformedGradientFilters?.deallocate()
+        depthInput?.deallocate()
+        depthFilters?.deallocate()
     }
 
     /// Slices of the batch to run on separate threads: each image's work is independent.
@@ -172,6 +207,7 @@ public final class Convolution: Layer {
     public func forward(_ inputs: [Tensor], _ output: Tensor, _ context: LayerContext) {
         let x = inputs[0], perThread = threadScratch(batch: chunk)
         if runsOnWinograd {
+            let x = spaceToDepth == nil ? x : rearrangeInput(x, context)
             runWinograd(winograd!, rotated: false, x: x, y: output, bias: bias?.value, accumulate: false, context)
             return
         }
@@ -183,6 +219,10 @@ public final class Convolution: Layer {
     public func backward(_ inputs: [Tensor], _ output: Tensor, _ outputGradient: Tensor, _ inputGradients: [Tensor?],
                          _ context: LayerContext) {
         let x = inputs[0], dx = inputGradients[0]
+        if spaceToDepth != nil {
+            spaceToDepthBackward(outputGradient, dx, context)
+            return
+        }
         if runsOnWinograd {
             if context.computeParameterGradients { winogradWeightGradient(x, outputGradient, context) }
             // dx += the Winograd convolution of dy, with the filters the forward transformed (backward always follows
