@@ -70,6 +70,7 @@ final class ConvolutionTests: XCTestCase {
         let cases: [(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), width: Int)] = [
             ((3, 3), (1, 1), (1, 1), 29), ((5, 5), (1, 1), (0, 0), 28), ((3, 5), (2, 2), (1, 2), 41),
             ((11, 11), (4, 4), (2, 2), 67), ((4, 3), (3, 4), (0, 1), 70), ((1, 1), (2, 2), (0, 0), 35),
+            ((5, 3), (1, 1), (2, 0), 30), ((2, 4), (2, 1), (1, 0), 33),   // all kernel columns in one call
         ]
         try compareWideRows(cases)
         // again with images cut into bands of one output row (AlexNet's conv1 is cut so: its columns are 4.4 MB)

@@ -31,6 +31,11 @@ final class LayerGradientTests: XCTestCase {
     func testConvolutionNonSquareKernelStrideAndPadding() {
         checkLayer(#"{"type": "conv", "filters": 4, "kernel": [3, 2], "stride": [1, 2], "padding": [2, 1]}"#,
                    inputs: [shape(3, 5, 6)], batch: 2)
+        // Stride 1 across and no horizontal padding: im2col and col2im take all kernel columns in one call, with
+        // rows clipped by the vertical padding and a vertical stride.
+        checkLayer(#"{"type": "conv", "filters": 3, "kernel": [3, 5], "stride": [2, 1], "padding": [1, 0]}"#,
+                   inputs: [shape(2, 8, 12)], batch: 2)
+        checkLayer(#"{"type": "conv", "filters": 2, "kernel": 5}"#, inputs: [shape(3, 12, 12)], batch: 3)
     }
 
     func testConvolutionGroupsWithoutBias() {

@@ -60,6 +60,28 @@ func copyBlock(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, 
     }
 }
 
+/// All `blocks` kernel columns kj of one (channel, ki, image) of im2col when no column is clipped (stride 1, no
+/// horizontal padding): block kj copies `rows` rows of `width` from src + kj (rows `srcRowStep` apart) to
+/// dst + kj·blockStride. One call instead of one per kj: for LeNet's 8-wide rows the call was the cost.
+@inline(never)
+func copyShiftedBlocks(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int,
+                       srcRowStep: Int, blocks: Int, blockStride: Int) {
+    for kj in 0..<blocks {
+        var d = dst + kj &* blockStride, s = src + kj
+        for _ in 0..<rows { copyRow(d, s, width); d += width; s += srcRowStep }
+    }
+}
+
+/// The adjoint of `copyShiftedBlocks`, in the same order as one `addBlock` per kj (so the sums round alike).
+@inline(never)
+func addShiftedBlocks(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int,
+                      dstRowStep: Int, blocks: Int, blockStride: Int) {
+    for kj in 0..<blocks {
+        var d = dst + kj, s = src + kj &* blockStride
+        for _ in 0..<rows { addRow(d, s, width); d += dstRowStep; s += width }
+    }
+}
+
 /// The adjoint of `copyBlock`: dst[o·dstStep] += src[o] for o in lo..<hi of each row.
 @inline(never)
 func addBlock(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, width: Int,

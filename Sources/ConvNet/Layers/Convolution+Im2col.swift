@@ -169,10 +169,21 @@ extension Convolution {
         let top = rows.lowerBound, bottom = rows.upperBound
         let plane = rows.count &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = x.shape.count
         let base = x.sample(first)
+        // Stride 1 and no horizontal padding: every kernel column reads whole rows, all kj in one call.
+        let unclipped = sw == 1 && pw == 0
         for ch in 0..<c {
             for ki in 0..<kh {
                 let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
                 let vlo = max(ylo, top), vhi = max(vlo, min(yhi, bottom))
+                if unclipped && vlo == top && vhi == bottom {
+                    let blocks = col + (ch &* kh &+ ki) &* kw &* columns
+                    for i in 0..<count {
+                        let src = base + (i &* sampleSize &+ ch &* inPlane &+ (top &* sh &- ph &+ ki) &* w)
+                        copyShiftedBlocks(blocks + i &* plane, src, rows: bottom &- top, width: ow, srcRowStep: sh &* w,
+                                          blocks: kw, blockStride: columns)
+                    }
+                    continue
+                }
                 for kj in 0..<kw {
                     let row = col + ((ch &* kh &+ ki) &* kw &+ kj) &* columns
                     let (lo, hi) = validRange(kj, pw, sw, w, ow)
@@ -199,6 +210,7 @@ extension Convolution {
         let top = rows.lowerBound, bottom = rows.upperBound
         let plane = rows.count &* ow, columns = count &* plane, inPlane = h &* w, sampleSize = dx.shape.count
         let base = dx.sample(first)
+        let unclipped = sw == 1 && pw == 0
         // Image-major so one image's input-gradient plane stays in L1 while all kh·kw rows are added onto it.
         for i in 0..<count {
             for ch in 0..<c {
@@ -207,6 +219,12 @@ extension Convolution {
                     let (ylo, yhi) = validRange(ki, ph, sh, h, oh)
                     let vlo = max(ylo, top), vhi = max(vlo, min(yhi, bottom))
                     guard vhi > vlo else { continue }
+                    if unclipped {
+                        let src = col + ((ch &* kh &+ ki) &* kw &* columns &+ i &* plane &+ (vlo &- top) &* ow)
+                        addShiftedBlocks(dstPlane + (vlo &* sh &- ph &+ ki) &* w, src, rows: vhi &- vlo, width: ow,
+                                         dstRowStep: sh &* w, blocks: kw, blockStride: columns)
+                        continue
+                    }
                     for kj in 0..<kw {
                         let (lo, hi) = validRange(kj, pw, sw, w, ow)
                         guard hi > lo else { continue }
