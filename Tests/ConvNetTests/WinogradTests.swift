@@ -109,6 +109,23 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// The input gradient is added to what dx holds (other consumers of the same input add theirs). The harness's
+    /// own check of that is below the 6×6 tiles' rounding bound, so here dx starts far above any gradient.
+    func testInputGradientAddsToWhatDxHolds() throws {
+        try forEachAlgorithm { algorithm in
+            for c in cases(algorithm) {
+                let h = try harness(c)
+                let y = h.runForward()
+                let dy = TensorStorage(batch: y.batch, shape: y.shape)
+                fillNormal(dy.tensor.data, count: dy.tensor.count, seed: 3)
+                let dx = h.inputGradients[0].tensor
+                dx.fill(1000)
+                h.layer.backward(h.inputs.map(\.tensor), y, dy.tensor, [dx], h.context)
+                XCTAssertTrue(dx.buffer.allSatisfy { $0 > 500 && $0 < 1500 }, "\(algorithm.name) \(c)")
+            }
+        }
+    }
+
     /// With a tiny tile budget every image is done in bands of tile rows (one, or two with a shorter last band):
     /// the results stay those of the definition and of im2col.
     func testLargeImagesInBandsOfTileRows() throws {

@@ -1,3 +1,5 @@
+import CKernels
+
 /// The 6×6-tile Winograd algorithms, F(4×4, 3×3) and F(2×2, 5×5), both on the points 0, ±1, ±2 and infinity (see
 /// `WinogradMatrices`), so both share one input transform Bᵀ:
 ///
@@ -61,7 +63,8 @@ typealias Four = (Lanes, Lanes, Lanes, Lanes)
 }
 
 extension WinogradConvolution {
-    /// Floats of one pass's scratch with 6×6 tiles: V and M (padded rows), then the padded input copy.
+    /// Floats of one pass's scratch with 6×6 tiles: V and M (padded rows), then the work band: the padded input
+    /// copy, later the output (or output gradient) band, channels innermost.
     func threadFloats6(tiles: Int, bandTileRows: Int) -> Int {
         36 * tiles * (lanesRoundUp(channelsPerGroup) + lanesRoundUp(outputsPerGroup)) + paddedFloats(bandTileRows)
     }
@@ -69,7 +72,8 @@ extension WinogradConvolution {
     private var paddedWidth: Int { tileColumns * outputTile + 6 - outputTile }
 
     private func paddedFloats(_ tileRows: Int) -> Int {
-        (tileRows * outputTile + 6 - outputTile) * paddedWidth * lanesRoundUp(channelsPerGroup)
+        let lanes = max(lanesRoundUp(channelsPerGroup), lanesRoundUp(outputsPerGroup))
+        return (tileRows * outputTile + 6 - outputTile) * paddedWidth * lanes
     }
 
     // MARK: The convolution and the weight gradient
@@ -79,6 +83,8 @@ extension WinogradConvolution {
     struct Pass {
         let first: Int, count: Int, rows: Range<Int>, group: Int, perImage: Int, tiles: Int
         let v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>
+        /// The work band (6×6 tiles only), free once V is in place.
+        var work: UnsafeMutablePointer<Float>? = nil
     }
 
     /// Calls `body` for every pass over `images` and every group, with V of x already in place.
@@ -94,7 +100,7 @@ extension WinogradConvolution {
                                     into: v + i * perImage * cp, xiStride: tiles * cp)
                 }
                 body(Pass(first: first, count: count, rows: rows, group: g, perImage: perImage, tiles: tiles, v: v,
-                          m: m))
+                          m: m, work: padded))
             }
         }
     }
@@ -116,7 +122,7 @@ extension WinogradConvolution {
             for i in 0..<pass.count {
                 transformOutput6(pass.m + i * pass.perImage * op, xiStride: tiles * op, bias: bias.map { $0 + g * og },
                                  rows: pass.rows, into: y + ((pass.first + i) * outputs + g * og) * outPlane,
-                                 accumulate: accumulate)
+                                 accumulate: accumulate, work: pass.work!)
             }
         }
     }
@@ -130,7 +136,8 @@ extension WinogradConvolution {
             let g = pass.group, tiles = pass.tiles
             for i in 0..<pass.count {
                 transformOutputGradient6(dy + ((pass.first + i) * outputs + g * og) * outPlane, rows: pass.rows,
-                                         into: pass.m + i * pass.perImage * op, xiStride: tiles * op)
+                                         into: pass.m + i * pass.perImage * op, xiStride: tiles * op,
+                                         work: pass.work!)
             }
             let dug = du + g * 36 * og * cg
             for xi in 0..<36 {
@@ -152,11 +159,10 @@ extension WinogradConvolution {
         let top = rows.lowerBound &* step &- p, bandRows = rows.count &* step &+ 6 &- step
         // The band channels-innermost, zero outside the image.
         work.update(repeating: 0, count: bandRows &* wp &* cp)
-        for c in 0..<cg {
-            for r in max(0, -top)..<min(bandRows, h &- top) {
-                let source = x + (c &* h &+ top &+ r) &* w, target = work + ((r &* wp &+ p) &* cp &+ c)
-                for column in 0..<w { target[column &* cp] = source[column] }
-            }
+        let first = max(0, -top), end = min(bandRows, h &- top)
+        if end > first {
+            dtrain_planes_to_lanes(x + (top &+ first) &* w, h &* w, w, work + (first &* wp &+ p) &* cp, cp, wp &* cp,
+                                   cg, end &- first, w)
         }
         withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 36) { buffer in
             let columns = buffer.baseAddress!   // (Bᵀ d)[i][s] at columns[s·6 + i]
@@ -193,65 +199,41 @@ extension WinogradConvolution {
     }
 
     /// y[o] (+)= Aᵀ M A (+ bias) for each tile in tile rows `rows` of one image and each filter of a group
-    /// (M[ξ][t][o], rows padded; `y` planar), clipped at the map's edge.
+    /// (M[ξ][t][o], rows padded; `y` planar): the tiles' m×m blocks go to the work band channels innermost, whole,
+    /// and the band to the planar maps in one pass, clipped at the map's edge.
     private func transformOutput6(_ m: UnsafePointer<Float>, xiStride: Int, bias: UnsafePointer<Float>?,
-                                  rows: Range<Int>, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                                  rows: Range<Int>, into y: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                  work: UnsafeMutablePointer<Float>) {
         let oh = outputHeight, ow = outputWidth, tw = tileColumns, step = outputTile, og = outputsPerGroup
-        let op = lanesRoundUp(og), outPlane = oh &* ow
-        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 40) { buffer in
-            let partial = buffer.baseAddress!, results = partial + 24   // (Aᵀ M)[a][j] at partial[a·6 + j]
+        let op = lanesRoundUp(og), bandRow = tw &* step &* op
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 24) { buffer in
+            let partial = buffer.baseAddress!   // (Aᵀ M)[a][j] at partial[a·6 + j]
             for ty in rows {
-                let rowsHere = min(step, oh &- ty &* step)
                 for tx in 0..<tw {
-                    let ox = tx &* step, columnsHere = min(step, ow &- ox)
                     let q = m + ((ty &- rows.lowerBound) &* tw &+ tx) &* op
+                    let offset: Int = (ty &- rows.lowerBound) &* step &* bandRow &+ tx &* step &* op
+                    let block = work + offset
                     var o = 0
                     while o < og {
-                        let count = min(8, og &- o)
                         for j in 0..<6 {
                             let a = outputTransform(six(q + (j &* xiStride &+ o), 6 &* xiStride))
                             partial[j] = a.0; partial[6 &+ j] = a.1; partial[12 &+ j] = a.2; partial[18 &+ j] = a.3
                         }
-                        let shift = bias.map { load($0 + o, count) } ?? Lanes()
+                        let shift = bias.map { load($0 + o, min(8, og &- o)) } ?? Lanes()
                         for a in 0..<step {
                             let r = outputTransform((partial[a &* 6], partial[a &* 6 &+ 1], partial[a &* 6 &+ 2],
                                                      partial[a &* 6 &+ 3], partial[a &* 6 &+ 4], partial[a &* 6 &+ 5]))
-                            results[a &* 4] = r.0 + shift; results[a &* 4 &+ 1] = r.1 + shift
-                            results[a &* 4 &+ 2] = r.2 + shift; results[a &* 4 &+ 3] = r.3 + shift
-                        }
-                        // Scatter the m×m block of each of the `count` filters: whole blocks row by row, the blocks
-                        // cut by the map's edge value by value.
-                        let values = UnsafeMutableRawPointer(results).assumingMemoryBound(to: Float.self)
-                        if rowsHere == step && columnsHere == step {
-                            for l in 0..<count {
-                                let target = y + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
-                                for a in 0..<step {
-                                    let line = target + a &* ow, source = values + (a &* 32 &+ l)
-                                    if accumulate {
-                                        line[0] += source[0]; line[1] += source[8]
-                                        if step == 4 { line[2] += source[16]; line[3] += source[24] }
-                                    } else {
-                                        line[0] = source[0]; line[1] = source[8]
-                                        if step == 4 { line[2] = source[16]; line[3] = source[24] }
-                                    }
-                                }
-                            }
-                        } else {
-                            for l in 0..<count {
-                                let target = y + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
-                                for a in 0..<rowsHere {
-                                    for b in 0..<columnsHere {
-                                        let value = values[(a &* 4 &+ b) &* 8 &+ l], index = a &* ow &+ b
-                                        if accumulate { target[index] += value } else { target[index] = value }
-                                    }
-                                }
-                            }
+                            let line = block + (a &* bandRow &+ o)
+                            store(r.0 + shift, line); store(r.1 + shift, line + op)
+                            if step == 4 { store(r.2 + shift, line + 2 &* op); store(r.3 + shift, line + 3 &* op) }
                         }
                         o &+= 8
                     }
                 }
             }
         }
+        let top = rows.lowerBound &* step, count = min(oh, rows.upperBound &* step) &- top
+        dtrain_lanes_to_planes(work, op, bandRow, y + top &* ow, oh &* ow, ow, og, count, ow, accumulate ? 1 : 0)
     }
 
     // MARK: dM = A dY Aᵀ
@@ -264,34 +246,30 @@ extension WinogradConvolution {
     }
 
     /// dM[ξ][t][o] = (A dy Aᵀ)_ξ for each m×m block of dy (planar, one image's filters of a group) in tile rows
-    /// `rows`, zero past the map's edge; rows padded with zeros.
+    /// `rows`, zero past the map's edge; rows padded with zeros. The band of dy goes to `work` channels innermost
+    /// first (zeros past the edge and the filters), so every block is whole vectors.
     private func transformOutputGradient6(_ dy: UnsafePointer<Float>, rows: Range<Int>,
-                                          into m: UnsafeMutablePointer<Float>, xiStride: Int) {
+                                          into m: UnsafeMutablePointer<Float>, xiStride: Int,
+                                          work: UnsafeMutablePointer<Float>) {
         let oh = outputHeight, ow = outputWidth, tw = tileColumns, step = outputTile, og = outputsPerGroup
-        let op = lanesRoundUp(og), outPlane = oh &* ow
-        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 16 + 24) { buffer in
-            // dy[a][b] at block[a·4 + b]; (A dy)[i][b] at columns[b·6 + i].
-            let block = buffer.baseAddress!, columns = block + 16
+        let op = lanesRoundUp(og), bandRow = tw &* step &* op
+        let top = rows.lowerBound &* step, count = min(oh, rows.upperBound &* step) &- top
+        work.update(repeating: 0, count: rows.count &* step &* bandRow)
+        dtrain_planes_to_lanes(dy + top &* ow, oh &* ow, ow, work, op, bandRow, og, count, ow)
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 24) { buffer in
+            let columns = buffer.baseAddress!   // (A dy)[i][b] at columns[b·6 + i]
             for ty in rows {
-                let rowsHere = min(step, oh &- ty &* step)
                 for tx in 0..<tw {
-                    let ox = tx &* step, columnsHere = min(step, ow &- ox)
                     let out = m + ((ty &- rows.lowerBound) &* tw &+ tx) &* op
+                    let offset: Int = (ty &- rows.lowerBound) &* step &* bandRow &+ tx &* step &* op
+                    let block = work + offset
                     var o = 0
                     while o < op {
-                        let count = max(0, min(8, og &- o))
-                        // A whole block of eight filters writes every value the transform reads.
-                        if count < 8 || rowsHere < step || columnsHere < step {
-                            block.update(repeating: Lanes(), count: 16)
-                        }
-                        for l in 0..<count {
-                            let source = dy + ((o &+ l) &* outPlane &+ (ty &* step) &* ow &+ ox)
-                            for a in 0..<rowsHere {
-                                for b in 0..<columnsHere { block[a &* 4 &+ b][l] = source[a &* ow &+ b] }
-                            }
-                        }
                         for b in 0..<step {
-                            let z = outputAdjoint((block[b], block[4 &+ b], block[8 &+ b], block[12 &+ b]))
+                            let column = block + (b &* op &+ o)
+                            let z = outputAdjoint((load(column), load(column + bandRow),
+                                                   step == 4 ? load(column + 2 &* bandRow) : Lanes(),
+                                                   step == 4 ? load(column + 3 &* bandRow) : Lanes()))
                             columns[b &* 6] = z.0; columns[b &* 6 &+ 1] = z.1; columns[b &* 6 &+ 2] = z.2
                             columns[b &* 6 &+ 3] = z.3; columns[b &* 6 &+ 4] = z.4; columns[b &* 6 &+ 5] = z.5
                         }
