@@ -137,6 +137,7 @@ final class PoolingTests: XCTestCase {
             ((3, 2), (1, 3), (1, 1), false, shape(1, 6, 9)),
             // wide rows take the vectorised path (stride 1 or 2) in the middle and the one-by-one path at the edges
             ((3, 3), (2, 2), (0, 0), false, shape(2, 7, 55)),  // AlexNet's 3/2
+            ((3, 3), (2, 2), (0, 0), false, shape(2, 5, 27)),  // 13 outputs: a block, an overlapping one, one left
             ((3, 3), (2, 2), (1, 1), true, shape(1, 6, 40)),
             ((3, 3), (1, 1), (1, 1), false, shape(2, 5, 21)),  // GoogLeNet's pool branch, 3/1 pad 1
             ((2, 3), (1, 1), (0, 1), false, shape(1, 4, 30)),

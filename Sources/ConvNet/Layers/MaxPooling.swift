@@ -62,9 +62,12 @@ public final class MaxPooling: Layer {
                     }
                     var j = 0
                     while j < ow {
-                        if j >= vectorLo && j &+ 8 <= vectorHi {
-                            // Eight outputs at once: one vector per window position, in row-major order.
-                            let first = j &* sw &- pw
+                        if j >= vectorLo && j < vectorHi && vectorHi &- vectorLo >= 8 {
+                            // Eight outputs at once: one vector per window position, in row-major order. The last
+                            // block of a row ends at vectorHi, overlapping the one before (same values written
+                            // twice), so only the columns past vectorHi go one by one (AlexNet's 13-wide rows).
+                            let start = min(j, vectorHi &- 8)
+                            let first = start &* sw &- pw
                             var top = SIMD8<Float>(repeating: -.infinity)
                             var index = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: ylo &* inW &+ first))
                                 &+ laneOffsets
@@ -81,9 +84,9 @@ public final class MaxPooling: Layer {
                                     index.replace(with: SIMD8<Int32>(repeating: position) &+ laneOffsets, where: take)
                                 }
                             }
-                            UnsafeMutableRawPointer(best + j).storeBytes(of: top, as: SIMD8<Float>.self)
-                            UnsafeMutableRawPointer(at + j).storeBytes(of: index, as: SIMD8<Int32>.self)
-                            j &+= 8
+                            UnsafeMutableRawPointer(best + start).storeBytes(of: top, as: SIMD8<Float>.self)
+                            UnsafeMutableRawPointer(at + start).storeBytes(of: index, as: SIMD8<Int32>.self)
+                            j = start &+ 8
                         } else {
                             // One output whose window may be clipped by the padding or the edge.
                             let (xlo, xhi) = w.columns(j)
