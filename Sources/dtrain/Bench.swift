@@ -40,7 +40,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Run the small-batch fully connected products on the AVX2 kernels even on an AVX-512 processor.")
     var noAvx512 = false
 
-    @Option(help: "Winograd output tile of 3×3 convolutions, 2 or 4 (default: 2).")
+    @Option(help: "Winograd output tile of 3×3 convolutions, 2 or 4 (default: 4).")
     var winogradTile: Int?
 
     @OptionGroup var kernels: KernelOptions
