@@ -54,6 +54,12 @@ if section peer; then
             done
         done
     done
+    # The denominator of the direct-FLOP limit as the issue defines it: shared/bench/peak_flops, same sitting
+    # (dtrain bench prints its own probe's figure; the two agree within a few percent).
+    if [[ -f $peer/peak_flops.c ]] && command -v gcc >/dev/null; then
+        gcc -O2 -fopenmp -o "$tmp/peak_flops" "$peer/peak_flops.c" \
+            && for ((r = 1; r <= runs; r++)); do OMP_NUM_THREADS=1 "$tmp/peak_flops" | grep AVX; done
+    fi
 fi
 
 if section scaling; then
