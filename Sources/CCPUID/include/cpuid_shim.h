@@ -15,7 +15,7 @@ typedef struct {
 dtrain_cpu_features dtrain_read_cpu_features(void);
 
 // Single-precision multiply-add rate of the calling thread, in GFLOP/s: the best 20 ms window of `seconds` of
-// independent fused multiply-adds (12 accumulators, enough to cover the FMA latency on every core seen). The AVX-512 variant is compiled
-// for AVX-512 with a target attribute and may only be called where the processor has it.
+// independent fused multiply-adds (12 accumulators, enough to cover the FMA latency on every core seen). The AVX-512
+// variant is compiled for AVX-512 with a target attribute and may only be called where the processor has it.
 double dtrain_fma_peak_avx2(double seconds);
 double dtrain_fma_peak_avx512(double seconds);
