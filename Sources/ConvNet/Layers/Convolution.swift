@@ -6,10 +6,11 @@ import CBLAS
 /// forward:  im2col lays a chunk of images out as columns, then per group one sgemm: Y_g = W_g · col_g.
 /// backward: dW_g += dY_g · col_gᵀ,  db += Σ dY,  dcol_g = W_gᵀ · dY_g, then col2im adds dcol into dx.
 /// Chunks of several images make one wide GEMM out of many small ones (LeNet's 24×24 maps); an image too large for
-/// the L2 budget is done in bands of output rows (AlexNet's conv1); a 1×1 stride-1 convolution of one image needs no
-/// im2col at all: the image is already its column matrix. With several threads each takes a slice of the batch.
-/// The im2col path is in `Convolution+Im2col.swift`, the Winograd path in `Convolution+Winograd.swift`; the members
-/// both read are internal for them.
+/// the L2 budget is done in bands of output rows (AlexNet's conv1 on im2col); a 1×1 stride-1 convolution of one
+/// image needs no im2col at all: the image is already its column matrix. With several threads each takes a slice
+/// of the batch.
+/// The im2col path is in `Convolution+Im2col.swift`, the Winograd path in `Convolution+Winograd.swift`, strided layers
+/// run as stride-1 ones (space-to-depth) in `Convolution+SpaceToDepth.swift`; the members they read are internal.
 public final class Convolution: Layer {
     public let name: String
     public let type = "conv"
@@ -40,9 +41,9 @@ public final class Convolution: Layer {
     private let kernels: KernelChoices
 
     /// Stride-1 layers of at least 16 channels and filters per group run forward, input gradient and weight gradient
-    /// on Winograd's algorithms (see `WinogradConvolution`): 3×3 kernels (padding 0 or 1) on F(2×2, 3×3), or
-    /// F(4×4, 3×3) on request, and 5×5 kernels (padding up to 2) on F(2×2, 5×5); unless `KernelChoices.winograd`
-    /// is off.
+    /// on Winograd's algorithms (see `WinogradConvolution`): 3×3 kernels (padding 0 or 1) on F(4×4, 3×3), or
+    /// F(2×2, 3×3) on request, and 5×5 kernels (padding up to 2) on F(2×2, 5×5); strided layers whose
+    /// space-to-depth form is such a 3×3 layer run on that form; unless `KernelChoices.winograd` is off.
     let winograd: WinogradConvolution?
     /// The input gradient as a convolution of dy: rotated filters, channel axes swapped, padding 2 − p.
     let winogradGradient: WinogradConvolution?
