@@ -55,40 +55,37 @@ struct SpaceToDepth {
 
     /// x' of one image from x of the same image.
     func rearrange(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        let s = stride, plane = depthHeight &* depthWidth
-        for c in 0..<channels {
-            for a in 0..<s {
-                for b in 0..<s {
-                    let dst = out + ((c &* s &+ a) &* s &+ b) &* plane, valid = columns(b)
-                    for i in 0..<depthHeight {
-                        let row = dst + i &* depthWidth
-                        guard let r = sourceRow(i, a) else {
-                            row.update(repeating: 0, count: depthWidth)
-                            continue
-                        }
-                        let offset: Int = (c &* height &+ r) &* width &+ b &- padding
-                        let src = x + offset
-                        for j in 0..<valid.lowerBound { row[j] = 0 }
-                        for j in valid { row[j] = src[s &* j] }
-                        for j in valid.upperBound..<depthWidth { row[j] = 0 }
-                    }
-                }
-            }
+        forEachRow { depthRow, source, valid in
+            let row = out + depthRow
+            guard let source else { return row.update(repeating: 0, count: depthWidth) }
+            let src = x + source
+            for j in 0..<valid.lowerBound { row[j] = 0 }
+            for j in valid { row[j] = src[stride &* j] }
+            for j in valid.upperBound..<depthWidth { row[j] = 0 }
         }
     }
 
     /// dx += the rearranged input gradient dx' of one image, mapped back (the adjoint of `rearrange`).
     func addInputGradient(_ depth: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+        forEachRow { depthRow, source, valid in
+            guard let source else { return }
+            let row = depth + depthRow, dst = dx + source
+            for j in valid { dst[stride &* j] += row[j] }
+        }
+    }
+
+    /// `body(depthRow, source, valid)` for every row of the rearranged image: the offset of the row, the offset of
+    /// column j = 0 of its source row (nil past the image; the column read at j is source + s·j), and the columns j
+    /// that lie inside the image.
+    @inline(__always) private func forEachRow(_ body: (Int, Int?, Range<Int>) -> Void) {
         let s = stride, plane = depthHeight &* depthWidth
         for c in 0..<channels {
             for a in 0..<s {
                 for b in 0..<s {
-                    let src = depth + ((c &* s &+ a) &* s &+ b) &* plane, valid = columns(b)
+                    let first = ((c &* s &+ a) &* s &+ b) &* plane, valid = columns(b)
                     for i in 0..<depthHeight {
-                        guard let r = sourceRow(i, a) else { continue }
-                        let offset: Int = (c &* height &+ r) &* width &+ b &- padding
-                        let row = src + i &* depthWidth, dst = dx + offset
-                        for j in valid { dst[s &* j] += row[j] }
+                        let source = sourceRow(i, a).map { r -> Int in (c &* height &+ r) &* width &+ b &- padding }
+                        body(first &+ i &* depthWidth, source, valid)
                     }
                 }
             }
